@@ -1,0 +1,431 @@
+//! carehub's durable store: versioned FHIR resources with full history, tombstones for deletes,
+//! optimistic locking, search indexes and atomic multi-resource writes, on SQLite (embedded) or
+//! PostgreSQL, through one code path on sqlx's `Any` driver.
+//!
+//! **Architecture Invariant:** this crate is the only one that speaks SQL. It receives resources
+//! as JSON values and their search index entries already extracted; it knows FHIR only as far as
+//! ids, versions and the search data model of `carehub_fhir::search`.
+//!
+//! Writes go through one writer task per store ([`writer`]), which runs many callers' units of
+//! work in one database transaction, each inside its own savepoint, and commits them together:
+//! group commit, so durable throughput is bounded by the disk's fsync rate divided by the batch,
+//! not by one fsync per request. A caller hears back only after the commit.
+
+mod schema;
+mod search;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+pub use schema::Dialect;
+pub use search::{SearchPage, SearchResult, decode_cursor};
+pub use writer::{BoxFuture, Expect, Tx};
+
+pub mod testing;
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The resource does not exist (never did).
+    #[error("{resource_type}/{id} is not known")]
+    NotFound {
+        /// The resource type.
+        resource_type: String,
+        /// The id.
+        id: String,
+    },
+    /// The resource was deleted; `version` is the tombstone's version.
+    #[error("{resource_type}/{id} was deleted")]
+    Gone {
+        /// The resource type.
+        resource_type: String,
+        /// The id.
+        id: String,
+        /// The version of the deletion.
+        version: i64,
+    },
+    /// An `If-Match` precondition failed: the resource has another version now.
+    #[error(
+        "version conflict on {resource_type}/{id}: expected version {expected}, current is {current}"
+    )]
+    VersionConflict {
+        /// The resource type.
+        resource_type: String,
+        /// The id.
+        id: String,
+        /// What the client expected.
+        expected: i64,
+        /// What is stored.
+        current: i64,
+    },
+    /// A create named an id that exists already.
+    #[error("{resource_type}/{id} already exists")]
+    AlreadyExists {
+        /// The resource type.
+        resource_type: String,
+        /// The id.
+        id: String,
+    },
+    /// A paging cursor could not be read.
+    #[error("the paging cursor is not valid: {0}")]
+    BadCursor(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    /// The writer task has stopped (the store is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+    /// The database could not be reached for a write; nothing was written.
+    #[error("the database is not available; nothing was written")]
+    Unavailable,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        StoreError::Database(Arc::new(err))
+    }
+}
+
+/// Result alias for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The resource type.
+    pub resource_type: String,
+    /// The id.
+    pub id: String,
+    /// The version number, from 1.
+    pub version: i64,
+    /// When it was written, in microseconds since the epoch.
+    pub last_updated: i64,
+    /// The JSON as stored (with `id` and `meta` set), or `None` for a deletion.
+    pub body: Option<String>,
+}
+
+impl Versioned {
+    /// Whether this version is a deletion.
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// Where a store lives and how many connections it may use.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// Pool size for reads (the writer holds one more).
+    pub max_connections: u32,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    writer: writer::Handle,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(config: &StoreConfig) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if config.url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let options = AnyConnectOptions::from_str(&config.url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .min_connections(1)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the writer; FULL syncs the WAL on every
+                        // commit, so an acknowledged write survives a crash or power cut.
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536; \
+                             PRAGMA temp_store = MEMORY;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        migrate(&pool, dialect).await?;
+        let writer = writer::spawn(pool.clone(), dialect);
+        Ok(Store {
+            pool,
+            dialect,
+            writer,
+        })
+    }
+
+    /// The dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Runs a unit of work atomically through the group-committing writer. The closure runs inside
+    /// a savepoint: if it returns an error, everything it wrote is undone and the error returned;
+    /// if it returns `Ok`, its writes are committed (with others') before this call returns.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx<'_>) -> writer::BoxFuture<'t, Result<T, E>> + Send + 'static,
+    {
+        self.writer.run(work).await
+    }
+
+    /// The current version of a resource, including a tombstone if it was deleted.
+    pub async fn read(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Versioned>> {
+        let row = sqlx::query(
+            "SELECT c.version, c.last_updated, h.body FROM current c \
+             JOIN history h ON h.seq = c.seq \
+             WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
+        )
+        .bind(base)
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| versioned_from_row(&row, resource_type, id, 0))
+            .transpose()
+    }
+
+    /// One version of a resource.
+    pub async fn vread(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<Versioned>> {
+        let row = sqlx::query(
+            "SELECT h.version, h.last_updated, h.body FROM current c \
+             JOIN history h ON h.rid = c.rid \
+             WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3 AND h.version = $4",
+        )
+        .bind(base)
+        .bind(resource_type)
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| versioned_from_row(&row, resource_type, id, 0))
+            .transpose()
+    }
+
+    /// History, newest first: of one resource (type and id), of a type (type only), or of the
+    /// whole base. `since` keeps versions written at or after it (microseconds); `before_seq`
+    /// continues a page; at most `limit` entries, plus the `seq` to continue from.
+    pub async fn history(
+        &self,
+        request: &HistoryRequest<'_>,
+    ) -> Result<(Vec<Versioned>, Option<i64>)> {
+        let mut sql = String::from(
+            "SELECT h.version, h.last_updated, h.body, c.rtype, c.id, h.seq FROM history h \
+             JOIN current c ON c.rid = h.rid WHERE c.base = $1",
+        );
+        let mut next = 2;
+        let mut push = |clause: &str, sql: &mut String| {
+            sql.push_str(&clause.replace('?', &format!("${next}")));
+            next += 1;
+        };
+        if request.resource_type.is_some() {
+            push(" AND c.rtype = ?", &mut sql);
+        }
+        if request.id.is_some() {
+            push(" AND c.id = ?", &mut sql);
+        }
+        if request.since.is_some() {
+            push(" AND h.last_updated >= ?", &mut sql);
+        }
+        if request.before_seq.is_some() {
+            push(" AND h.seq < ?", &mut sql);
+        }
+        sql.push_str(" ORDER BY h.seq DESC LIMIT ");
+        sql.push_str(&(request.limit + 1).to_string());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(request.base);
+        if let Some(resource_type) = request.resource_type {
+            query = query.bind(resource_type);
+        }
+        if let Some(id) = request.id {
+            query = query.bind(id);
+        }
+        if let Some(since) = request.since {
+            query = query.bind(since);
+        }
+        if let Some(before) = request.before_seq {
+            query = query.bind(before);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut next_seq = None;
+        for (index, row) in rows.iter().enumerate() {
+            if index == request.limit {
+                next_seq = entries.last().map(|(_, seq)| *seq);
+                break;
+            }
+            let resource_type: String = row.try_get(3)?;
+            let id: String = row.try_get(4)?;
+            let seq: i64 = row.try_get(5)?;
+            entries.push((versioned_from_row(row, &resource_type, &id, 0)?, seq));
+        }
+        Ok((entries.into_iter().map(|(v, _)| v).collect(), next_seq))
+    }
+
+    /// Runs a search; see [`search`] for the SQL it becomes.
+    pub async fn search(
+        &self,
+        base: &str,
+        query: &carehub_fhir::search::SearchQuery,
+    ) -> Result<SearchPage> {
+        let mut conn = self.pool.acquire().await?;
+        search::run(&mut conn, self.dialect, base, query).await
+    }
+
+    /// Counts the live resources of a type (for `_summary=count` on an unfiltered search and for
+    /// start-up reporting).
+    pub async fn count(&self, base: &str, resource_type: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM current WHERE base = $1 AND rtype = $2 AND deleted = 0",
+        )
+        .bind(base)
+        .bind(resource_type)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Checks that the database answers (for health endpoints).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Waits for queued writes and closes the connections.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}
+
+/// Which history to list.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRequest<'a> {
+    /// The FHIR base.
+    pub base: &'a str,
+    /// Restrict to a type.
+    pub resource_type: Option<&'a str>,
+    /// Restrict to one resource (with `resource_type`).
+    pub id: Option<&'a str>,
+    /// Only versions written at or after this instant (microseconds).
+    pub since: Option<i64>,
+    /// Continue below this history position.
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Builds a [`Versioned`] from columns `version, last_updated, body` starting at `offset`.
+pub(crate) fn versioned_from_row(
+    row: &sqlx::any::AnyRow,
+    resource_type: &str,
+    id: &str,
+    offset: usize,
+) -> Result<Versioned> {
+    Ok(Versioned {
+        resource_type: resource_type.to_owned(),
+        id: id.to_owned(),
+        version: row.try_get(offset)?,
+        last_updated: row.try_get(offset + 1)?,
+        body: row.try_get(offset + 2)?,
+    })
+}
+
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS carehub_schema (version BIGINT NOT NULL)")
+        .execute(&mut *conn)
+        .await?;
+    let applied: Option<i64> = sqlx::query("SELECT MAX(version) FROM carehub_schema")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let applied = applied.unwrap_or(0);
+    for (index, migration) in dialect.migrations().iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= applied {
+            continue;
+        }
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+        let result = async {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*migration))
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("INSERT INTO carehub_schema (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *conn)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+            }
+            Err(err) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+                return Err(err.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The JSON of a resource with `id`, `meta.versionId` and `meta.lastUpdated` set as stored.
+pub fn stamp(resource: &mut Value, id: &str, version: i64, last_updated: i64) {
+    let Some(object) = resource.as_object_mut() else {
+        return;
+    };
+    // Rebuild so that resourceType, id and meta come first, as readers expect.
+    let mut stamped = serde_json::Map::with_capacity(object.len() + 2);
+    if let Some(resource_type) = object.remove("resourceType") {
+        stamped.insert("resourceType".into(), resource_type);
+    }
+    object.remove("id");
+    stamped.insert("id".into(), Value::String(id.to_owned()));
+    let mut meta = match object.remove("meta") {
+        Some(Value::Object(meta)) => meta,
+        _ => serde_json::Map::new(),
+    };
+    meta.insert("versionId".into(), Value::String(version.to_string()));
+    meta.insert(
+        "lastUpdated".into(),
+        Value::String(carehub_fhir::datetime::format_instant(last_updated)),
+    );
+    stamped.insert("meta".into(), Value::Object(meta));
+    for (key, value) in std::mem::take(object) {
+        stamped.insert(key, value);
+    }
+    *object = stamped;
+}

@@ -1,0 +1,548 @@
+//! The single writer with group commit.
+//!
+//! Callers send units of work (closures over a [`Tx`]) on a channel. The writer takes whatever is
+//! queued (up to [`MAX_BATCH`]), opens one database transaction, runs each unit inside its own
+//! savepoint (rolling back only that unit if it fails), commits once, and only then tells each
+//! caller its result. Under load many requests share one fsync; with one client it is an ordinary
+//! transaction per request. One writer also serialises conflicting writes on SQLite, which
+//! allows only one writer at a time anyway; on PostgreSQL, where several carehub nodes may write,
+//! correctness rests on the version checks and unique keys below, not on the single writer.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use carehub_fhir::search::{IndexEntry, IndexValue, SearchQuery};
+use serde_json::Value;
+use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::schema::Dialect;
+use crate::{Result, StoreError, Versioned, stamp};
+
+/// How many units of work one commit may carry.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A boxed future borrowing the transaction.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a unit of work reports to the writer: whether to keep its writes, and how to tell its
+/// caller the outcome once the commit has (or has not) happened.
+type Finish = Box<dyn FnOnce(Option<StoreError>) + Send>;
+type Job = Box<dyn for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, (bool, Finish)> + Send>;
+
+/// Sends work to the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The version a write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (or nothing).
+    Any,
+    /// Nothing live: a create (a deleted resource may be recreated).
+    Absent,
+    /// Exactly this version (`If-Match`).
+    Version(i64),
+}
+
+/// A unit of work's view of the open transaction.
+pub struct Tx<'c> {
+    conn: &'c mut AnyConnection,
+    dialect: Dialect,
+    /// The last `last_updated` given out, so timestamps strictly increase within a store.
+    clock: &'c mut i64,
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("dialect", &self.dialect)
+            .finish()
+    }
+}
+
+impl Handle {
+    pub(crate) async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            Box::pin(async move {
+                let result = work(tx).await;
+                let keep = result.is_ok();
+                let finish: Finish = Box::new(move |commit_error| {
+                    let outcome = match (result, commit_error) {
+                        (Ok(_), Some(err)) => Err(E::from(err)),
+                        (result, _) => result,
+                    };
+                    // The caller may have gone away (client disconnected); nothing to do then.
+                    let _ = reply.send(outcome);
+                });
+                (keep, finish)
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?;
+        answer.await.map_err(|_| E::from(StoreError::Unavailable))?
+    }
+
+    pub(crate) async fn close(&self) {
+        // Dropping the last sender stops the writer once the queue is drained; callers hold
+        // clones, so wait for the channel to empty instead.
+        while self.jobs.capacity() < self.jobs.max_capacity() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+pub(crate) fn spawn(pool: AnyPool, dialect: Dialect) -> Handle {
+    let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+    tokio::spawn(run_writer(pool, dialect, queue));
+    Handle { jobs }
+}
+
+async fn run_writer(pool: AnyPool, dialect: Dialect, mut queue: mpsc::Receiver<Job>) {
+    let mut clock = 0i64;
+    let mut connection: Option<PoolConnection<Any>> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let conn = match connection.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        };
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::error!(error = %err, "store writer cannot get a connection");
+                // Dropping the jobs answers their callers with `Unavailable`.
+                batch.clear();
+                continue;
+            }
+        };
+        match run_batch(&mut conn, dialect, &mut clock, &mut batch).await {
+            Ok(()) => connection = Some(conn),
+            // A connection that failed mid-transaction is dropped rather than reused.
+            Err(err) => tracing::error!(error = %err, "store commit failed"),
+        }
+    }
+}
+
+async fn run_batch(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    clock: &mut i64,
+    batch: &mut Vec<Job>,
+) -> std::result::Result<(), sqlx::Error> {
+    let begin = match dialect {
+        // IMMEDIATE takes the write lock now, so a unit never fails half-way on a lock upgrade.
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    };
+    if let Err(err) = sqlx::raw_sql(begin).execute(&mut *conn).await {
+        batch.clear();
+        return Err(err);
+    }
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        if let Err(err) = sqlx::raw_sql("SAVEPOINT unit").execute(&mut *conn).await {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            let error = StoreError::from(err);
+            for finish in finishes {
+                finish(Some(error.clone()));
+            }
+            return Err(sqlx::Error::Protocol("savepoint failed".into()));
+        }
+        let mut tx = Tx {
+            conn: &mut *conn,
+            dialect,
+            clock: &mut *clock,
+        };
+        let (keep, finish) = job(&mut tx).await;
+        let end = if keep {
+            "RELEASE SAVEPOINT unit"
+        } else {
+            "ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit"
+        };
+        if let Err(err) = sqlx::raw_sql(end).execute(&mut *conn).await {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            let error = StoreError::from(err);
+            finish(Some(error.clone()));
+            for finish in finishes {
+                finish(Some(error.clone()));
+            }
+            return Err(sqlx::Error::Protocol("savepoint release failed".into()));
+        }
+        finishes.push(finish);
+    }
+    let commit = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
+    let error = commit.as_ref().err().map(|err| {
+        StoreError::Database(std::sync::Arc::new(sqlx::Error::Protocol(format!(
+            "commit failed: {err}"
+        ))))
+    });
+    for finish in finishes {
+        finish(error.clone());
+    }
+    commit.map(|_| ())
+}
+
+/// The current row of a resource, if it has one.
+struct CurrentRow {
+    rid: i64,
+    version: i64,
+    deleted: bool,
+}
+
+impl Tx<'_> {
+    fn now(&mut self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        // Strictly increasing, so `_since` and history order never tie or go backwards.
+        *self.clock = wall.max(*self.clock + 1);
+        *self.clock
+    }
+
+    async fn current_row(
+        &mut self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<CurrentRow>> {
+        let row = sqlx::query(
+            "SELECT rid, version, deleted FROM current WHERE base = $1 AND rtype = $2 AND id = $3",
+        )
+        .bind(base)
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(CurrentRow {
+                rid: row.try_get(0)?,
+                version: row.try_get(1)?,
+                deleted: row.try_get::<i64, _>(2)? != 0,
+            }),
+            None => None,
+        })
+    }
+
+    /// The current version of a resource as this transaction sees it.
+    pub async fn read(
+        &mut self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Versioned>> {
+        let row = sqlx::query(
+            "SELECT c.version, c.last_updated, h.body FROM current c JOIN history h ON h.seq = c.seq \
+             WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
+        )
+        .bind(base)
+        .bind(resource_type)
+        .bind(id)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|row| crate::versioned_from_row(&row, resource_type, id, 0))
+            .transpose()
+    }
+
+    /// Writes a new version of a resource (creating it if needed), with its index entries, and
+    /// returns what was stored. `resource` gets its `id` and `meta` stamped.
+    pub async fn put(
+        &mut self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        mut resource: Value,
+        index: &[IndexEntry],
+        expect: Expect,
+    ) -> Result<Versioned> {
+        let current = self.current_row(base, resource_type, id).await?;
+        let previous = current.as_ref().map(|c| c.version).unwrap_or(0);
+        match (expect, &current) {
+            (Expect::Absent, Some(row)) if !row.deleted => {
+                return Err(StoreError::AlreadyExists {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                });
+            }
+            (Expect::Version(expected), _) if expected != previous => {
+                return Err(StoreError::VersionConflict {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                    expected,
+                    current: previous,
+                });
+            }
+            _ => {}
+        }
+        let version = previous + 1;
+        let last_updated = self.now();
+        stamp(&mut resource, id, version, last_updated);
+        let body = serde_json::to_string(&resource).map_err(|err| {
+            StoreError::Database(std::sync::Arc::new(sqlx::Error::Protocol(err.to_string())))
+        })?;
+        let rid = self
+            .write_version(
+                base,
+                resource_type,
+                id,
+                current.map(|c| c.rid),
+                version,
+                last_updated,
+                Some(&body),
+            )
+            .await?;
+        self.replace_index(rid, index).await?;
+        Ok(Versioned {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            last_updated,
+            body: Some(body),
+        })
+    }
+
+    /// Deletes a resource, leaving a tombstone version. Returns the tombstone, or `None` when
+    /// there was nothing live to delete (deleting is idempotent).
+    pub async fn delete(
+        &mut self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        expect: Expect,
+    ) -> Result<Option<Versioned>> {
+        let Some(current) = self.current_row(base, resource_type, id).await? else {
+            return Ok(None);
+        };
+        if let Expect::Version(expected) = expect
+            && expected != current.version
+        {
+            return Err(StoreError::VersionConflict {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                expected,
+                current: current.version,
+            });
+        }
+        if current.deleted {
+            return Ok(None);
+        }
+        let version = current.version + 1;
+        let last_updated = self.now();
+        let rid = self
+            .write_version(
+                base,
+                resource_type,
+                id,
+                Some(current.rid),
+                version,
+                last_updated,
+                None,
+            )
+            .await?;
+        self.replace_index(rid, &[]).await?;
+        Ok(Some(Versioned {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            last_updated,
+            body: None,
+        }))
+    }
+
+    /// The ids of live resources matching a search (for conditional create, update and delete,
+    /// and conditional references in transactions), at most `limit`.
+    pub async fn search_ids(
+        &mut self,
+        base: &str,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut query = query.clone();
+        query.count = limit;
+        query.include.clear();
+        query.revinclude.clear();
+        query.total = carehub_fhir::search::Total::None;
+        let page = crate::search::run(&mut *self.conn, self.dialect, base, &query).await?;
+        Ok(page.matches.into_iter().map(|m| m.resource.id).collect())
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row's columns; a struct would only rename them"
+    )]
+    async fn write_version(
+        &mut self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        rid: Option<i64>,
+        version: i64,
+        last_updated: i64,
+        body: Option<&str>,
+    ) -> Result<i64> {
+        let deleted = i64::from(body.is_none());
+        let rid = match rid {
+            Some(rid) => rid,
+            None => {
+                // The seq is filled in below, once the history row exists.
+                let row = sqlx::query(
+                    "INSERT INTO current (base, rtype, id, version, seq, last_updated, deleted) \
+                     VALUES ($1, $2, $3, $4, 0, $5, $6) RETURNING rid",
+                )
+                .bind(base)
+                .bind(resource_type)
+                .bind(id)
+                .bind(version)
+                .bind(last_updated)
+                .bind(deleted)
+                .fetch_one(&mut *self.conn)
+                .await
+                .map_err(|err| match &err {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        StoreError::AlreadyExists {
+                            resource_type: resource_type.to_owned(),
+                            id: id.to_owned(),
+                        }
+                    }
+                    _ => StoreError::from(err),
+                })?;
+                row.try_get(0)?
+            }
+        };
+        let row = sqlx::query(
+            "INSERT INTO history (rid, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        )
+        .bind(rid)
+        .bind(version)
+        .bind(last_updated)
+        .bind(deleted)
+        .bind(body)
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(|err| match &err {
+            // Another node wrote the same version first (PostgreSQL, several writers).
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::VersionConflict {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                expected: version - 1,
+                current: version,
+            },
+            _ => StoreError::from(err),
+        })?;
+        let seq: i64 = row.try_get(0)?;
+        let updated = sqlx::query(
+            "UPDATE current SET version = $1, seq = $2, last_updated = $3, deleted = $4 \
+             WHERE rid = $5 AND version <= $1",
+        )
+        .bind(version)
+        .bind(seq)
+        .bind(last_updated)
+        .bind(deleted)
+        .bind(rid)
+        .execute(&mut *self.conn)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::VersionConflict {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                expected: version - 1,
+                current: version,
+            });
+        }
+        Ok(rid)
+    }
+
+    async fn replace_index(&mut self, rid: i64, index: &[IndexEntry]) -> Result<()> {
+        for table in [
+            "DELETE FROM idx_token WHERE rid = $1",
+            "DELETE FROM idx_string WHERE rid = $1",
+            "DELETE FROM idx_reference WHERE rid = $1",
+            "DELETE FROM idx_date WHERE rid = $1",
+            "DELETE FROM idx_number WHERE rid = $1",
+            "DELETE FROM idx_quantity WHERE rid = $1",
+            "DELETE FROM idx_uri WHERE rid = $1",
+        ] {
+            sqlx::query(table)
+                .bind(rid)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        for entry in index {
+            let param = entry.param.as_str();
+            let query = match &entry.value {
+                IndexValue::Token { system, code, text } => sqlx::query(
+                    "INSERT INTO idx_token (rid, param, system, code, text) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(rid)
+                .bind(param)
+                .bind(system.as_deref())
+                .bind(code.as_deref())
+                .bind(text.as_deref()),
+                IndexValue::String { normalized, exact } => {
+                    sqlx::query("INSERT INTO idx_string (rid, param, norm, exact) VALUES ($1, $2, $3, $4)")
+                        .bind(rid)
+                        .bind(param)
+                        .bind(normalized.as_str())
+                        .bind(exact.as_str())
+                }
+                IndexValue::Reference { resource_type, id, url } => sqlx::query(
+                    "INSERT INTO idx_reference (rid, param, target_type, target_id, url) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(rid)
+                .bind(param)
+                .bind(resource_type.as_deref())
+                .bind(id.as_deref())
+                .bind(url.as_deref()),
+                IndexValue::Date { low, high } => {
+                    sqlx::query("INSERT INTO idx_date (rid, param, low, high) VALUES ($1, $2, $3, $4)")
+                        .bind(rid)
+                        .bind(param)
+                        .bind(*low)
+                        .bind(*high)
+                }
+                IndexValue::Number { low, high } => {
+                    sqlx::query("INSERT INTO idx_number (rid, param, low, high) VALUES ($1, $2, $3, $4)")
+                        .bind(rid)
+                        .bind(param)
+                        .bind(*low)
+                        .bind(*high)
+                }
+                IndexValue::Quantity { system, code, low, high } => sqlx::query(
+                    "INSERT INTO idx_quantity (rid, param, system, code, low, high) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(rid)
+                .bind(param)
+                .bind(system.as_deref())
+                .bind(code.as_deref())
+                .bind(*low)
+                .bind(*high),
+                IndexValue::Uri(uri) => sqlx::query("INSERT INTO idx_uri (rid, param, uri) VALUES ($1, $2, $3)")
+                    .bind(rid)
+                    .bind(param)
+                    .bind(uri.as_str()),
+            };
+            query.execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+}
