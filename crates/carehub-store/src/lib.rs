@@ -199,7 +199,7 @@ impl Store {
     ) -> Result<Option<Versioned>> {
         let row = sqlx::query(
             "SELECT c.version, c.last_updated, h.body FROM current c \
-             JOIN history h ON h.seq = c.seq \
+             JOIN history h ON h.rid = c.rid AND h.version = c.version \
              WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
         )
         .bind(base)

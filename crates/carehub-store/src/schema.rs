@@ -24,8 +24,8 @@ impl Dialect {
 }
 
 /// Shared shape, spelled per dialect:
-/// - `current`: one row per resource (`rid`), its newest version and where that version is in
-///   `history` (`seq`), with `deleted` set when the newest version is a tombstone.
+/// - `current`: one row per resource (`rid`) with its newest version number, `deleted` set when
+///   that version is a tombstone.
 /// - `history`: every version ever written, in write order (`seq` is the global history order
 ///   that system history and `_since` follow). `body` is the JSON, null for deletes.
 /// - `idx_*`: search index rows of the current version of each live resource.
@@ -36,7 +36,6 @@ CREATE TABLE current (
     rtype TEXT NOT NULL,
     id TEXT NOT NULL,
     version INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
     last_updated INTEGER NOT NULL,
     deleted INTEGER NOT NULL,
     UNIQUE (base, rtype, id)
@@ -83,7 +82,6 @@ CREATE TABLE current (
     rtype TEXT NOT NULL,
     id TEXT COLLATE "C" NOT NULL,
     version BIGINT NOT NULL,
-    seq BIGINT NOT NULL,
     last_updated BIGINT NOT NULL,
     deleted BIGINT NOT NULL,
     UNIQUE (base, rtype, id)

@@ -244,7 +244,7 @@ pub(crate) async fn run(
     let mut text = std::mem::take(&mut sql.text);
     text.insert_str(0, &select);
     sql.text = text;
-    sql.push(" FROM current c JOIN history h ON h.seq = c.seq WHERE ");
+    sql.push(" FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version WHERE ");
     where_clause(&mut sql, base, query)?;
 
     let forward = cursor.as_ref().is_none_or(|c| c.forward);
@@ -834,7 +834,7 @@ async fn include(
                 "SELECT t.rtype, t.id, t.version, t.last_updated, h.body FROM current s \
                  JOIN idx_reference r ON r.rid = s.rid \
                  JOIN current t ON t.base = s.base AND t.rtype = r.target_type AND t.id = r.target_id \
-                 JOIN history h ON h.seq = t.seq WHERE t.deleted = 0 AND s.base = ",
+                 JOIN history h ON h.rid = t.rid AND h.version = t.version WHERE t.deleted = 0 AND s.base = ",
             );
             sql.text(base);
             sql.push(" AND s.rtype = ");
@@ -874,7 +874,7 @@ async fn include(
                 let mut sql = Sql::default();
                 sql.push(
                     "SELECT s.rtype, s.id, s.version, s.last_updated, h.body FROM current s \
-                     JOIN idx_reference r ON r.rid = s.rid JOIN history h ON h.seq = s.seq \
+                     JOIN idx_reference r ON r.rid = s.rid JOIN history h ON h.rid = s.rid AND h.version = s.version \
                      WHERE s.deleted = 0 AND s.base = ",
                 );
                 sql.text(base);

@@ -159,8 +159,11 @@ async fn run_batch(
         return Err(err);
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    // A batch of one needs no savepoint: the transaction itself is the unit.
+    let single = batch.len() == 1;
+    let mut single_failed = false;
     for job in batch.drain(..) {
-        if let Err(err) = sqlx::raw_sql("SAVEPOINT unit").execute(&mut *conn).await {
+        if !single && let Err(err) = sqlx::raw_sql("SAVEPOINT unit").execute(&mut *conn).await {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
             let error = StoreError::from(err);
             for finish in finishes {
@@ -174,6 +177,11 @@ async fn run_batch(
             clock: &mut *clock,
         };
         let (keep, finish) = job(&mut tx).await;
+        if single {
+            single_failed = !keep;
+            finishes.push(finish);
+            continue;
+        }
         let end = if keep {
             "RELEASE SAVEPOINT unit"
         } else {
@@ -189,6 +197,13 @@ async fn run_batch(
             return Err(sqlx::Error::Protocol("savepoint release failed".into()));
         }
         finishes.push(finish);
+    }
+    if single_failed {
+        let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        for finish in finishes {
+            finish(None);
+        }
+        return rollback.map(|_| ());
     }
     let commit = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
     let error = commit.as_ref().err().map(|err| {
@@ -252,7 +267,7 @@ impl Tx<'_> {
         id: &str,
     ) -> Result<Option<Versioned>> {
         let row = sqlx::query(
-            "SELECT c.version, c.last_updated, h.body FROM current c JOIN history h ON h.seq = c.seq \
+            "SELECT c.version, c.last_updated, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
              WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
         )
         .bind(base)
@@ -305,13 +320,15 @@ impl Tx<'_> {
                 base,
                 resource_type,
                 id,
-                current.map(|c| c.rid),
+                current.as_ref(),
                 version,
                 last_updated,
                 Some(&body),
             )
             .await?;
-        self.replace_index(rid, index).await?;
+        // Only a live previous version has index rows to remove.
+        let had_index = current.as_ref().is_some_and(|c| !c.deleted);
+        self.replace_index(rid, had_index, index).await?;
         Ok(Versioned {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),
@@ -353,13 +370,13 @@ impl Tx<'_> {
                 base,
                 resource_type,
                 id,
-                Some(current.rid),
+                Some(&current),
                 version,
                 last_updated,
                 None,
             )
             .await?;
-        self.replace_index(rid, &[]).await?;
+        self.replace_index(rid, true, &[]).await?;
         Ok(Some(Versioned {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),
@@ -386,6 +403,8 @@ impl Tx<'_> {
         Ok(page.matches.into_iter().map(|m| m.resource.id).collect())
     }
 
+    /// Records a new version: the `current` row (inserted, or moved on from the version this
+    /// unit read, which also catches a concurrent writer on another node) and its `history` row.
     #[allow(
         clippy::too_many_arguments,
         reason = "one row's columns; a struct would only rename them"
@@ -395,19 +414,40 @@ impl Tx<'_> {
         base: &str,
         resource_type: &str,
         id: &str,
-        rid: Option<i64>,
+        current: Option<&CurrentRow>,
         version: i64,
         last_updated: i64,
         body: Option<&str>,
     ) -> Result<i64> {
         let deleted = i64::from(body.is_none());
-        let rid = match rid {
-            Some(rid) => rid,
+        let conflict = || StoreError::VersionConflict {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            expected: version - 1,
+            current: version,
+        };
+        let rid = match current {
+            Some(row) => {
+                let updated = sqlx::query(
+                    "UPDATE current SET version = $1, last_updated = $2, deleted = $3 \
+                     WHERE rid = $4 AND version = $5",
+                )
+                .bind(version)
+                .bind(last_updated)
+                .bind(deleted)
+                .bind(row.rid)
+                .bind(row.version)
+                .execute(&mut *self.conn)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    return Err(conflict());
+                }
+                row.rid
+            }
             None => {
-                // The seq is filled in below, once the history row exists.
                 let row = sqlx::query(
-                    "INSERT INTO current (base, rtype, id, version, seq, last_updated, deleted) \
-                     VALUES ($1, $2, $3, $4, 0, $5, $6) RETURNING rid",
+                    "INSERT INTO current (base, rtype, id, version, last_updated, deleted) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING rid",
                 )
                 .bind(base)
                 .bind(resource_type)
@@ -418,6 +458,7 @@ impl Tx<'_> {
                 .fetch_one(&mut *self.conn)
                 .await
                 .map_err(|err| match &err {
+                    // Another node created it first (PostgreSQL, several writers).
                     sqlx::Error::Database(db) if db.is_unique_violation() => {
                         StoreError::AlreadyExists {
                             resource_type: resource_type.to_owned(),
@@ -429,120 +470,159 @@ impl Tx<'_> {
                 row.try_get(0)?
             }
         };
-        let row = sqlx::query(
-            "INSERT INTO history (rid, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-        )
-        .bind(rid)
-        .bind(version)
-        .bind(last_updated)
-        .bind(deleted)
-        .bind(body)
-        .fetch_one(&mut *self.conn)
-        .await
-        .map_err(|err| match &err {
-            // Another node wrote the same version first (PostgreSQL, several writers).
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::VersionConflict {
-                resource_type: resource_type.to_owned(),
-                id: id.to_owned(),
-                expected: version - 1,
-                current: version,
-            },
-            _ => StoreError::from(err),
-        })?;
-        let seq: i64 = row.try_get(0)?;
-        let updated = sqlx::query(
-            "UPDATE current SET version = $1, seq = $2, last_updated = $3, deleted = $4 \
-             WHERE rid = $5 AND version <= $1",
-        )
-        .bind(version)
-        .bind(seq)
-        .bind(last_updated)
-        .bind(deleted)
-        .bind(rid)
-        .execute(&mut *self.conn)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::VersionConflict {
-                resource_type: resource_type.to_owned(),
-                id: id.to_owned(),
-                expected: version - 1,
-                current: version,
-            });
-        }
+        sqlx::query("INSERT INTO history (rid, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5)")
+            .bind(rid)
+            .bind(version)
+            .bind(last_updated)
+            .bind(deleted)
+            .bind(body)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_unique_violation() => conflict(),
+                _ => StoreError::from(err),
+            })?;
         Ok(rid)
     }
 
-    async fn replace_index(&mut self, rid: i64, index: &[IndexEntry]) -> Result<()> {
-        for table in [
-            "DELETE FROM idx_token WHERE rid = $1",
-            "DELETE FROM idx_string WHERE rid = $1",
-            "DELETE FROM idx_reference WHERE rid = $1",
-            "DELETE FROM idx_date WHERE rid = $1",
-            "DELETE FROM idx_number WHERE rid = $1",
-            "DELETE FROM idx_quantity WHERE rid = $1",
-            "DELETE FROM idx_uri WHERE rid = $1",
-        ] {
-            sqlx::query(table)
+    async fn replace_index(
+        &mut self,
+        rid: i64,
+        had_index: bool,
+        index: &[IndexEntry],
+    ) -> Result<()> {
+        if had_index {
+            for table in &TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {} WHERE rid = $1",
+                    table.name
+                )))
                 .bind(rid)
                 .execute(&mut *self.conn)
                 .await?;
+            }
         }
-        for entry in index {
-            let param = entry.param.as_str();
-            let query = match &entry.value {
-                IndexValue::Token { system, code, text } => sqlx::query(
-                    "INSERT INTO idx_token (rid, param, system, code, text) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(rid)
-                .bind(param)
-                .bind(system.as_deref())
-                .bind(code.as_deref())
-                .bind(text.as_deref()),
-                IndexValue::String { normalized, exact } => {
-                    sqlx::query("INSERT INTO idx_string (rid, param, norm, exact) VALUES ($1, $2, $3, $4)")
-                        .bind(rid)
-                        .bind(param)
-                        .bind(normalized.as_str())
-                        .bind(exact.as_str())
+        // One multi-row INSERT per table and chunk: per-statement overhead, not row count,
+        // dominates the cost of a write.
+        for table in &TABLES {
+            let rows: Vec<&IndexEntry> = index
+                .iter()
+                .filter(|e| table_for(&e.value) == table.name)
+                .collect();
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, table.columns);
+                let mut placeholder = 0;
+                for row in 0..chunk.len() {
+                    if row > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for column in 0..table.width {
+                        if column > 0 {
+                            sql.push_str(", ");
+                        }
+                        placeholder += 1;
+                        sql.push_str(&format!("${placeholder}"));
+                    }
+                    sql.push(')');
                 }
-                IndexValue::Reference { resource_type, id, url } => sqlx::query(
-                    "INSERT INTO idx_reference (rid, param, target_type, target_id, url) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(rid)
-                .bind(param)
-                .bind(resource_type.as_deref())
-                .bind(id.as_deref())
-                .bind(url.as_deref()),
-                IndexValue::Date { low, high } => {
-                    sqlx::query("INSERT INTO idx_date (rid, param, low, high) VALUES ($1, $2, $3, $4)")
-                        .bind(rid)
-                        .bind(param)
-                        .bind(*low)
-                        .bind(*high)
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for entry in chunk {
+                    query = query.bind(rid).bind(entry.param.clone());
+                    query = match &entry.value {
+                        IndexValue::Token { system, code, text } => query
+                            .bind(system.clone())
+                            .bind(code.clone())
+                            .bind(text.clone()),
+                        IndexValue::String { normalized, exact } => {
+                            query.bind(normalized.clone()).bind(exact.clone())
+                        }
+                        IndexValue::Reference {
+                            resource_type,
+                            id,
+                            url,
+                        } => query
+                            .bind(resource_type.clone())
+                            .bind(id.clone())
+                            .bind(url.clone()),
+                        IndexValue::Date { low, high } => query.bind(*low).bind(*high),
+                        IndexValue::Number { low, high } => query.bind(*low).bind(*high),
+                        IndexValue::Quantity {
+                            system,
+                            code,
+                            low,
+                            high,
+                        } => query
+                            .bind(system.clone())
+                            .bind(code.clone())
+                            .bind(*low)
+                            .bind(*high),
+                        IndexValue::Uri(uri) => query.bind(uri.clone()),
+                    };
                 }
-                IndexValue::Number { low, high } => {
-                    sqlx::query("INSERT INTO idx_number (rid, param, low, high) VALUES ($1, $2, $3, $4)")
-                        .bind(rid)
-                        .bind(param)
-                        .bind(*low)
-                        .bind(*high)
-                }
-                IndexValue::Quantity { system, code, low, high } => sqlx::query(
-                    "INSERT INTO idx_quantity (rid, param, system, code, low, high) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(rid)
-                .bind(param)
-                .bind(system.as_deref())
-                .bind(code.as_deref())
-                .bind(*low)
-                .bind(*high),
-                IndexValue::Uri(uri) => sqlx::query("INSERT INTO idx_uri (rid, param, uri) VALUES ($1, $2, $3)")
-                    .bind(rid)
-                    .bind(param)
-                    .bind(uri.as_str()),
-            };
-            query.execute(&mut *self.conn).await?;
+                query.execute(&mut *self.conn).await?;
+            }
         }
         Ok(())
+    }
+}
+
+/// Rows per multi-row INSERT, well under SQLite's limit on bound values.
+const INSERT_CHUNK: usize = 200;
+
+/// An index table: its name, its columns, and how many values a row binds.
+struct IndexTable {
+    name: &'static str,
+    columns: &'static str,
+    width: usize,
+}
+
+const TABLES: [IndexTable; 7] = [
+    IndexTable {
+        name: "idx_token",
+        columns: "rid, param, system, code, text",
+        width: 5,
+    },
+    IndexTable {
+        name: "idx_string",
+        columns: "rid, param, norm, exact",
+        width: 4,
+    },
+    IndexTable {
+        name: "idx_reference",
+        columns: "rid, param, target_type, target_id, url",
+        width: 5,
+    },
+    IndexTable {
+        name: "idx_date",
+        columns: "rid, param, low, high",
+        width: 4,
+    },
+    IndexTable {
+        name: "idx_number",
+        columns: "rid, param, low, high",
+        width: 4,
+    },
+    IndexTable {
+        name: "idx_quantity",
+        columns: "rid, param, system, code, low, high",
+        width: 6,
+    },
+    IndexTable {
+        name: "idx_uri",
+        columns: "rid, param, uri",
+        width: 3,
+    },
+];
+
+fn table_for(value: &IndexValue) -> &'static str {
+    match value {
+        IndexValue::Token { .. } => "idx_token",
+        IndexValue::String { .. } => "idx_string",
+        IndexValue::Reference { .. } => "idx_reference",
+        IndexValue::Date { .. } => "idx_date",
+        IndexValue::Number { .. } => "idx_number",
+        IndexValue::Quantity { .. } => "idx_quantity",
+        IndexValue::Uri(_) => "idx_uri",
     }
 }
