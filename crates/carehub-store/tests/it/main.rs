@@ -127,3 +127,99 @@ async fn versions_tombstones_and_conflicts() {
     // Another base does not see it.
     assert!(store.read("other", "Patient", "x").await.unwrap().is_none());
 }
+
+/// Set in the child process of [`acknowledged_writes_survive_kill_9`]: the database URL to write to.
+const CHILD_ENV: &str = "CAREHUB_DURABILITY_CHILD";
+
+/// Writes from many tasks in a child process, which prints each id once its write is
+/// acknowledged, is killed with SIGKILL mid-stream; every acknowledged write must be there when
+/// the database is opened again.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    if let Ok(url) = std::env::var(CHILD_ENV) {
+        durability_child(&url);
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(fresh_database());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "acknowledged_writes_survive_kill_9",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &database.config.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acknowledged = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let Ok(line) = line else { break };
+        if let Some(id) = line.strip_prefix("ack ") {
+            acknowledged.push(id.to_owned());
+            if acknowledged.len() == 400 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+    assert_eq!(acknowledged.len(), 400, "the child stopped early");
+    runtime.block_on(async {
+        let store = Store::open(&database.config).await.unwrap();
+        for id in &acknowledged {
+            assert!(
+                store.read("b", "Patient", id).await.unwrap().is_some(),
+                "acknowledged write {id} was lost"
+            );
+        }
+    });
+}
+
+fn durability_child(url: &str) {
+    use std::io::Write;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&carehub_store::StoreConfig {
+            url: url.to_owned(),
+            max_connections: 4,
+        })
+        .await
+        .unwrap();
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let id = format!("k{worker}-{n}");
+                    let written = id.clone();
+                    store
+                        .write(move |tx| {
+                            Box::pin(async move {
+                                tx.put(
+                                    "b",
+                                    "Patient",
+                                    &written,
+                                    json!({"resourceType": "Patient"}),
+                                    &token(&written),
+                                    Expect::Any,
+                                )
+                                .await
+                            })
+                        })
+                        .await
+                        .unwrap();
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "ack {id}");
+                    let _ = out.flush();
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+}
