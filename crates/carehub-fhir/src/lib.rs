@@ -6,6 +6,7 @@ pub mod json;
 pub mod model;
 pub mod outcome;
 pub mod search;
+pub mod xml;
 
 pub use model::FhirVersion;
 pub use outcome::{Issue, IssueType, Severity};

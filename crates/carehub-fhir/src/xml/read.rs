@@ -1,0 +1,879 @@
+//! XML to JSON: a recursive descent over quick-xml's events, guided by the definitions.
+//!
+//! Each element's name is resolved against its parent's type, which tells whether it is a
+//! primitive (value and id in attributes, extensions as children), a nested resource (one
+//! wrapped child), the narrative (XHTML copied as text) or a complex type (recurse). Children
+//! must come in definition order, so the occurrences of one element are contiguous: they are
+//! collected as a group and turned into the JSON key (an array when the element repeats) and
+//! its `_key` sibling when the next element starts. The JSON object therefore comes out in
+//! definition order too, like JSON written by any FHIR server.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use quick_xml::XmlVersion;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use serde_json::{Map, Number, Value};
+
+use super::narrative::{
+    check_element, check_reference, declared_default_namespace, is_carriage_return,
+    is_xml_whitespace, offset, push_namespace_declaration, push_normalising_line_ends,
+    push_tag_from_xml,
+};
+use super::{
+    FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, XHTML_NAMESPACE, XmlError,
+    attribute_elements, first_non_xml_char, is_numeric,
+};
+use crate::model::Model;
+use crate::model::data::{ElementDef, TypeDef, TypeKind};
+
+/// The XML Schema instance namespace: `xsi:schemaLocation` on the root is common in FHIR XML
+/// and carries no data, so its attributes are ignored.
+const XSI_NAMESPACE: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Reads a FHIR XML document into the JSON form of its resource.
+pub(super) fn read_resource(model: &Model, text: &str) -> Result<Value, XmlError> {
+    // A byte order mark is legal at the start of an XML document and carries no content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = NsReader::from_str(text);
+    let config = reader.config_mut();
+    config.check_comments = true;
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+    let mut xml_to_json = XmlToJson {
+        model,
+        reader,
+        text,
+        path: Path::default(),
+    };
+    xml_to_json.document()
+}
+
+/// The state of one conversion.
+struct XmlToJson<'i, 'm> {
+    model: &'m Model,
+    reader: NsReader<&'i [u8]>,
+    text: &'i str,
+    path: Path<'m>,
+}
+
+/// Which namespace an element is in, without allocating for the two expected ones.
+enum ElementNamespace {
+    Fhir,
+    Xhtml,
+    /// Any other, or none (empty), for the error message.
+    Other(String),
+}
+
+/// The occurrences of one element seen so far in an object.
+struct Group<'m> {
+    /// Position of the element in the type's definition.
+    order: usize,
+    /// The XML element name, which is the JSON key (`valueQuantity`).
+    key: String,
+    element: &'m ElementDef,
+    type_code: &'m str,
+    values: Vec<Option<Value>>,
+    /// The `_key` parts (id and extensions) of primitives.
+    extras: Vec<Option<Value>>,
+}
+
+impl Group<'_> {
+    /// Adds the collected occurrences to the object as `key` and, when any primitive had an id
+    /// or extensions, `_key` (aligned with `key`, with nulls where one side has nothing).
+    fn flush_into(self, object: &mut Map<String, Value>) {
+        let has_values = self.values.iter().any(Option::is_some);
+        let has_extras = self.extras.iter().any(Option::is_some);
+        let as_json = |items: Vec<Option<Value>>, repeats: bool| {
+            if repeats {
+                Value::Array(
+                    items
+                        .into_iter()
+                        .map(|item| item.unwrap_or(Value::Null))
+                        .collect(),
+                )
+            } else {
+                items.into_iter().flatten().next().unwrap_or(Value::Null)
+            }
+        };
+        let repeats = self.element.is_array();
+        if has_extras {
+            let extras = as_json(self.extras, repeats);
+            if has_values {
+                object.insert(self.key.clone(), as_json(self.values, repeats));
+            }
+            object.insert(format!("_{}", self.key), extras);
+        } else if has_values {
+            object.insert(self.key, as_json(self.values, repeats));
+        }
+    }
+}
+
+fn is_whitespace(text: &str) -> bool {
+    text.chars().all(is_xml_whitespace)
+}
+
+impl<'i, 'm> XmlToJson<'i, 'm> {
+    fn at(&self, offset: usize) -> TextPosition {
+        TextPosition::of_offset(self.text, offset as u64)
+    }
+
+    /// The next event and the byte offset where it starts.
+    fn next(&mut self) -> Result<(usize, Event<'i>), XmlError> {
+        let start = offset(self.reader.buffer_position());
+        match self.reader.read_event() {
+            Ok(event) => Ok((start, event)),
+            Err(err) => Err(XmlError::Malformed {
+                message: err.to_string(),
+                at: TextPosition::of_offset(self.text, self.reader.error_position()),
+            }),
+        }
+    }
+
+    /// The offset just past the last event read.
+    fn position(&self) -> usize {
+        offset(self.reader.buffer_position())
+    }
+
+    fn malformed(&self, message: impl Into<String>, offset: usize) -> XmlError {
+        XmlError::Malformed {
+            message: message.into(),
+            at: self.at(offset),
+        }
+    }
+
+    fn namespace_of(&self, start: &BytesStart<'_>) -> ElementNamespace {
+        match self.reader.resolver().resolve_element(start.name()).0 {
+            ResolveResult::Bound(namespace) if namespace.as_ref() == FHIR_NAMESPACE => {
+                ElementNamespace::Fhir
+            }
+            ResolveResult::Bound(namespace) if namespace.as_ref() == XHTML_NAMESPACE => {
+                ElementNamespace::Xhtml
+            }
+            ResolveResult::Bound(namespace) => ElementNamespace::Other(namespace.as_ref().into()),
+            ResolveResult::Unbound => ElementNamespace::Other(String::new()),
+            ResolveResult::Unknown(prefix) => {
+                ElementNamespace::Other(format!("(undeclared prefix '{prefix}')"))
+            }
+        }
+    }
+
+    /// Fails unless the element is in `expected`; `path` names it.
+    fn expect_namespace(
+        &self,
+        start: &BytesStart<'_>,
+        expected: &'static str,
+        path: impl FnOnce() -> String,
+        offset: usize,
+    ) -> Result<(), XmlError> {
+        let found = match self.namespace_of(start) {
+            ElementNamespace::Fhir if expected == FHIR_NAMESPACE => return Ok(()),
+            ElementNamespace::Xhtml if expected == XHTML_NAMESPACE => return Ok(()),
+            ElementNamespace::Fhir => FHIR_NAMESPACE.to_owned(),
+            ElementNamespace::Xhtml => XHTML_NAMESPACE.to_owned(),
+            ElementNamespace::Other(namespace) => namespace,
+        };
+        Err(XmlError::WrongNamespace {
+            path: path(),
+            found,
+            expected,
+            at: self.at(offset),
+        })
+    }
+
+    fn check_depth(&self, offset: usize) -> Result<(), XmlError> {
+        if self.path.depth() > MAX_DEPTH {
+            return Err(XmlError::TooDeep {
+                path: self.path.render(),
+                limit: MAX_DEPTH,
+                at: self.at(offset),
+            });
+        }
+        Ok(())
+    }
+
+    /// The whole document: prolog, one resource, and nothing but comments after it.
+    fn document(&mut self) -> Result<Value, XmlError> {
+        let resource = loop {
+            let (offset, event) = self.next()?;
+            match event {
+                Event::Decl(_) if offset == 0 => {}
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Text(text) if is_whitespace(&text) => {}
+                Event::DocType(_) => {
+                    return Err(XmlError::DoctypeNotAllowed {
+                        at: self.at(offset),
+                    });
+                }
+                Event::Start(start) => break self.resource(&start, offset, false)?,
+                Event::Empty(start) => break self.resource(&start, offset, true)?,
+                Event::Eof => {
+                    return Err(self.malformed("the document has no root element", offset));
+                }
+                Event::Decl(_) => {
+                    return Err(self.malformed("the XML declaration must come first", offset));
+                }
+                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::End(_) => {
+                    return Err(self.malformed("content before the root element", offset));
+                }
+            }
+        };
+        loop {
+            let (offset, event) = self.next()?;
+            match event {
+                Event::Eof => return Ok(resource),
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Text(text) if is_whitespace(&text) => {}
+                Event::DocType(_) => {
+                    return Err(XmlError::DoctypeNotAllowed {
+                        at: self.at(offset),
+                    });
+                }
+                _ => return Err(self.malformed("content after the root element", offset)),
+            }
+        }
+    }
+
+    /// A resource element (`<Patient>`), at the root or inside a wrapper element.
+    fn resource(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+    ) -> Result<Value, XmlError> {
+        let local_name = start.local_name();
+        let name = local_name.as_ref();
+        self.expect_namespace(
+            start,
+            FHIR_NAMESPACE,
+            || self.path.render_child(name),
+            offset,
+        )?;
+        let Some(type_def) = self.model.resource(name) else {
+            return Err(XmlError::UnknownResourceType {
+                path: self.path.render(),
+                name: name.to_owned(),
+                version: self.model.version(),
+                at: self.at(offset),
+            });
+        };
+        self.path.push(Step::Resource(&type_def.name));
+        let result = self.object(start, offset, &type_def.name, self_closing, true);
+        self.path.pop();
+        result.map(Value::Object)
+    }
+
+    /// An element of complex type (or a resource), as a JSON object.
+    fn object(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        type_name: &'m str,
+        self_closing: bool,
+        is_resource: bool,
+    ) -> Result<Map<String, Value>, XmlError> {
+        self.check_depth(offset)?;
+        let Some(type_def) = self.model.type_def(type_name) else {
+            return Err(self.malformed(format!("no definition for type {type_name}"), offset));
+        };
+        let attribute_elements = attribute_elements(self.model, type_name);
+        let mut object = Map::new();
+        if is_resource {
+            object.insert("resourceType".into(), Value::String(type_name.into()));
+        }
+        let mut id = None;
+        let mut url = None;
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|err| self.malformed(err.to_string(), offset))?;
+            let Some(local_name) = self.plain_attribute_name(&attribute, offset)? else {
+                continue;
+            };
+            match local_name {
+                "id" if attribute_elements.id => {
+                    id = Some(self.attribute_value(&attribute, "id", offset)?.into_owned());
+                }
+                "url" if attribute_elements.url => {
+                    url = Some(
+                        self.attribute_value(&attribute, "url", offset)?
+                            .into_owned(),
+                    );
+                }
+                "value" => {
+                    return Err(XmlError::ValueOnComplexType {
+                        path: self.path.render(),
+                        type_name: type_name.to_owned(),
+                        at: self.at(offset),
+                    });
+                }
+                _ => return Err(self.unknown_attribute(&attribute, offset)),
+            }
+        }
+        if let Some(id) = id {
+            object.insert("id".into(), Value::String(id));
+        }
+        if let Some(url) = url {
+            object.insert("url".into(), Value::String(url));
+        }
+        if !self_closing {
+            self.children(type_def, &mut object)?;
+        }
+        Ok(object)
+    }
+
+    /// The local name of an attribute that FHIR could define (no prefix), or `None` for the
+    /// ones that carry no data here: namespace declarations and `xsi:` attributes.
+    fn plain_attribute_name<'a>(
+        &self,
+        attribute: &'a Attribute<'_>,
+        offset: usize,
+    ) -> Result<Option<&'a str>, XmlError> {
+        if attribute.key.as_namespace_binding().is_some() {
+            return Ok(None);
+        }
+        let (namespace, local_name) = self.reader.resolver().resolve_attribute(attribute.key);
+        match namespace {
+            ResolveResult::Unbound => Ok(Some(local_name.into_inner())),
+            ResolveResult::Bound(namespace) if namespace.as_ref() == XSI_NAMESPACE => Ok(None),
+            _ => Err(self.unknown_attribute(attribute, offset)),
+        }
+    }
+
+    fn unknown_attribute(&self, attribute: &Attribute<'_>, offset: usize) -> XmlError {
+        XmlError::UnknownAttribute {
+            path: self.path.render(),
+            name: attribute.key.as_ref().to_owned(),
+            at: self.at(offset),
+        }
+    }
+
+    /// An attribute's value as XML defines it (entities replaced, whitespace normalised), with
+    /// characters XML cannot carry refused.
+    fn attribute_value<'a>(
+        &self,
+        attribute: &Attribute<'a>,
+        name: &str,
+        offset: usize,
+    ) -> Result<Cow<'a, str>, XmlError> {
+        if attribute.value.contains('<') {
+            return Err(self.malformed(format!("'<' in the value of attribute '{name}'"), offset));
+        }
+        let value = attribute
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|err| self.malformed(format!("attribute '{name}': {err}"), offset))?;
+        if let Some(character) = first_non_xml_char(&value) {
+            return Err(XmlError::InvalidValue {
+                path: self.path.render(),
+                message: format!(
+                    "attribute '{name}' has character U+{:04X}, which XML does not allow",
+                    u32::from(character)
+                ),
+                at: self.at(offset),
+            });
+        }
+        Ok(value)
+    }
+
+    /// The children of an object of type `type_def`, up to its end tag.
+    fn children(
+        &mut self,
+        type_def: &'m TypeDef,
+        object: &mut Map<String, Value>,
+    ) -> Result<(), XmlError> {
+        let mut group: Option<Group<'m>> = None;
+        loop {
+            let (offset, event) = self.next()?;
+            match event {
+                Event::Start(child) => {
+                    self.child(type_def, &child, offset, false, &mut group, object)?
+                }
+                Event::Empty(child) => {
+                    self.child(type_def, &child, offset, true, &mut group, object)?
+                }
+                Event::End(_) => break,
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Text(text) if is_whitespace(&text) => {}
+                Event::DocType(_) => {
+                    return Err(XmlError::DoctypeNotAllowed {
+                        at: self.at(offset),
+                    });
+                }
+                Event::Eof => {
+                    return Err(self.malformed(
+                        format!("the document ends inside {}", self.path.render()),
+                        offset,
+                    ));
+                }
+                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
+                    return Err(XmlError::UnexpectedText {
+                        path: self.path.render(),
+                        at: self.at(offset),
+                    });
+                }
+            }
+        }
+        if let Some(group) = group {
+            group.flush_into(object);
+        }
+        Ok(())
+    }
+
+    /// One child element of an object: checks name, namespace and order, reads it and adds it
+    /// to the current group (flushing the previous group when a new element starts).
+    fn child(
+        &mut self,
+        type_def: &'m TypeDef,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+        group: &mut Option<Group<'m>>,
+        object: &mut Map<String, Value>,
+    ) -> Result<(), XmlError> {
+        let local_name = start.local_name();
+        let name = local_name.as_ref();
+        let resolved = self
+            .model
+            .resolve_key(&type_def.name, name)
+            .filter(|resolved| {
+                // `id` of data types and `url` of extensions are attributes, never elements.
+                !attribute_elements(self.model, &type_def.name).contains(&resolved.element.name)
+            });
+        let Some(resolved) = resolved else {
+            return Err(XmlError::UnknownElement {
+                path: self.path.render_child(name),
+                at: self.at(offset),
+            });
+        };
+        let (element, type_code) = (resolved.element, resolved.type_code);
+        let expected = if type_code == "xhtml" {
+            XHTML_NAMESPACE
+        } else {
+            FHIR_NAMESPACE
+        };
+        self.expect_namespace(start, expected, || self.path.render_child(name), offset)?;
+        let order = type_def
+            .elements
+            .iter()
+            .position(|candidate| std::ptr::eq(candidate, element))
+            .unwrap_or(usize::MAX);
+        match group {
+            Some(current) if current.order == order => {
+                if !element.is_array() || current.type_code != type_code {
+                    return Err(XmlError::Repeated {
+                        path: self.path.render_child(name),
+                        at: self.at(offset),
+                    });
+                }
+            }
+            Some(current) if current.order > order => {
+                return Err(XmlError::OutOfOrder {
+                    path: self.path.render_child(name),
+                    after: current.key.clone(),
+                    at: self.at(offset),
+                });
+            }
+            _ => {
+                if let Some(previous) = group.take() {
+                    previous.flush_into(object);
+                }
+                *group = Some(Group {
+                    order,
+                    key: name.to_owned(),
+                    element,
+                    type_code,
+                    values: Vec::new(),
+                    extras: Vec::new(),
+                });
+            }
+        }
+        let Some(current) = group.as_mut() else {
+            return Err(self.malformed("internal error: no element group", offset));
+        };
+        self.path.push(Step::Child {
+            name: &element.name,
+            choice_type: element.choice.then_some(type_code),
+            index: element.is_array().then_some(current.values.len()),
+        });
+        let result = self.occurrence(start, offset, self_closing, element, type_code);
+        self.path.pop();
+        let (value, extras) = result?;
+        current.values.push(value);
+        current.extras.push(extras);
+        Ok(())
+    }
+
+    /// Reads one occurrence of an element as its JSON value and, for primitives, its `_key`
+    /// part. The path already names the element.
+    fn occurrence(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+        element: &'m ElementDef,
+        type_code: &'m str,
+    ) -> Result<(Option<Value>, Option<Value>), XmlError> {
+        self.check_depth(offset)?;
+        if type_code == "xhtml" {
+            let div = self.narrative(start, offset, self_closing)?;
+            return Ok((Some(Value::String(div)), None));
+        }
+        if self.model.is_primitive(type_code) {
+            return self.primitive(start, offset, self_closing, type_code);
+        }
+        let holds_resource = self
+            .model
+            .type_def(type_code)
+            .is_some_and(|def| def.kind == TypeKind::Resource);
+        if holds_resource {
+            return Ok((
+                Some(self.wrapped_resource(start, offset, self_closing)?),
+                None,
+            ));
+        }
+        let child_type = self.model.child_type_name(element, type_code);
+        let object = self.object(start, offset, child_type, self_closing, false)?;
+        Ok((Some(Value::Object(object)), None))
+    }
+
+    /// `<name id="..." value="...">` with optional `<extension>` children.
+    fn primitive(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+        type_code: &str,
+    ) -> Result<(Option<Value>, Option<Value>), XmlError> {
+        let mut value = None;
+        let mut id = None;
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|err| self.malformed(err.to_string(), offset))?;
+            let Some(local_name) = self.plain_attribute_name(&attribute, offset)? else {
+                continue;
+            };
+            match local_name {
+                "value" => {
+                    let text = self.attribute_value(&attribute, "value", offset)?;
+                    let json = primitive_value(type_code, text).map_err(|message| {
+                        XmlError::InvalidValue {
+                            path: self.path.render(),
+                            message,
+                            at: self.at(offset),
+                        }
+                    })?;
+                    value = Some(json);
+                }
+                "id" => id = Some(self.attribute_value(&attribute, "id", offset)?.into_owned()),
+                _ => return Err(self.unknown_attribute(&attribute, offset)),
+            }
+        }
+        let mut extensions = Vec::new();
+        if !self_closing {
+            loop {
+                let (child_offset, event) = self.next()?;
+                let (child, child_closing) = match event {
+                    Event::Start(child) => (child, false),
+                    Event::Empty(child) => (child, true),
+                    Event::End(_) => break,
+                    Event::Comment(_) | Event::PI(_) => continue,
+                    Event::Text(text) if is_whitespace(&text) => continue,
+                    Event::DocType(_) => {
+                        return Err(XmlError::DoctypeNotAllowed {
+                            at: self.at(child_offset),
+                        });
+                    }
+                    Event::Eof => {
+                        return Err(self.malformed(
+                            format!("the document ends inside {}", self.path.render()),
+                            child_offset,
+                        ));
+                    }
+                    Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
+                        return Err(XmlError::UnexpectedText {
+                            path: self.path.render(),
+                            at: self.at(child_offset),
+                        });
+                    }
+                };
+                let local_name = child.local_name();
+                if local_name.as_ref() != "extension" {
+                    return Err(XmlError::UnknownElement {
+                        path: self.path.render_child(local_name.as_ref()),
+                        at: self.at(child_offset),
+                    });
+                }
+                self.expect_namespace(
+                    &child,
+                    FHIR_NAMESPACE,
+                    || self.path.render_child("extension"),
+                    child_offset,
+                )?;
+                self.path.push(Step::Child {
+                    name: "extension",
+                    choice_type: None,
+                    index: Some(extensions.len()),
+                });
+                let result = self.object(&child, child_offset, "Extension", child_closing, false);
+                self.path.pop();
+                extensions.push(Value::Object(result?));
+            }
+        }
+        if value.is_none() && id.is_none() && extensions.is_empty() {
+            return Err(XmlError::EmptyElement {
+                path: self.path.render(),
+                at: self.at(offset),
+            });
+        }
+        let extras = if id.is_some() || !extensions.is_empty() {
+            let mut extras = Map::new();
+            if let Some(id) = id {
+                extras.insert("id".into(), Value::String(id));
+            }
+            if !extensions.is_empty() {
+                extras.insert("extension".into(), Value::Array(extensions));
+            }
+            Some(Value::Object(extras))
+        } else {
+            None
+        };
+        Ok((value, extras))
+    }
+
+    /// `<contained><Patient>...</Patient></contained>`: exactly one resource inside.
+    fn wrapped_resource(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+    ) -> Result<Value, XmlError> {
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|err| self.malformed(err.to_string(), offset))?;
+            if self.plain_attribute_name(&attribute, offset)?.is_some() {
+                return Err(self.unknown_attribute(&attribute, offset));
+            }
+        }
+        let mut resource = None;
+        if !self_closing {
+            loop {
+                let (child_offset, event) = self.next()?;
+                let (child, child_closing) = match event {
+                    Event::Start(child) => (child, false),
+                    Event::Empty(child) => (child, true),
+                    Event::End(_) => break,
+                    Event::Comment(_) | Event::PI(_) => continue,
+                    Event::Text(text) if is_whitespace(&text) => continue,
+                    Event::DocType(_) => {
+                        return Err(XmlError::DoctypeNotAllowed {
+                            at: self.at(child_offset),
+                        });
+                    }
+                    Event::Eof => {
+                        return Err(self.malformed(
+                            format!("the document ends inside {}", self.path.render()),
+                            child_offset,
+                        ));
+                    }
+                    Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
+                        return Err(XmlError::UnexpectedText {
+                            path: self.path.render(),
+                            at: self.at(child_offset),
+                        });
+                    }
+                };
+                if resource.is_some() {
+                    return Err(XmlError::Repeated {
+                        path: self.path.render_child(child.local_name().as_ref()),
+                        at: self.at(child_offset),
+                    });
+                }
+                resource = Some(self.resource(&child, child_offset, child_closing)?);
+            }
+        }
+        resource.ok_or_else(|| XmlError::EmptyElement {
+            path: self.path.render(),
+            at: self.at(offset),
+        })
+    }
+
+    /// The narrative `div`, captured as the markup it is written with: line ends normalised as
+    /// an XML parser would, and references to carriage returns turned into the character (see
+    /// [`super::narrative`]). Comments stay: in JSON they are part of the markup.
+    fn narrative(
+        &mut self,
+        start: &BytesStart<'_>,
+        offset: usize,
+        self_closing: bool,
+    ) -> Result<String, XmlError> {
+        let invalid = |this: &Self, message: String, at: usize| XmlError::InvalidNarrative {
+            path: this.path.render(),
+            message,
+            at: this.at(at),
+        };
+        if start.name().as_ref() != "div" {
+            return Err(invalid(
+                self,
+                "the narrative must be a <div> element without a namespace prefix".into(),
+                offset,
+            ));
+        }
+        check_element(self.reader.resolver(), start, false)
+            .map_err(|message| invalid(self, message, offset))?;
+        let declares_namespace = declared_default_namespace(start)
+            .map_err(|message| invalid(self, message, offset))?
+            .is_some();
+        // The div's own start tag, which was just read, with the namespace declaration added
+        // when the div inherits the XHTML namespace from an ancestor (JSON needs it on the div).
+        let mut markup = String::new();
+        let start_tag = self.slice(offset, self.position())?;
+        match start_tag.strip_prefix("<div") {
+            Some(rest) if !declares_namespace => {
+                markup.push_str("<div");
+                push_namespace_declaration(&mut markup);
+                push_tag_from_xml(&mut markup, rest);
+            }
+            _ => push_tag_from_xml(&mut markup, start_tag),
+        }
+        let mut copied_from = self.position();
+        if !self_closing {
+            let mut open_elements = 1usize;
+            loop {
+                let (event_offset, event) = self.next()?;
+                if let Event::Start(element) | Event::Empty(element) = &event {
+                    check_element(self.reader.resolver(), element, false)
+                        .map_err(|message| invalid(self, message, event_offset))?;
+                    // References in attribute values may stand for carriage returns.
+                    let tag = self.slice(event_offset, self.position())?;
+                    if tag.contains("&#") {
+                        let before = self.slice(copied_from, event_offset)?;
+                        push_normalising_line_ends(&mut markup, before);
+                        push_tag_from_xml(&mut markup, tag);
+                        copied_from = self.position();
+                    }
+                }
+                match event {
+                    Event::Start(_) => {
+                        open_elements += 1;
+                        if self.path.depth() + open_elements > MAX_DEPTH {
+                            return Err(XmlError::TooDeep {
+                                path: self.path.render(),
+                                limit: MAX_DEPTH,
+                                at: self.at(event_offset),
+                            });
+                        }
+                    }
+                    Event::Empty(_) => {}
+                    Event::End(_) => {
+                        open_elements -= 1;
+                        if open_elements == 0 {
+                            break;
+                        }
+                    }
+                    Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {}
+                    Event::GeneralRef(reference) => {
+                        check_reference(&reference)
+                            .map_err(|message| invalid(self, message, event_offset))?;
+                        if is_carriage_return(&reference) {
+                            let before = self.slice(copied_from, event_offset)?;
+                            push_normalising_line_ends(&mut markup, before);
+                            markup.push('\r');
+                            copied_from = self.position();
+                        }
+                    }
+                    Event::DocType(_) => {
+                        return Err(XmlError::DoctypeNotAllowed {
+                            at: self.at(event_offset),
+                        });
+                    }
+                    Event::Decl(_) => {
+                        return Err(self.malformed("misplaced XML declaration", event_offset));
+                    }
+                    Event::Eof => {
+                        return Err(self.malformed(
+                            format!("the document ends inside {}", self.path.render()),
+                            event_offset,
+                        ));
+                    }
+                }
+            }
+        }
+        let rest = self.slice(copied_from, self.position())?;
+        push_normalising_line_ends(&mut markup, rest);
+        if let Some(character) = first_non_xml_char(&markup) {
+            return Err(invalid(
+                self,
+                format!(
+                    "character U+{:04X} cannot appear in XML",
+                    u32::from(character)
+                ),
+                offset,
+            ));
+        }
+        Ok(markup)
+    }
+
+    /// A part of the input between two event boundaries.
+    fn slice(&self, from: usize, to: usize) -> Result<&'i str, XmlError> {
+        self.text
+            .get(from..to)
+            .ok_or_else(|| self.malformed("internal error: narrative bounds", from))
+    }
+}
+
+/// The JSON value of a primitive's `value` attribute: booleans and numbers as JSON booleans
+/// and numbers (numbers keeping their exact text), everything else as strings.
+fn primitive_value(type_code: &str, text: Cow<'_, str>) -> Result<Value, String> {
+    if type_code == "boolean" {
+        return match text.as_ref() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            other => Err(format!("'{other}' is not a boolean (true or false)")),
+        };
+    }
+    if is_numeric(type_code) {
+        let valid = if type_code == "decimal" {
+            is_json_number(&text)
+        } else {
+            is_json_integer(&text)
+        };
+        if !valid {
+            return Err(format!("'{text}' is not a valid {type_code}"));
+        }
+        // `arbitrary_precision` keeps the text, so `1.50` stays `1.50`.
+        return Number::from_str(&text)
+            .map(Value::Number)
+            .map_err(|err| format!("'{text}' is not a valid {type_code}: {err}"));
+    }
+    Ok(Value::String(text.into_owned()))
+}
+
+/// `-?(0|[1-9][0-9]*)`: FHIR's integer grammar, which is also JSON's.
+pub(super) fn is_json_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    match digits.as_bytes() {
+        [b'0'] => true,
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+        [] => false,
+    }
+}
+
+/// JSON's number grammar, which FHIR's decimal grammar equals:
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+pub(super) fn is_json_number(text: &str) -> bool {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    };
+    let (integer, fraction) = match mantissa.split_once('.') {
+        Some((integer, fraction)) => (integer, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let fraction_ok = fraction
+        .is_none_or(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    let exponent_ok = exponent.is_none_or(|exponent| {
+        let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    });
+    is_json_integer(integer) && fraction_ok && exponent_ok
+}
