@@ -208,3 +208,86 @@ async fn stu3_and_r4_bases_are_separate() {
     let (_, metadata) = app.get_json(&app.r4("/metadata")).await;
     assert_eq!(metadata["fhirVersion"], "4.0.1");
 }
+
+#[tokio::test]
+async fn xml_in_and_out_matches_json() {
+    let app = spawn_app().await;
+    let xml = r#"<Patient xmlns="http://hl7.org/fhir">
+  <identifier><system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="9000000009"/></identifier>
+  <name><family value="O'Brien &amp; Sons"/><given value="Zoë"/></name>
+  <gender value="female"/>
+  <birthDate value="1970-01-01"/>
+</Patient>"#;
+    let created = app
+        .client
+        .post(app.r4("/Patient"))
+        .header("content-type", "application/fhir+xml")
+        .header("accept", "application/fhir+xml")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    assert!(
+        created.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+xml")
+    );
+    let text = created.text().await.unwrap();
+    assert!(
+        text.contains("<family value=\"O'Brien &amp; Sons\"/>"),
+        "{text}"
+    );
+    let (_, bundle) = app.get_json(&app.r4("/Patient?given=zoe")).await;
+    let resource = &bundle["entry"][0]["resource"];
+    assert_eq!(resource["name"][0]["family"], "O'Brien & Sons");
+    let id = resource["id"].as_str().unwrap();
+    let as_xml = app
+        .client
+        .get(app.r4(&format!("/Patient/{id}?_format=xml")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        as_xml.starts_with("<Patient xmlns=\"http://hl7.org/fhir\">")
+            || as_xml.starts_with("<?xml"),
+        "{as_xml}"
+    );
+    // Errors follow the negotiated format too.
+    let missing = app
+        .client
+        .get(app.r4("/Patient/nope"))
+        .header("accept", "application/fhir+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing.text().await.unwrap().contains("<OperationOutcome"));
+    // Malformed XML is a 400 with an OperationOutcome, never a 500.
+    let broken = app
+        .client
+        .post(app.r4("/Patient"))
+        .header("content-type", "application/fhir+xml")
+        .body("<Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"female\">")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn gzip_responses_when_asked() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.r4("/metadata"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+}
