@@ -19,8 +19,8 @@
 //! refused outright (no entity is ever expanded, so XXE and "billion laughs" cannot happen),
 //! nesting is bounded by [`MAX_DEPTH`], and elements must come in definition order — an
 //! out-of-order element is rejected rather than silently reordered, since the specification
-//! makes order part of validity and accepting it would make two documents mean the same
-//! resource. Comments and processing instructions are dropped.
+//! makes order part of validity and a sender that gets it wrong should hear so. Comments and processing instructions are dropped, except inside the narrative,
+//! whose markup JSON carries as it is.
 //!
 //! Both directions use quick-xml's streaming event API; the only tree built is the output.
 
@@ -32,7 +32,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::model::FhirVersion;
+use crate::model::data::{ElementDef, TypeDef, TypeKind};
+use crate::model::{FhirVersion, Model};
 
 /// The namespace of every FHIR element.
 pub const FHIR_NAMESPACE: &str = "http://hl7.org/fhir";
@@ -41,9 +42,9 @@ pub const FHIR_NAMESPACE: &str = "http://hl7.org/fhir";
 pub const XHTML_NAMESPACE: &str = "http://www.w3.org/1999/xhtml";
 
 /// How deeply XML elements may nest (counting every element, the narrative's XHTML included)
-/// before a document is refused. Real resources stay far below this (a Bundle of Questionnaires
-/// with nested items and extensions reaches about 30); the bound keeps the recursive reader and
-/// writer on a small, fixed stack whatever the input.
+/// before a document is refused. Real resources stay far below this (the deepest of the 5,306
+/// official R4 examples nests 19 levels); the bound keeps the recursive reader and writer on a
+/// small, fixed stack whatever the input.
 pub const MAX_DEPTH: usize = 100;
 
 /// Writes a JSON resource as compact FHIR XML (no XML declaration, no indentation).
@@ -394,19 +395,8 @@ fn first_non_xml_char(text: &str) -> Option<char> {
     text.chars().find(|&character| !is_xml_char(character))
 }
 
-/// Whether `id` (on data types and backbone elements) and `url` (on extensions) of this type
-/// are XML attributes rather than child elements. `Resource.id` stays an element.
-fn attribute_elements(model: &crate::model::Model, type_name: &str) -> AttributeElements {
-    let is_resource = model
-        .type_def(type_name)
-        .is_some_and(|def| def.kind == crate::model::data::TypeKind::Resource);
-    AttributeElements {
-        id: !is_resource,
-        url: type_name == "Extension",
-    }
-}
-
-/// Which of a type's elements are carried as XML attributes.
+/// Which of a type's elements are carried as XML attributes: `id` of data types and backbone
+/// elements (`Resource.id` stays an element) and `url` of extensions.
 #[derive(Debug, Clone, Copy)]
 struct AttributeElements {
     id: bool,
@@ -414,8 +404,72 @@ struct AttributeElements {
 }
 
 impl AttributeElements {
+    fn of(type_def: &TypeDef) -> AttributeElements {
+        AttributeElements {
+            id: type_def.kind != TypeKind::Resource,
+            url: type_def.name == "Extension",
+        }
+    }
+
     fn contains(self, element_name: &str) -> bool {
         (self.id && element_name == "id") || (self.url && element_name == "url")
+    }
+}
+
+/// How the value of an element is represented, decided once per element from its type.
+#[derive(Debug, Clone, Copy)]
+enum ValueKind<'m> {
+    /// `Narrative.div`: XHTML markup.
+    Narrative,
+    /// A primitive: `value` and `id` attributes, extensions as children.
+    Primitive,
+    /// A resource inside a resource, wrapped in the element.
+    Resource,
+    /// A data type or backbone element, whose children the definition holds.
+    Complex(&'m TypeDef),
+}
+
+impl<'m> ValueKind<'m> {
+    /// The kind of an element's value of type `type_code`, or `None` when the model has no
+    /// definition for the type (which would be a defect of the generated model).
+    fn of(model: &'m Model, element: &'m ElementDef, type_code: &str) -> Option<ValueKind<'m>> {
+        // Backbone elements and content references name the definition of their children.
+        if let Some(children) = &element.element_type {
+            return model.type_def(children).map(ValueKind::Complex);
+        }
+        // FHIR spells primitive type names in lower case and all others capitalised (a test
+        // checks the models agree), which saves a lookup for most elements.
+        if type_code == "xhtml" {
+            return Some(ValueKind::Narrative);
+        }
+        if type_code.starts_with(|first: char| first.is_ascii_lowercase()) {
+            return Some(ValueKind::Primitive);
+        }
+        let type_def = model.type_def(type_code)?;
+        Some(match type_def.kind {
+            TypeKind::Primitive if type_code == "xhtml" => ValueKind::Narrative,
+            TypeKind::Primitive => ValueKind::Primitive,
+            TypeKind::Resource => ValueKind::Resource,
+            TypeKind::Complex | TypeKind::Backbone => ValueKind::Complex(type_def),
+        })
+    }
+}
+
+/// The position of `element` among the elements of `type_def`, which is its XML order.
+/// `Model::resolve_key` hands out references into that same list, so the position follows from
+/// the address in constant time; the checked fallback keeps any other reference correct too.
+fn element_order(type_def: &TypeDef, element: &ElementDef) -> usize {
+    let size = std::mem::size_of::<ElementDef>().max(1);
+    let index = (element as *const ElementDef as usize)
+        .wrapping_sub(type_def.elements.as_ptr() as usize)
+        / size;
+    match type_def.elements.get(index) {
+        Some(candidate) if std::ptr::eq(candidate, element) => index,
+        _ => type_def
+            .elements
+            .iter()
+            .position(|candidate| std::ptr::eq(candidate, element))
+            .unwrap_or(usize::MAX),
     }
 }
 

@@ -24,11 +24,11 @@ use super::narrative::{
     push_tag_from_xml,
 };
 use super::{
-    FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, XHTML_NAMESPACE, XmlError,
-    attribute_elements, first_non_xml_char, is_numeric,
+    AttributeElements, FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, ValueKind,
+    XHTML_NAMESPACE, XmlError, element_order, first_non_xml_char, is_numeric,
 };
-use crate::model::Model;
-use crate::model::data::{ElementDef, TypeDef, TypeKind};
+use crate::model::data::{ElementDef, TypeDef};
+use crate::model::{Model, capitalise};
 
 /// The XML Schema instance namespace: `xsi:schemaLocation` on the root is common in FHIR XML
 /// and carries no data, so its attributes are ignored.
@@ -44,8 +44,15 @@ pub(super) fn read_resource(model: &Model, text: &str) -> Result<Value, XmlError
     config.check_end_names = true;
     config.expand_empty_elements = false;
     config.trim_text(false);
+    let Some(extension_type) = model.type_def("Extension") else {
+        return Err(XmlError::Malformed {
+            message: "the FHIR model has no Extension type".into(),
+            at: TextPosition::NONE,
+        });
+    };
     let mut xml_to_json = XmlToJson {
         model,
+        extension_type,
         reader,
         text,
         path: Path::default(),
@@ -56,6 +63,8 @@ pub(super) fn read_resource(model: &Model, text: &str) -> Result<Value, XmlError
 /// The state of one conversion.
 struct XmlToJson<'i, 'm> {
     model: &'m Model,
+    /// The definition of `Extension`, needed for every primitive with extensions.
+    extension_type: &'m TypeDef,
     reader: NsReader<&'i [u8]>,
     text: &'i str,
     path: Path<'m>,
@@ -69,46 +78,74 @@ enum ElementNamespace {
     Other(String),
 }
 
-/// The occurrences of one element seen so far in an object.
-struct Group<'m> {
+/// The element read last in an object, against which the next one's order is checked.
+#[derive(Debug, Clone, Copy)]
+struct Previous<'m> {
     /// Position of the element in the type's definition.
     order: usize,
-    /// The XML element name, which is the JSON key (`valueQuantity`).
-    key: String,
     element: &'m ElementDef,
     type_code: &'m str,
+}
+
+impl Previous<'_> {
+    /// The element's XML and JSON name (`valueQuantity` for a choice).
+    fn name(&self) -> String {
+        if self.element.choice {
+            format!("{}{}", self.element.name, capitalise(self.type_code))
+        } else {
+            self.element.name.clone()
+        }
+    }
+}
+
+/// Where the reading of an object's children is.
+#[derive(Default)]
+struct ChildrenState<'m> {
+    previous: Option<Previous<'m>>,
+    /// The occurrences of the current element, when it repeats.
+    repeats: Option<Repeats>,
+}
+
+/// The occurrences of a repeating element collected so far in an object; single elements go
+/// straight into the object instead.
+struct Repeats {
+    /// The XML element name, which is the JSON key.
+    key: String,
     values: Vec<Option<Value>>,
-    /// The `_key` parts (id and extensions) of primitives.
+    /// The `_key` parts (id and extensions) of primitives: empty until an occurrence has one,
+    /// then aligned with `values`.
     extras: Vec<Option<Value>>,
 }
 
-impl Group<'_> {
-    /// Adds the collected occurrences to the object as `key` and, when any primitive had an id
-    /// or extensions, `_key` (aligned with `key`, with nulls where one side has nothing).
-    fn flush_into(self, object: &mut Map<String, Value>) {
-        let has_values = self.values.iter().any(Option::is_some);
-        let has_extras = self.extras.iter().any(Option::is_some);
-        let as_json = |items: Vec<Option<Value>>, repeats: bool| {
-            if repeats {
-                Value::Array(
-                    items
-                        .into_iter()
-                        .map(|item| item.unwrap_or(Value::Null))
-                        .collect(),
-                )
-            } else {
-                items.into_iter().flatten().next().unwrap_or(Value::Null)
-            }
+impl Repeats {
+    fn push(&mut self, value: Option<Value>, extras: Option<Value>) {
+        if extras.is_some() || !self.extras.is_empty() {
+            self.extras.resize_with(self.values.len(), || None);
+            self.extras.push(extras);
+        }
+        self.values.push(value);
+    }
+
+    /// Adds the occurrences to the object as the array `key` and, when any primitive had an
+    /// id or extensions, the array `_key`, with nulls where one side has nothing.
+    fn flush_into(mut self, object: &mut Map<String, Value>) {
+        let as_array = |items: Vec<Option<Value>>| {
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| item.unwrap_or(Value::Null))
+                    .collect(),
+            )
         };
-        let repeats = self.element.is_array();
-        if has_extras {
-            let extras = as_json(self.extras, repeats);
-            if has_values {
-                object.insert(self.key.clone(), as_json(self.values, repeats));
-            }
-            object.insert(format!("_{}", self.key), extras);
-        } else if has_values {
-            object.insert(self.key, as_json(self.values, repeats));
+        let extras_key = (!self.extras.is_empty()).then(|| format!("_{}", self.key));
+        if extras_key.is_some() {
+            self.extras.resize_with(self.values.len(), || None);
+        }
+        if self.values.iter().any(Option::is_some) {
+            object.insert(self.key, as_array(self.values));
+        }
+        if let Some(extras_key) = extras_key {
+            object.insert(extras_key, as_array(self.extras));
         }
     }
 }
@@ -262,7 +299,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
             });
         };
         self.path.push(Step::Resource(&type_def.name));
-        let result = self.object(start, offset, &type_def.name, self_closing, true);
+        let result = self.object(start, offset, type_def, self_closing, true);
         self.path.pop();
         result.map(Value::Object)
     }
@@ -272,18 +309,15 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         &mut self,
         start: &BytesStart<'_>,
         offset: usize,
-        type_name: &'m str,
+        type_def: &'m TypeDef,
         self_closing: bool,
         is_resource: bool,
     ) -> Result<Map<String, Value>, XmlError> {
         self.check_depth(offset)?;
-        let Some(type_def) = self.model.type_def(type_name) else {
-            return Err(self.malformed(format!("no definition for type {type_name}"), offset));
-        };
-        let attribute_elements = attribute_elements(self.model, type_name);
+        let attribute_elements = AttributeElements::of(type_def);
         let mut object = Map::new();
         if is_resource {
-            object.insert("resourceType".into(), Value::String(type_name.into()));
+            object.insert("resourceType".into(), Value::String(type_def.name.clone()));
         }
         let mut id = None;
         let mut url = None;
@@ -305,7 +339,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
                 "value" => {
                     return Err(XmlError::ValueOnComplexType {
                         path: self.path.render(),
-                        type_name: type_name.to_owned(),
+                        type_name: type_def.name.clone(),
                         at: self.at(offset),
                     });
                 }
@@ -358,7 +392,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         name: &str,
         offset: usize,
     ) -> Result<Cow<'a, str>, XmlError> {
-        if attribute.value.contains('<') {
+        if attribute.value.as_bytes().contains(&b'<') {
             return Err(self.malformed(format!("'<' in the value of attribute '{name}'"), offset));
         }
         let value = attribute
@@ -383,15 +417,15 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         type_def: &'m TypeDef,
         object: &mut Map<String, Value>,
     ) -> Result<(), XmlError> {
-        let mut group: Option<Group<'m>> = None;
+        let mut state = ChildrenState::default();
         loop {
             let (offset, event) = self.next()?;
             match event {
                 Event::Start(child) => {
-                    self.child(type_def, &child, offset, false, &mut group, object)?
+                    self.child(type_def, &child, offset, false, &mut state, object)?
                 }
                 Event::Empty(child) => {
-                    self.child(type_def, &child, offset, true, &mut group, object)?
+                    self.child(type_def, &child, offset, true, &mut state, object)?
                 }
                 Event::End(_) => break,
                 Event::Comment(_) | Event::PI(_) => {}
@@ -415,8 +449,8 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
                 }
             }
         }
-        if let Some(group) = group {
-            group.flush_into(object);
+        if let Some(repeats) = state.repeats {
+            repeats.flush_into(object);
         }
         Ok(())
     }
@@ -429,18 +463,17 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         start: &BytesStart<'_>,
         offset: usize,
         self_closing: bool,
-        group: &mut Option<Group<'m>>,
+        state: &mut ChildrenState<'m>,
         object: &mut Map<String, Value>,
     ) -> Result<(), XmlError> {
         let local_name = start.local_name();
         let name = local_name.as_ref();
+        // `id` of data types and `url` of extensions are attributes, never elements.
+        let attribute_elements = AttributeElements::of(type_def);
         let resolved = self
             .model
             .resolve_key(&type_def.name, name)
-            .filter(|resolved| {
-                // `id` of data types and `url` of extensions are attributes, never elements.
-                !attribute_elements(self.model, &type_def.name).contains(&resolved.element.name)
-            });
+            .filter(|resolved| !attribute_elements.contains(&resolved.element.name));
         let Some(resolved) = resolved else {
             return Err(XmlError::UnknownElement {
                 path: self.path.render_child(name),
@@ -454,54 +487,59 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
             FHIR_NAMESPACE
         };
         self.expect_namespace(start, expected, || self.path.render_child(name), offset)?;
-        let order = type_def
-            .elements
-            .iter()
-            .position(|candidate| std::ptr::eq(candidate, element))
-            .unwrap_or(usize::MAX);
-        match group {
-            Some(current) if current.order == order => {
-                if !element.is_array() || current.type_code != type_code {
+        let order = element_order(type_def, element);
+        if let Some(previous) = state.previous {
+            if previous.order == order {
+                if !element.is_array() || previous.type_code != type_code {
                     return Err(XmlError::Repeated {
                         path: self.path.render_child(name),
                         at: self.at(offset),
                     });
                 }
-            }
-            Some(current) if current.order > order => {
+            } else if previous.order > order {
                 return Err(XmlError::OutOfOrder {
                     path: self.path.render_child(name),
-                    after: current.key.clone(),
+                    after: previous.name(),
                     at: self.at(offset),
                 });
-            }
-            _ => {
-                if let Some(previous) = group.take() {
-                    previous.flush_into(object);
-                }
-                *group = Some(Group {
-                    order,
-                    key: name.to_owned(),
-                    element,
-                    type_code,
-                    values: Vec::new(),
-                    extras: Vec::new(),
-                });
+            } else if let Some(repeats) = state.repeats.take() {
+                repeats.flush_into(object);
             }
         }
-        let Some(current) = group.as_mut() else {
-            return Err(self.malformed("internal error: no element group", offset));
-        };
+        state.previous = Some(Previous {
+            order,
+            element,
+            type_code,
+        });
+        let is_array = element.is_array();
         self.path.push(Step::Child {
             name: &element.name,
             choice_type: element.choice.then_some(type_code),
-            index: element.is_array().then_some(current.values.len()),
+            index: is_array.then(|| state.repeats.as_ref().map_or(0, |r| r.values.len())),
         });
-        let result = self.occurrence(start, offset, self_closing, element, type_code);
+        let result = match ValueKind::of(self.model, element, type_code) {
+            Some(kind) => self.occurrence(start, offset, self_closing, kind, type_code),
+            None => Err(self.malformed(format!("no definition for type {type_code}"), offset)),
+        };
         self.path.pop();
         let (value, extras) = result?;
-        current.values.push(value);
-        current.extras.push(extras);
+        if is_array {
+            state
+                .repeats
+                .get_or_insert_with(|| Repeats {
+                    key: name.to_owned(),
+                    values: Vec::new(),
+                    extras: Vec::new(),
+                })
+                .push(value, extras);
+        } else {
+            if let Some(value) = value {
+                object.insert(name.to_owned(), value);
+            }
+            if let Some(extras) = extras {
+                object.insert(format!("_{name}"), extras);
+            }
+        }
         Ok(())
     }
 
@@ -512,30 +550,25 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         start: &BytesStart<'_>,
         offset: usize,
         self_closing: bool,
-        element: &'m ElementDef,
-        type_code: &'m str,
+        kind: ValueKind<'m>,
+        type_code: &str,
     ) -> Result<(Option<Value>, Option<Value>), XmlError> {
         self.check_depth(offset)?;
-        if type_code == "xhtml" {
-            let div = self.narrative(start, offset, self_closing)?;
-            return Ok((Some(Value::String(div)), None));
+        match kind {
+            ValueKind::Narrative => {
+                let div = self.narrative(start, offset, self_closing)?;
+                Ok((Some(Value::String(div)), None))
+            }
+            ValueKind::Primitive => self.primitive(start, offset, self_closing, type_code),
+            ValueKind::Resource => {
+                let resource = self.wrapped_resource(start, offset, self_closing)?;
+                Ok((Some(resource), None))
+            }
+            ValueKind::Complex(type_def) => {
+                let object = self.object(start, offset, type_def, self_closing, false)?;
+                Ok((Some(Value::Object(object)), None))
+            }
         }
-        if self.model.is_primitive(type_code) {
-            return self.primitive(start, offset, self_closing, type_code);
-        }
-        let holds_resource = self
-            .model
-            .type_def(type_code)
-            .is_some_and(|def| def.kind == TypeKind::Resource);
-        if holds_resource {
-            return Ok((
-                Some(self.wrapped_resource(start, offset, self_closing)?),
-                None,
-            ));
-        }
-        let child_type = self.model.child_type_name(element, type_code);
-        let object = self.object(start, offset, child_type, self_closing, false)?;
-        Ok((Some(Value::Object(object)), None))
     }
 
     /// `<name id="..." value="...">` with optional `<extension>` children.
@@ -615,7 +648,9 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
                     choice_type: None,
                     index: Some(extensions.len()),
                 });
-                let result = self.object(&child, child_offset, "Extension", child_closing, false);
+                let extension_type = self.extension_type;
+                let result =
+                    self.object(&child, child_offset, extension_type, child_closing, false);
                 self.path.pop();
                 extensions.push(Value::Object(result?));
             }

@@ -111,6 +111,39 @@ fn pretty_output_is_indented() {
     );
 }
 
+#[test]
+fn primitive_types_are_exactly_the_lower_case_ones() {
+    // `ValueKind::of` relies on this naming rule of the specification; check every type code
+    // reachable from the resources.
+    for version in FhirVersion::ALL {
+        let model = version.model();
+        let mut pending: Vec<&str> = model.resource_types().collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name) {
+                continue;
+            }
+            let Some(type_def) = model.type_def(name) else {
+                continue;
+            };
+            for element in &type_def.elements {
+                for code in &element.types {
+                    let lower = code.starts_with(|c: char| c.is_ascii_lowercase());
+                    assert_eq!(
+                        lower,
+                        model.is_primitive(code),
+                        "{version} {name}.{}: {code}",
+                        element.name
+                    );
+                    pending.push(code);
+                }
+                pending.extend(element.element_type.as_deref());
+            }
+        }
+        assert!(seen.contains("HumanName") && seen.contains("Patient.contact"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Primitives and their extensions
 

@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 
 use super::narrative::prepare_div;
 use super::{
-    AttributeElements, FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, XmlError,
-    attribute_elements, is_numeric, is_xml_char,
+    AttributeElements, FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, ValueKind, XmlError,
+    element_order, is_numeric, is_xml_char,
 };
 use crate::model::Model;
-use crate::model::data::{ElementDef, TypeKind};
+use crate::model::data::{ElementDef, TypeDef};
 
 /// Writes `resource` as a FHIR XML document.
 pub(super) fn write_resource(
@@ -33,8 +33,15 @@ pub(super) fn write_resource(
     } else {
         Writer::new(output)
     };
+    let Some(extension_type) = model.type_def("Extension") else {
+        return Err(XmlError::InvalidJson {
+            path: "(root)".into(),
+            message: "the FHIR model has no Extension type".into(),
+        });
+    };
     let mut json_to_xml = JsonToXml {
         model,
+        extension_type,
         writer,
         path: Path::default(),
     };
@@ -50,6 +57,8 @@ pub(super) fn write_resource(
 /// The state of one conversion.
 struct JsonToXml<'m> {
     model: &'m Model,
+    /// The definition of `Extension`, needed for every primitive with extensions.
+    extension_type: &'m TypeDef,
     writer: Writer<Vec<u8>>,
     path: Path<'m>,
 }
@@ -114,22 +123,22 @@ impl<'m> JsonToXml<'m> {
         if is_root {
             start.push_attribute(("xmlns", FHIR_NAMESPACE));
         }
-        let result = self.object(start, object, &type_def.name, true);
+        let result = self.object(start, object, type_def, true);
         self.path.pop();
         result
     }
 
-    /// An object of type `type_name` as the element started by `start`.
+    /// An object of type `type_def` as the element started by `start`.
     fn object(
         &mut self,
         mut start: BytesStart<'_>,
         object: &Map<String, Value>,
-        type_name: &'m str,
+        type_def: &'m TypeDef,
         is_resource: bool,
     ) -> Result<(), XmlError> {
         self.check_depth()?;
-        let attribute_elements = attribute_elements(self.model, type_name);
-        let entries = self.entries(object, type_name, is_resource, attribute_elements)?;
+        let attribute_elements = AttributeElements::of(type_def);
+        let entries = self.entries(object, type_def, is_resource, attribute_elements)?;
         // Attributes first: `id` of data types and backbones, `url` of extensions.
         for name in ["id", "url"] {
             if !attribute_elements.contains(name) {
@@ -165,13 +174,11 @@ impl<'m> JsonToXml<'m> {
     fn entries<'v>(
         &self,
         object: &'v Map<String, Value>,
-        type_name: &'m str,
+        type_def: &'m TypeDef,
         is_resource: bool,
         attribute_elements: AttributeElements,
     ) -> Result<Vec<Entry<'v, 'm>>, XmlError> {
-        let Some(type_def) = self.model.type_def(type_name) else {
-            return Err(self.error_json(format!("no definition for type {type_name}")));
-        };
+        let type_name = type_def.name.as_str();
         let mut entries: Vec<Entry<'v, 'm>> = Vec::with_capacity(object.len());
         for (key, value) in object {
             if (is_resource && key == "resourceType") || key == "fhir_comments" {
@@ -197,17 +204,7 @@ impl<'m> JsonToXml<'m> {
                 }
                 continue;
             }
-            if is_extras && !self.model.is_primitive(resolved.type_code) {
-                return Err(XmlError::InvalidJson {
-                    path: self.path.render_child(key),
-                    message: "only primitive elements have a '_' sibling".into(),
-                });
-            }
-            let order = type_def
-                .elements
-                .iter()
-                .position(|element| std::ptr::eq(element, resolved.element))
-                .unwrap_or(usize::MAX);
+            let order = element_order(type_def, resolved.element);
             let existing = entries.iter_mut().find(|entry| entry.key == name);
             let entry = match existing {
                 Some(entry) => entry,
@@ -264,6 +261,9 @@ impl<'m> JsonToXml<'m> {
                 ),
             });
         }
+        let Some(kind) = ValueKind::of(self.model, element, entry.type_code) else {
+            return Err(self.error_json(format!("no definition for type {}", entry.type_code)));
+        };
         let count = values.len().max(extras.len());
         for index in 0..count {
             self.path.push(Step::Child {
@@ -271,9 +271,9 @@ impl<'m> JsonToXml<'m> {
                 choice_type,
                 index: is_array.then_some(index),
             });
-            let value = values.get(index).copied().filter(|value| !value.is_null());
-            let extra = extras.get(index).copied().filter(|value| !value.is_null());
-            let result = self.occurrence(entry, value, extra);
+            let value = values.get(index).filter(|value| !value.is_null());
+            let extra = extras.get(index).filter(|value| !value.is_null());
+            let result = self.occurrence(entry, kind, value, extra);
             self.path.pop();
             result?;
         }
@@ -286,10 +286,10 @@ impl<'m> JsonToXml<'m> {
         key: &str,
         value: Option<&'v Value>,
         is_array: bool,
-    ) -> Result<Vec<&'v Value>, XmlError> {
+    ) -> Result<&'v [Value], XmlError> {
         match (value, is_array) {
-            (None, _) => Ok(Vec::new()),
-            (Some(Value::Array(items)), true) => Ok(items.iter().collect()),
+            (None, _) => Ok(&[]),
+            (Some(Value::Array(items)), true) => Ok(items),
             (Some(_), true) => Err(XmlError::InvalidJson {
                 path: self.path.render_child(key),
                 message: "a repeating element must be a JSON array".into(),
@@ -298,7 +298,7 @@ impl<'m> JsonToXml<'m> {
                 path: self.path.render_child(key),
                 message: "a single element must not be a JSON array".into(),
             }),
-            (Some(value), false) => Ok(vec![value]),
+            (Some(value), false) => Ok(std::slice::from_ref(value)),
         }
     }
 
@@ -306,45 +306,44 @@ impl<'m> JsonToXml<'m> {
     fn occurrence(
         &mut self,
         entry: &Entry<'_, 'm>,
+        kind: ValueKind<'m>,
         value: Option<&Value>,
         extras: Option<&Value>,
     ) -> Result<(), XmlError> {
         let type_code = entry.type_code;
-        if type_code == "xhtml" {
-            if extras.is_some() {
-                return Err(self.error_json("the narrative div cannot have id or extensions"));
+        let type_def = match kind {
+            ValueKind::Narrative => {
+                if extras.is_some() {
+                    return Err(self.error_json("the narrative div cannot have id or extensions"));
+                }
+                return match value.and_then(Value::as_str) {
+                    Some(div) => self.narrative(div),
+                    None => Err(self.error_json("the narrative div must be a JSON string")),
+                };
             }
-            return match value.and_then(Value::as_str) {
-                Some(div) => self.narrative(div),
-                None => Err(self.error_json("the narrative div must be a JSON string")),
-            };
-        }
-        if self.model.is_primitive(type_code) {
-            return self.primitive(entry.key, type_code, value, extras);
-        }
+            ValueKind::Primitive => return self.primitive(entry.key, type_code, value, extras),
+            ValueKind::Resource | ValueKind::Complex(_) if extras.is_some() => {
+                return Err(self.error_json("only primitive elements have a '_' sibling"));
+            }
+            ValueKind::Resource => None,
+            ValueKind::Complex(type_def) => Some(type_def),
+        };
         let Some(value) = value else {
             return Err(self.error_json("null is only allowed in arrays of primitives"));
         };
-        if type_code == "Resource" || self.is_resource_type(type_code) {
+        let Some(type_def) = type_def else {
             // Resources inside resources are wrapped: <contained><Patient>...</Patient></contained>.
             self.check_depth()?;
             self.write_event(Event::Start(BytesStart::new(entry.key)))?;
             self.resource(value, false)?;
             return self.write_event(Event::End(BytesEnd::new(entry.key)));
-        }
+        };
         let Some(object) = value.as_object() else {
             return Err(self.error_json(format!(
                 "an element of type {type_code} must be a JSON object"
             )));
         };
-        let child_type = self.model.child_type_name(entry.element, type_code);
-        self.object(BytesStart::new(entry.key), object, child_type, false)
-    }
-
-    fn is_resource_type(&self, type_code: &str) -> bool {
-        self.model
-            .type_def(type_code)
-            .is_some_and(|def| def.kind == TypeKind::Resource)
+        self.object(BytesStart::new(entry.key), object, type_def, false)
     }
 
     /// `<name id="..." value="..."/>`, with `<extension>` children when there are any.
@@ -416,9 +415,12 @@ impl<'m> JsonToXml<'m> {
                 index: Some(index),
             });
             let result = match extension.as_object() {
-                Some(object) => {
-                    self.object(BytesStart::new("extension"), object, "Extension", false)
-                }
+                Some(object) => self.object(
+                    BytesStart::new("extension"),
+                    object,
+                    self.extension_type,
+                    false,
+                ),
                 None => Err(self.error_json("an extension must be a JSON object")),
             };
             self.path.pop();
