@@ -1,9 +1,9 @@
 //! A parsed FHIR search as SQL.
 //!
-//! Each filter becomes an `EXISTS` over its index table correlated on the resource's `rid`, so
-//! filters compose (AND across parameters, OR across a parameter's values) and chains and `_has`
-//! nest as correlated subqueries on the same tables. Every value is a bound parameter; only
-//! table and column names from this file are spliced into the text.
+//! Each filter becomes `rid IN (subquery over its index table)`, uncorrelated so that the
+//! database can start from the index; filters compose (AND across parameters, OR across a
+//! parameter's values) and chains and `_has` nest as subqueries on the same tables. Every value
+//! is a bound parameter; only table and column names from this file are spliced into the text.
 //!
 //! Paging is by keyset, not offset: a cursor holds the sort keys and `rid` of the last (or first)
 //! row of a page, and the next page starts strictly after them. Writes between page requests
@@ -245,7 +245,7 @@ pub(crate) async fn run(
     text.insert_str(0, &select);
     sql.text = text;
     sql.push(" FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version WHERE ");
-    where_clause(&mut sql, base, query)?;
+    where_clause(&mut sql, dialect, base, query)?;
 
     let forward = cursor.as_ref().is_none_or(|c| c.forward);
     if let Some(cursor) = &cursor {
@@ -392,13 +392,13 @@ fn keyset(sql: &mut Sql, columns: &[SortColumn], cursor: &Cursor) -> Result<()> 
 
 async fn count(
     conn: &mut AnyConnection,
-    _dialect: Dialect,
+    dialect: Dialect,
     base: &str,
     query: &SearchQuery,
 ) -> Result<i64> {
     let mut sql = Sql::default();
     sql.push("SELECT COUNT(*) FROM current c WHERE ");
-    where_clause(&mut sql, base, query)?;
+    where_clause(&mut sql, dialect, base, query)?;
     let rows = sql.fetch_all(conn).await?;
     Ok(rows
         .first()
@@ -407,21 +407,33 @@ async fn count(
         .unwrap_or(0))
 }
 
-fn where_clause(sql: &mut Sql, base: &str, query: &SearchQuery) -> Result<()> {
-    sql.push("c.base = ");
+fn where_clause(sql: &mut Sql, dialect: Dialect, base: &str, query: &SearchQuery) -> Result<()> {
+    // SQLite plans without statistics and would walk every resource of the type testing each
+    // filter; a unary `+` takes the type index out of play so that the plan starts from the
+    // filter's index instead, when there is a selective one.
+    let drive_from_filter = dialect == Dialect::Sqlite
+        && !query.filters.iter().any(|f| matches!(f, Filter::Id(_)))
+        && query.filters.iter().any(|f| match f {
+            Filter::Token { not, .. } => !not,
+            Filter::Missing { missing, .. } => !missing,
+            Filter::Id(_) | Filter::LastUpdated(_) | Filter::Has { .. } => false,
+            _ => true,
+        });
+    let plus = if drive_from_filter { "+" } else { "" };
+    sql.push(&format!("{plus}c.base = "));
     sql.text(base);
-    sql.push(" AND c.rtype = ");
+    sql.push(&format!(" AND {plus}c.rtype = "));
     sql.text(query.resource_type.as_str());
     sql.push(" AND c.deleted = 0");
     for filter in &query.filters {
         sql.push(" AND ");
-        filter_sql(sql, "c", filter);
+        filter_sql(sql, base, "c", filter);
     }
     Ok(())
 }
 
 /// One filter as a boolean SQL expression about the resource aliased `on`.
-fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
+fn filter_sql(sql: &mut Sql, base: &str, on: &str, filter: &Filter) {
     match filter {
         Filter::Id(ids) => {
             sql.push(&format!("{on}.id IN ("));
@@ -446,17 +458,16 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         } => {
             let table = table_of(*kind);
             let alias = sql.alias("m");
-            sql.push(if *missing { "NOT EXISTS (" } else { "EXISTS (" });
+            let not = if *missing { "NOT " } else { "" };
             sql.push(&format!(
-                "SELECT 1 FROM {table} {alias} WHERE {alias}.rid = {on}.rid AND {alias}.param = "
+                "{on}.rid {not}IN (SELECT {alias}.rid FROM {table} {alias} WHERE {alias}.param = "
             ));
             sql.text(param.as_str());
             sql.push(")");
         }
         Filter::Token { param, values, not } => {
             let alias = sql.alias("t");
-            sql.push(if *not { "NOT EXISTS (" } else { "EXISTS (" });
-            exists_head(sql, "idx_token", &alias, on, param);
+            in_head(sql, *not, "idx_token", &alias, on, param);
             any_of(sql, values, |sql, value| {
                 match (&value.system, &value.code) {
                     (None, Some(code)) => {
@@ -486,8 +497,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         }
         Filter::TokenText { param, values } => {
             let alias = sql.alias("t");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_token", &alias, on, param);
+            in_head(sql, false, "idx_token", &alias, on, param);
             any_of(sql, values, |sql, value| {
                 prefix_condition(sql, &format!("{alias}.text"), value);
             });
@@ -499,8 +509,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
             mode,
         } => {
             let alias = sql.alias("s");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_string", &alias, on, param);
+            in_head(sql, false, "idx_string", &alias, on, param);
             any_of(sql, values, |sql, value| match mode {
                 StringMode::Prefix => prefix_condition(sql, &format!("{alias}.norm"), value),
                 StringMode::Exact => {
@@ -517,8 +526,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         }
         Filter::Reference { param, values } => {
             let alias = sql.alias("r");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_reference", &alias, on, param);
+            in_head(sql, false, "idx_reference", &alias, on, param);
             any_of(sql, values, |sql, value| match value {
                 ReferenceValue::Local { resource_type, id } => {
                     sql.push(&format!("{alias}.target_id = "));
@@ -537,8 +545,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         }
         Filter::Date { param, values } => {
             let alias = sql.alias("d");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_date", &alias, on, param);
+            in_head(sql, false, "idx_date", &alias, on, param);
             any_of(sql, values, |sql, range| {
                 date_condition(
                     sql,
@@ -551,8 +558,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         }
         Filter::Number { param, values } => {
             let alias = sql.alias("n");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_number", &alias, on, param);
+            in_head(sql, false, "idx_number", &alias, on, param);
             any_of(sql, values, |sql, range| {
                 number_condition(
                     sql,
@@ -565,8 +571,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
         }
         Filter::Quantity { param, values } => {
             let alias = sql.alias("q");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_quantity", &alias, on, param);
+            in_head(sql, false, "idx_quantity", &alias, on, param);
             any_of(sql, values, |sql, value| {
                 number_condition(
                     sql,
@@ -591,8 +596,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
             below,
         } => {
             let alias = sql.alias("u");
-            sql.push("EXISTS (");
-            exists_head(sql, "idx_uri", &alias, on, param);
+            in_head(sql, false, "idx_uri", &alias, on, param);
             any_of(sql, values, |sql, value| {
                 if *below {
                     prefix_condition(sql, &format!("{alias}.uri"), value);
@@ -611,11 +615,12 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
             let reference = sql.alias("r");
             let target = sql.alias("c");
             sql.push(&format!(
-                "EXISTS (SELECT 1 FROM idx_reference {reference} JOIN current {target} \
-                 ON {target}.base = {on}.base AND {target}.rtype = {reference}.target_type \
-                 AND {target}.id = {reference}.target_id \
-                 WHERE {reference}.rid = {on}.rid AND {target}.deleted = 0 AND {reference}.param = "
+                "{on}.rid IN (SELECT {reference}.rid FROM idx_reference {reference} JOIN current {target} \
+                 ON {target}.rtype = {reference}.target_type AND {target}.id = {reference}.target_id \
+                 WHERE {target}.deleted = 0 AND {target}.base = "
             ));
+            sql.text(base);
+            sql.push(&format!(" AND {reference}.param = "));
             sql.text(param.as_str());
             sql.push(&format!(" AND {target}.rtype IN ("));
             for (index, resource_type) in target_types.iter().enumerate() {
@@ -625,7 +630,7 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
                 sql.text(resource_type.as_str());
             }
             sql.push(") AND ");
-            filter_sql(sql, &target, inner);
+            filter_sql(sql, base, &target, inner);
             sql.push(")");
         }
         Filter::Has {
@@ -636,16 +641,17 @@ fn filter_sql(sql: &mut Sql, on: &str, filter: &Filter) {
             let reference = sql.alias("r");
             let source = sql.alias("c");
             sql.push(&format!(
-                "EXISTS (SELECT 1 FROM idx_reference {reference} JOIN current {source} \
-                 ON {source}.rid = {reference}.rid \
-                 WHERE {reference}.target_id = {on}.id AND {reference}.target_type = {on}.rtype \
-                 AND {source}.base = {on}.base AND {source}.deleted = 0 AND {reference}.param = "
+                "({on}.rtype, {on}.id) IN (SELECT {reference}.target_type, {reference}.target_id \
+                 FROM idx_reference {reference} JOIN current {source} ON {source}.rid = {reference}.rid \
+                 WHERE {source}.deleted = 0 AND {source}.base = "
             ));
+            sql.text(base);
+            sql.push(&format!(" AND {reference}.param = "));
             sql.text(param.as_str());
             sql.push(&format!(" AND {source}.rtype = "));
             sql.text(resource_type.as_str());
             sql.push(" AND ");
-            filter_sql(sql, &source, inner);
+            filter_sql(sql, base, &source, inner);
             sql.push(")");
         }
     }
@@ -663,9 +669,13 @@ fn table_of(kind: ParamKind) -> &'static str {
     }
 }
 
-fn exists_head(sql: &mut Sql, table: &str, alias: &str, on: &str, param: &str) {
+/// Opens `on.rid [NOT] IN (SELECT rid FROM table WHERE param = ... AND `: the subquery is not
+/// correlated, so the database can drive the search from the index (a handful of rows for an
+/// identifier) instead of testing every resource of the type.
+fn in_head(sql: &mut Sql, negate: bool, table: &str, alias: &str, on: &str, param: &str) {
+    let not = if negate { "NOT " } else { "" };
     sql.push(&format!(
-        "SELECT 1 FROM {table} {alias} WHERE {alias}.rid = {on}.rid AND {alias}.param = "
+        "{on}.rid {not}IN (SELECT {alias}.rid FROM {table} {alias} WHERE {alias}.param = "
     ));
     sql.text(param);
     sql.push(" AND ");
