@@ -1,0 +1,263 @@
+//! The `carehub` command: glue between the command line, the store, the seed data and the HTTP
+//! server. Everything it runs lives in the library crates; this file only wires them.
+
+mod seed;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use carehub_server::{ServerConfig, router};
+use carehub_store::{Store, StoreConfig};
+use clap::{Args, Parser, Subcommand};
+
+/// carehub: the NHS integration world in one program.
+#[derive(Debug, Parser)]
+#[command(name = "carehub", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything on the embedded SQLite database, seeding test data on first start.
+    Up(UpArgs),
+    /// Serve on a database given by URL (SQLite or PostgreSQL), without seeding.
+    Serve(ServeArgs),
+    /// Load a deterministic synthetic test data pack into a database.
+    Seed(SeedArgs),
+    /// For benchmarks: a bare axum handler serving one file's bytes from memory, the yardstick
+    /// that carehub's reads are measured against.
+    BenchBaseline(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+struct BaselineArgs {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 8099)]
+    port: u16,
+    /// The bytes to serve, e.g. a resource as carehub returns it.
+    #[arg(long)]
+    body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct Listen {
+    /// Address to listen on.
+    #[arg(long, env = "CAREHUB_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on; 0 picks a free port.
+    #[arg(long, env = "CAREHUB_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The URL clients use to reach carehub, when it differs from http://HOST:PORT (behind a
+    /// proxy, say); used in Location headers, fullUrl and paging links.
+    #[arg(long, env = "CAREHUB_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "CAREHUB_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
+    body_limit: usize,
+    /// Database connections for reads (the writer uses one more).
+    #[arg(long, env = "CAREHUB_DB_CONNECTIONS", default_value_t = 8)]
+    db_connections: u32,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// Where the SQLite database lives; created if missing.
+    #[arg(long, env = "CAREHUB_DATA_DIR", default_value = ".carehub")]
+    data_dir: PathBuf,
+    /// Patients in the test data pack seeded on first start.
+    #[arg(long, env = "CAREHUB_SEED_PATIENTS", default_value_t = 200)]
+    seed_patients: u64,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// Database URL: `postgres://user@host/db` or `sqlite://path/file.db?mode=rwc`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// Database URL; defaults to the `carehub up` database in --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The data directory of `carehub up`, used when no --database-url is given.
+    #[arg(long, env = "CAREHUB_DATA_DIR", default_value = ".carehub")]
+    data_dir: PathBuf,
+    /// How many patients to generate.
+    #[arg(long, default_value_t = 1000)]
+    patients: u64,
+    /// The pack's seed: the same seed always gives the same data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAREHUB_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .json()
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+            Command::Serve(args) => serve(args).await,
+            Command::Seed(args) => seed_command(args).await,
+            Command::BenchBaseline(args) => bench_baseline(args).await,
+        }
+    })
+}
+
+fn sqlite_url(data_dir: &std::path::Path) -> Result<String> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("carehub.db").display()
+    ))
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let started = Instant::now();
+    let first_start = !args.data_dir.join("carehub.db").exists();
+    let url = sqlite_url(&args.data_dir)?;
+    let store = Store::open(&StoreConfig {
+        url,
+        max_connections: args.listen.db_connections,
+    })
+    .await
+    .context("opening the database")?;
+    let (listener, config) = bind(&args.listen).await?;
+    if first_start {
+        let pack = seed::PackOptions {
+            patients: args.seed_patients,
+            seed: 1,
+        };
+        seed::seed(&store, &config, &pack, false)
+            .await
+            .context("seeding test data")?;
+    }
+    println!("carehub is up (SQLite in {})", args.data_dir.display());
+    run(listener, config, store, started).await
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let store = Store::open(&StoreConfig {
+        url: args.database_url.clone(),
+        max_connections: args.listen.db_connections,
+    })
+    .await
+    .context("opening the database")?;
+    let (listener, config) = bind(&args.listen).await?;
+    run(listener, config, store, started).await
+}
+
+async fn seed_command(args: SeedArgs) -> Result<()> {
+    let url = match args.database_url {
+        Some(url) => url,
+        None => sqlite_url(&args.data_dir)?,
+    };
+    let store = Store::open(&StoreConfig {
+        url,
+        max_connections: 4,
+    })
+    .await
+    .context("opening the database")?;
+    let config = ServerConfig::default();
+    let pack = seed::PackOptions {
+        patients: args.patients,
+        seed: args.seed,
+    };
+    seed::seed(&store, &config, &pack, true).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn bind(listen: &Listen) -> Result<(tokio::net::TcpListener, ServerConfig)> {
+    let listener = tokio::net::TcpListener::bind((listen.host.as_str(), listen.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", listen.host, listen.port))?;
+    let address: SocketAddr = listener.local_addr()?;
+    let public_url = listen
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let config = ServerConfig {
+        public_url,
+        body_limit: listen.body_limit,
+        ..ServerConfig::default()
+    };
+    Ok((listener, config))
+}
+
+async fn run(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    store: Store,
+    started: Instant,
+) -> Result<()> {
+    let app = router(&config, store.clone());
+    for base in &config.bases {
+        println!(
+            "  FHIR {:<4} {}{}",
+            base.version.label(),
+            config.public_url,
+            base.path
+        );
+    }
+    println!(
+        "Try:  curl -s '{}/fhir/R4/Patient?_count=2' -H 'Accept: application/fhir+json'",
+        config.public_url
+    );
+    println!("ready in {} ms", started.elapsed().as_millis());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_baseline(args: BaselineArgs) -> Result<()> {
+    let body = axum::body::Bytes::from(
+        std::fs::read(&args.body_file)
+            .with_context(|| format!("reading {}", args.body_file.display()))?,
+    );
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/fhir+json; charset=utf-8",
+                )],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!(
+        "baseline serving {} on http://{}",
+        args.body_file.display(),
+        listener.local_addr()?
+    );
+    axum::serve(listener, app).await.context("serving HTTP")
+}

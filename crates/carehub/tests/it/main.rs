@@ -1,0 +1,79 @@
+//! The `carehub` binary as a user runs it: `carehub up` on a fresh data directory seeds test data,
+//! says where it listens and when it is ready, serves FHIR, and comes back up on the same data
+//! without seeding again.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn up(data_dir: &std::path::Path, patients: u64) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--seed-patients",
+            &patients.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carehub starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut url = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if let Some(rest) = line.trim().strip_prefix("FHIR R4") {
+            url = Some(rest.trim().trim_end_matches("/fhir/R4").to_owned());
+        }
+        if line.starts_with("ready in") {
+            break;
+        }
+    }
+    Running {
+        child,
+        url: url.expect("carehub printed its R4 base URL"),
+    }
+}
+
+async fn count(url: &str, resource_type: &str) -> i64 {
+    let bundle: serde_json::Value =
+        reqwest::get(format!("{url}/fhir/R4/{resource_type}?_summary=count"))
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+    bundle["total"].as_i64().expect("total")
+}
+
+#[tokio::test]
+async fn up_seeds_once_and_serves_across_restarts() {
+    let data_dir = std::env::temp_dir().join(format!("carehub-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let first = up(&data_dir, 30);
+    assert_eq!(count(&first.url, "Patient").await, 30);
+    assert!(count(&first.url, "Organization").await > 0);
+    drop(first);
+    let second = up(&data_dir, 30);
+    assert_eq!(
+        count(&second.url, "Patient").await,
+        30,
+        "a restart does not seed again"
+    );
+    drop(second);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
