@@ -11,6 +11,7 @@
 //! group commit, so durable throughput is bounded by the disk's fsync rate divided by the batch,
 //! not by one fsync per request. A caller hears back only after the commit.
 
+mod cache;
 mod schema;
 mod search;
 mod writer;
@@ -123,6 +124,19 @@ pub struct StoreConfig {
     pub url: String,
     /// Pool size for reads (the writer holds one more).
     pub max_connections: u32,
+    /// Current versions kept in memory for reads (SQLite only); 0 turns the cache off.
+    pub cache_capacity: usize,
+}
+
+impl StoreConfig {
+    /// A configuration with the default pool and cache sizes.
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            max_connections: 8,
+            cache_capacity: 20_000,
+        }
+    }
 }
 
 /// The store.
@@ -131,6 +145,7 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     writer: writer::Handle,
+    cache: Option<Arc<cache::ReadCache>>,
 }
 
 impl Store {
@@ -165,11 +180,15 @@ impl Store {
             .connect_with(options)
             .await?;
         migrate(&pool, dialect).await?;
-        let writer = writer::spawn(pool.clone(), dialect);
+        // Only SQLite has a single writer whose commits the cache can follow exactly.
+        let cache = (dialect == Dialect::Sqlite && config.cache_capacity > 0)
+            .then(|| Arc::new(cache::ReadCache::new(config.cache_capacity)));
+        let writer = writer::spawn(pool.clone(), dialect, cache.clone());
         Ok(Store {
             pool,
             dialect,
             writer,
+            cache,
         })
     }
 
@@ -197,6 +216,15 @@ impl Store {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<Versioned>> {
+        let epoch = match &self.cache {
+            Some(cache) => {
+                if let Some(hit) = cache.get(base, resource_type, id) {
+                    return Ok(Some((*hit).clone()));
+                }
+                Some(cache.epoch())
+            }
+            None => None,
+        };
         let row = sqlx::query(
             "SELECT c.version, c.last_updated, h.body FROM current c \
              JOIN history h ON h.rid = c.rid AND h.version = c.version \
@@ -207,8 +235,13 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| versioned_from_row(&row, resource_type, id, 0))
-            .transpose()
+        let found = row
+            .map(|row| versioned_from_row(&row, resource_type, id, 0))
+            .transpose()?;
+        if let (Some(cache), Some(epoch), Some(version)) = (&self.cache, epoch, &found) {
+            cache.fill(epoch, base, version);
+        }
+        Ok(found)
     }
 
     /// One version of a resource.

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use carehub_fhir::search::{IndexEntry, IndexValue, SearchQuery};
 use serde_json::Value;
@@ -18,6 +19,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cache::ReadCache;
 use crate::schema::Dialect;
 use crate::{Result, StoreError, Versioned, stamp};
 
@@ -53,6 +55,8 @@ pub enum Expect {
 pub struct Tx<'c> {
     conn: &'c mut AnyConnection,
     dialect: Dialect,
+    /// What this batch wrote, for the read cache once it commits.
+    written: &'c mut Vec<(String, Versioned)>,
     /// The last `last_updated` given out, so timestamps strictly increase within a store.
     clock: &'c mut i64,
 }
@@ -104,13 +108,18 @@ impl Handle {
     }
 }
 
-pub(crate) fn spawn(pool: AnyPool, dialect: Dialect) -> Handle {
+pub(crate) fn spawn(pool: AnyPool, dialect: Dialect, cache: Option<Arc<ReadCache>>) -> Handle {
     let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
-    tokio::spawn(run_writer(pool, dialect, queue));
+    tokio::spawn(run_writer(pool, dialect, cache, queue));
     Handle { jobs }
 }
 
-async fn run_writer(pool: AnyPool, dialect: Dialect, mut queue: mpsc::Receiver<Job>) {
+async fn run_writer(
+    pool: AnyPool,
+    dialect: Dialect,
+    cache: Option<Arc<ReadCache>>,
+    mut queue: mpsc::Receiver<Job>,
+) {
     let mut clock = 0i64;
     let mut connection: Option<PoolConnection<Any>> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -135,7 +144,7 @@ async fn run_writer(pool: AnyPool, dialect: Dialect, mut queue: mpsc::Receiver<J
                 continue;
             }
         };
-        match run_batch(&mut conn, dialect, &mut clock, &mut batch).await {
+        match run_batch(&mut conn, dialect, &mut clock, cache.as_deref(), &mut batch).await {
             Ok(()) => connection = Some(conn),
             // A connection that failed mid-transaction is dropped rather than reused.
             Err(err) => tracing::error!(error = %err, "store commit failed"),
@@ -147,8 +156,10 @@ async fn run_batch(
     conn: &mut AnyConnection,
     dialect: Dialect,
     clock: &mut i64,
+    cache: Option<&ReadCache>,
     batch: &mut Vec<Job>,
 ) -> std::result::Result<(), sqlx::Error> {
+    let mut written: Vec<(String, Versioned)> = Vec::new();
     let begin = match dialect {
         // IMMEDIATE takes the write lock now, so a unit never fails half-way on a lock upgrade.
         Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -171,12 +182,17 @@ async fn run_batch(
             }
             return Err(sqlx::Error::Protocol("savepoint failed".into()));
         }
+        let written_before = written.len();
         let mut tx = Tx {
             conn: &mut *conn,
             dialect,
+            written: &mut written,
             clock: &mut *clock,
         };
         let (keep, finish) = job(&mut tx).await;
+        if !keep {
+            written.truncate(written_before);
+        }
         if single {
             single_failed = !keep;
             finishes.push(finish);
@@ -206,6 +222,11 @@ async fn run_batch(
         return rollback.map(|_| ());
     }
     let commit = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
+    if commit.is_ok()
+        && let Some(cache) = cache
+    {
+        cache.committed(&written);
+    }
     let error = commit.as_ref().err().map(|err| {
         StoreError::Database(std::sync::Arc::new(sqlx::Error::Protocol(format!(
             "commit failed: {err}"
@@ -329,13 +350,15 @@ impl Tx<'_> {
         // Only a live previous version has index rows to remove.
         let had_index = current.as_ref().is_some_and(|c| !c.deleted);
         self.replace_index(rid, had_index, index).await?;
-        Ok(Versioned {
+        let stored = Versioned {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),
             version,
             last_updated,
             body: Some(body),
-        })
+        };
+        self.written.push((base.to_owned(), stored.clone()));
+        Ok(stored)
     }
 
     /// Deletes a resource, leaving a tombstone version. Returns the tombstone, or `None` when
@@ -377,13 +400,15 @@ impl Tx<'_> {
             )
             .await?;
         self.replace_index(rid, true, &[]).await?;
-        Ok(Some(Versioned {
+        let tombstone = Versioned {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),
             version,
             last_updated,
             body: None,
-        }))
+        };
+        self.written.push((base.to_owned(), tombstone.clone()));
+        Ok(Some(tombstone))
     }
 
     /// The ids of live resources matching a search (for conditional create, update and delete,

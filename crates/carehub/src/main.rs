@@ -61,6 +61,10 @@ struct Listen {
     /// Database connections for reads (the writer uses one more).
     #[arg(long, env = "CAREHUB_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
+    /// Resources whose current version is kept in memory for reads, on SQLite (where carehub
+    /// is the only writer); 0 turns the cache off. Ignored on PostgreSQL.
+    #[arg(long, env = "CAREHUB_READ_CACHE", default_value_t = 20_000)]
+    cache_capacity: usize,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +143,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url,
         max_connections: args.listen.db_connections,
+        cache_capacity: args.listen.cache_capacity,
     })
     .await
     .context("opening the database")?;
@@ -161,6 +166,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url: args.database_url.clone(),
         max_connections: args.listen.db_connections,
+        cache_capacity: args.listen.cache_capacity,
     })
     .await
     .context("opening the database")?;
@@ -176,6 +182,8 @@ async fn seed_command(args: SeedArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url,
         max_connections: 4,
+        // Seeding only writes; a cache would hold nothing anyone reads.
+        cache_capacity: 0,
     })
     .await
     .context("opening the database")?;

@@ -183,12 +183,9 @@ fn durability_child(url: &str) {
     use std::io::Write;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = Store::open(&carehub_store::StoreConfig {
-            url: url.to_owned(),
-            max_connections: 4,
-        })
-        .await
-        .unwrap();
+        let store = Store::open(&carehub_store::StoreConfig::new(url))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for worker in 0..16 {
             let store = store.clone();
@@ -222,4 +219,54 @@ fn durability_child(url: &str) {
             let _ = task.await;
         }
     });
+}
+
+/// Reads served from the cache follow every committed write, including concurrent ones, and
+/// never show a rolled-back one.
+#[tokio::test]
+async fn reads_follow_writes_through_the_cache() {
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.unwrap();
+    let write = |family: String, fail: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let stored = tx
+                            .put(
+                                "b",
+                                "Patient",
+                                "c",
+                                json!({"resourceType": "Patient", "name": [{"family": family}]}),
+                                &[],
+                                Expect::Any,
+                            )
+                            .await?;
+                        if fail {
+                            return Err(StoreError::BadCursor("deliberate".into()));
+                        }
+                        Ok(stored.version)
+                    })
+                })
+                .await
+        }
+    };
+    let mut last = 0;
+    for round in 0..30 {
+        // A reader racing the write must never leave an old version in the cache.
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move { store.read("b", "Patient", "c").await })
+        };
+        last = write(format!("F{round}"), false).await.unwrap();
+        let _ = reader.await.unwrap();
+        let _ = write("rolled back".into(), true).await;
+        let current = store.read("b", "Patient", "c").await.unwrap().unwrap();
+        assert_eq!(current.version, last);
+        let body: serde_json::Value =
+            serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["name"][0]["family"], format!("F{round}"));
+    }
+    assert_eq!(last, 30);
 }

@@ -77,3 +77,30 @@ async fn up_seeds_once_and_serves_across_restarts() {
     drop(second);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// What `carehub up` seeds must pass carehub's own validation, in both versions.
+#[test]
+fn seeded_test_data_is_valid_fhir() {
+    let pack = carehub_testdata::Pack::new(carehub_testdata::PackSpec {
+        seed: 7,
+        patients: 300,
+        practices: 4,
+        trusts: 2,
+        practitioners_per_org: 3,
+    });
+    for (version, pack_version) in [
+        (
+            carehub_fhir::FhirVersion::Stu3,
+            carehub_testdata::FhirVersion::Stu3,
+        ),
+        (
+            carehub_fhir::FhirVersion::R4,
+            carehub_testdata::FhirVersion::R4,
+        ),
+    ] {
+        for resource in pack.all_resources(pack_version) {
+            let issues = carehub_fhir::json::validate_resource(version.model(), &resource);
+            assert!(issues.is_empty(), "{version}: {issues:?} in {resource}");
+        }
+    }
+}
