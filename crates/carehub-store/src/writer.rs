@@ -145,7 +145,10 @@ async fn run_writer(
             }
         };
         match run_batch(&mut conn, dialect, &mut clock, cache.as_deref(), &mut batch).await {
-            Ok(()) => connection = Some(conn),
+            // Keep the connection while work is queued; give it back to the pool when idle, so
+            // that closing the pool does not wait on a writer that has nothing to do.
+            Ok(()) if !queue.is_empty() => connection = Some(conn),
+            Ok(()) => drop(conn),
             // A connection that failed mid-transaction is dropped rather than reused.
             Err(err) => tracing::error!(error = %err, "store commit failed"),
         }

@@ -104,3 +104,31 @@ fn seeded_test_data_is_valid_fhir() {
         }
     }
 }
+
+/// `carehub seed` loads its pack and exits: closing the store must not wait on an idle writer.
+#[test]
+fn seed_loads_and_exits() {
+    let data_dir = std::env::temp_dir().join(format!("carehub-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["seed", "--patients", "25", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carehub seed starts");
+    // A bound on a hang, not a speed requirement.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("carehub seed did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
