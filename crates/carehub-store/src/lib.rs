@@ -168,7 +168,7 @@ impl Store {
                         // commit, so an acknowledged write survives a crash or power cut.
                         sqlx::raw_sql(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536; \
+                             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -8192; \
                              PRAGMA temp_store = MEMORY;",
                         )
                         .execute(&mut *conn)
