@@ -13,9 +13,17 @@ use carehub_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
 /// carehub: the NHS integration world in one program.
+///
+/// Every option can also be set by its environment variable, or in a TOML file named by
+/// `--config FILE` (or CAREHUB_CONFIG) whose keys are the option names (`port = 8080`,
+/// `data-dir = "/var/lib/carehub"`). The command line wins over the environment, which wins over
+/// the file.
 #[derive(Debug, Parser)]
 #[command(name = "carehub", version, about, long_about = None)]
 struct Cli {
+    /// A TOML file of option values (keys are the long option names).
+    #[arg(long, global = true, env = "CAREHUB_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,8 +112,75 @@ struct SeedArgs {
     seed: u64,
 }
 
+/// The command line, with defaults taken from the `--config` file when there is one.
+fn parse_cli() -> Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let config_path = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CAREHUB_CONFIG").map(PathBuf::from));
+    let mut command = Cli::command();
+    if let Some(path) = config_path {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => anyhow::bail!(
+                    "{}: '{key}' must be a string, number or boolean, not {}",
+                    path.display(),
+                    other.type_str()
+                ),
+            };
+            let mut known = false;
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|s| s.get_name().to_owned())
+                .collect();
+            for name in names {
+                command = command.mut_subcommand(&name, |sub| {
+                    if sub
+                        .get_arguments()
+                        .any(|a| a.get_long() == Some(key.as_str()))
+                    {
+                        known = true;
+                        let id = sub
+                            .get_arguments()
+                            .find(|a| a.get_long() == Some(key.as_str()))
+                            .map(|a| a.get_id().clone());
+                        match id {
+                            Some(id) => sub.mut_arg(id, |arg| {
+                                arg.default_value(value.clone()).required(false)
+                            }),
+                            None => sub,
+                        }
+                    } else {
+                        sub
+                    }
+                });
+            }
+            if !known {
+                anyhow::bail!(
+                    "{}: '{key}' is not a carehub option (see carehub --help)",
+                    path.display()
+                );
+            }
+        }
+    }
+    let matches = command.get_matches();
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAREHUB_LOG")

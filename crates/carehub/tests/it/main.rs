@@ -18,7 +18,8 @@ impl Drop for Running {
 }
 
 fn up(data_dir: &std::path::Path, patients: u64) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    command
         .args([
             "up",
             "--port",
@@ -27,7 +28,12 @@ fn up(data_dir: &std::path::Path, patients: u64) -> Running {
             &patients.to_string(),
             "--data-dir",
         ])
-        .arg(data_dir)
+        .arg(data_dir);
+    start(command)
+}
+
+fn start(mut command: Command) -> Running {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -131,4 +137,35 @@ fn seed_loads_and_exits() {
     };
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Options come from a TOML file too; the command line still wins.
+#[tokio::test]
+async fn options_from_a_config_file() {
+    let dir = std::env::temp_dir().join(format!("carehub-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("carehub.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "seed-patients = 7\nport = 1\ndata-dir = \"{}\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    command.args(["up", "--port", "0", "--config"]).arg(&file);
+    let running = start(command);
+    assert_eq!(count(&running.url, "Patient").await, 7);
+    drop(running);
+    std::fs::write(&file, "shoe-size = 9\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["up", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("shoe-size"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
