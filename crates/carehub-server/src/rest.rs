@@ -648,6 +648,33 @@ pub(crate) async fn update(
     send(&base, &request, result)
 }
 
+/// The search of a conditional update or delete: the query string without the format options;
+/// without one, a PUT or DELETE on a type has nothing to act on.
+fn condition(
+    base: &Base,
+    request: &Request,
+    resource_type: &str,
+    method: &str,
+    action: &str,
+) -> Result<SearchQuery, ApiError> {
+    let params: Vec<(String, String)> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k != "_format" && k != "_pretty")
+        .cloned()
+        .collect();
+    if params.is_empty() {
+        return Err(ApiError::new(
+            Category::MethodNotAllowed,
+            IssueType::NotSupported,
+            format!(
+                "{method} on a type needs search parameters (conditional {action}) or an id in the URL"
+            ),
+        ));
+    }
+    parse_search(base, request, resource_type, &params)
+}
+
 pub(crate) async fn conditional_update(
     State(base): State<BaseState>,
     Path(resource_type): Path<String>,
@@ -658,16 +685,7 @@ pub(crate) async fn conditional_update(
     let request = Request::new(query, headers);
     let result = async {
         check_type(&base, &resource_type)?;
-        let search_params: Vec<(String, String)> =
-            request.query.iter().filter(|(k, _)| k != "_format" && k != "_pretty").cloned().collect();
-        if search_params.is_empty() {
-            return Err(ApiError::new(
-                Category::MethodNotAllowed,
-                IssueType::NotSupported,
-                "PUT on a type needs search parameters (conditional update) or an id in the URL",
-            ));
-        }
-        let condition = parse_search(&base, &request, &resource_type, &search_params)?;
+        let condition = condition(&base, &request, &resource_type, "PUT", "update")?;
         let resource = resource_body(&base, &request, &resource_type, body).await?;
         let index = base.indexer.index(&resource);
         let key = base.store_key.clone();
@@ -746,16 +764,7 @@ pub(crate) async fn conditional_delete(
     let request = Request::new(query, headers);
     let result = async {
         check_type(&base, &resource_type)?;
-        let search_params: Vec<(String, String)> =
-            request.query.iter().filter(|(k, _)| k != "_format" && k != "_pretty").cloned().collect();
-        if search_params.is_empty() {
-            return Err(ApiError::new(
-                Category::MethodNotAllowed,
-                IssueType::NotSupported,
-                "DELETE on a type needs search parameters (conditional delete) or an id in the URL",
-            ));
-        }
-        let condition = parse_search(&base, &request, &resource_type, &search_params)?;
+        let condition = condition(&base, &request, &resource_type, "DELETE", "delete")?;
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         base.store

@@ -291,3 +291,48 @@ async fn gzip_responses_when_asked() {
         .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
 }
+
+#[tokio::test]
+async fn conditional_update_and_delete_by_search() {
+    let app = spawn_app().await;
+    let url = app.r4("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009");
+    let first = app
+        .put(
+            &url,
+            &patient("Cond", "One", "9000000009", "1970-01-01", "female"),
+        )
+        .await;
+    assert_eq!(first.status().as_u16(), 201, "no match: created");
+    let second = app
+        .put(
+            &url,
+            &patient("Cond", "Two", "9000000009", "1970-01-01", "female"),
+        )
+        .await;
+    assert_eq!(second.status().as_u16(), 200, "one match: updated");
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["meta"]["versionId"], "2");
+    app.create(
+        &app.r4("/Patient"),
+        &patient("Cond", "Three", "9000000017", "1970-01-01", "female"),
+    )
+    .await;
+    let ambiguous = app
+        .put(
+            &app.r4("/Patient?family=cond"),
+            &patient("Cond", "Four", "9000000025", "1970-01-01", "male"),
+        )
+        .await;
+    assert_eq!(ambiguous.status().as_u16(), 412, "two matches: refused");
+    let no_condition = app
+        .put(
+            &app.r4("/Patient"),
+            &patient("X", "Y", "9000000033", "1970-01-01", "male"),
+        )
+        .await;
+    assert_eq!(no_condition.status().as_u16(), 405);
+    let deleted = app.client.delete(&url).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let (_, bundle) = app.get_json(&app.r4("/Patient?family=cond")).await;
+    assert_eq!(ids(&bundle).len(), 1);
+}
