@@ -173,6 +173,7 @@ fn generate(shared: &Path, source: &Source) -> Result<ModelData> {
             let codes = expander.expand(url, 0)?;
             Some(ValueSetDef {
                 url: url.clone(),
+                system: expander.single_system(url),
                 codes: codes.into_iter().collect(),
             })
         })
@@ -519,6 +520,45 @@ impl Expander<'_> {
             }
         }
         if codes.is_empty() { None } else { Some(codes) }
+    }
+
+    /// The one code system all of a value set's codes come from, if there is just one: a
+    /// `code` element bound to it implies that system, which search needs to match
+    /// `system|code` tokens.
+    fn single_system(&self, url: &str) -> Option<String> {
+        let value_set = self.value_sets.get(url)?;
+        let mut systems = BTreeSet::new();
+        if let Some(contains) = value_set
+            .pointer("/expansion/contains")
+            .and_then(Value::as_array)
+        {
+            for entry in contains {
+                systems.insert(entry.get("system")?.as_str()?.to_owned());
+            }
+        } else {
+            if let Some(system) = value_set
+                .pointer("/codeSystem/system")
+                .and_then(Value::as_str)
+            {
+                systems.insert(system.to_owned());
+            }
+            for include in value_set
+                .pointer("/compose/include")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if include.get("valueSet").is_some() {
+                    return None;
+                }
+                systems.insert(include.get("system")?.as_str()?.to_owned());
+            }
+        }
+        let mut systems = systems.into_iter();
+        match (systems.next(), systems.next()) {
+            (Some(system), None) => Some(system),
+            _ => None,
+        }
     }
 
     fn expand_include(&self, include: &Value, depth: usize) -> Option<BTreeSet<String>> {

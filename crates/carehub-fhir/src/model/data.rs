@@ -102,6 +102,9 @@ impl ElementDef {
 pub struct ValueSetDef {
     /// Canonical URL without version.
     pub url: String,
+    /// The code system of every code, when they all come from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
     /// Every code in the expansion.
     pub codes: Vec<String>,
 }

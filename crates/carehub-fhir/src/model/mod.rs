@@ -87,6 +87,8 @@ pub struct Model {
     /// Per type, JSON property name -> (element index, type index within the element).
     keys: Vec<HashMap<String, (usize, usize)>>,
     value_sets: HashMap<String, HashSet<String>>,
+    /// Value set URL -> the one code system its codes come from.
+    value_set_systems: HashMap<String, String>,
     /// Resource type (or `Resource` / `DomainResource`) -> indexes into `search_params`.
     search_by_base: HashMap<String, Vec<usize>>,
 }
@@ -134,6 +136,11 @@ impl Model {
             .iter()
             .map(|vs| (vs.url.clone(), vs.codes.iter().cloned().collect()))
             .collect();
+        let value_set_systems = data
+            .value_sets
+            .iter()
+            .filter_map(|vs| Some((vs.url.clone(), vs.system.clone()?)))
+            .collect();
         let mut search_by_base: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, param) in data.search_params.iter().enumerate() {
             for base in &param.base {
@@ -146,6 +153,7 @@ impl Model {
             types,
             keys,
             value_sets,
+            value_set_systems,
             search_by_base,
         }
     }
@@ -223,6 +231,11 @@ impl Model {
     /// The codes of a required binding's value set, when it could be expanded offline.
     pub fn value_set_codes(&self, url: &str) -> Option<&HashSet<String>> {
         self.value_sets.get(url)
+    }
+
+    /// The code system that a `code` bound to this value set implies, when there is one.
+    pub fn value_set_system(&self, url: &str) -> Option<&str> {
+        self.value_set_systems.get(url).map(String::as_str)
     }
 
     /// Every search parameter that applies to a resource type, including the ones defined on

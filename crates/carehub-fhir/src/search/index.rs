@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use super::path::PathExpression;
-use super::{IndexEntry, ParamKind, index_values};
+use super::{IndexEntry, IndexValue, ParamKind, index_values};
 use crate::model::FhirVersion;
 
 /// One indexed parameter of a resource type, compiled.
@@ -82,11 +82,31 @@ impl Indexer {
         let mut entries = Vec::new();
         for param in self.params(resource_type).iter() {
             for item in param.expression.evaluate(model, resource) {
-                for index_value in index_values(param.kind, &item.value, item.type_name.as_deref())
-                {
+                // A `code` bound to a value set of one code system carries that system, so that
+                // `gender=http://hl7.org/fhir/administrative-gender|female` matches.
+                let implied_system = item
+                    .value_set
+                    .as_deref()
+                    .and_then(|url| model.value_set_system(url));
+                for value in index_values(param.kind, &item.value, item.type_name.as_deref()) {
+                    let value = match (value, implied_system) {
+                        (
+                            IndexValue::Token {
+                                system: None,
+                                code,
+                                text,
+                            },
+                            Some(system),
+                        ) => IndexValue::Token {
+                            system: Some(system.to_owned()),
+                            code,
+                            text,
+                        },
+                        (value, _) => value,
+                    };
                     entries.push(IndexEntry {
                         param: param.code.clone(),
-                        value: index_value,
+                        value,
                     });
                 }
             }

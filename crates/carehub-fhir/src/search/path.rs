@@ -54,6 +54,8 @@ pub struct PathItem<'a> {
     pub value: Cow<'a, Value>,
     /// Its FHIR type, or for backbone elements the element path.
     pub type_name: Option<Cow<'a, str>>,
+    /// For a `code` with a required binding, the value set it is bound to.
+    pub value_set: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -439,6 +441,7 @@ impl PathExpression {
                 .get("resourceType")
                 .and_then(Value::as_str)
                 .map(Cow::Borrowed),
+            value_set: None,
         };
         let context = Context {
             model,
@@ -457,6 +460,7 @@ fn boolean<'a>(value: bool) -> Vec<PathItem<'a>> {
     vec![PathItem {
         value: Cow::Owned(Value::Bool(value)),
         type_name: Some(Cow::Borrowed("boolean")),
+        value_set: None,
     }]
 }
 
@@ -481,6 +485,7 @@ impl<'a> Context<'_, 'a> {
             Expr::Literal(value) => vec![PathItem {
                 value: Cow::Owned(value.clone()),
                 type_name: None,
+                value_set: None,
             }],
             Expr::Member(target, name) => {
                 // A leading type name (`Patient.name`) selects the resource when it is one.
@@ -599,6 +604,7 @@ impl<'a> Context<'_, 'a> {
                     Some(PathItem {
                         value: Cow::Owned(serde_json::json!({"resourceType": target})),
                         type_name: Some(Cow::Owned(target.to_owned())),
+                        value_set: None,
                     })
                 })
                 .collect(),
@@ -632,10 +638,12 @@ impl<'a> Context<'_, 'a> {
                                 Cow::Borrowed(value) => PathItem {
                                     value: Cow::Borrowed(extension_in(value, extension)),
                                     type_name: Some(Cow::Borrowed("Extension")),
+                                    value_set: None,
                                 },
                                 Cow::Owned(_) => PathItem {
                                     value: Cow::Owned(extension.clone()),
                                     type_name: Some(Cow::Borrowed("Extension")),
+                                    value_set: None,
                                 },
                             });
                         }
@@ -663,7 +671,7 @@ impl<'a> Context<'_, 'a> {
         let element = parent_type
             .and_then(|t| self.model.type_def(t))
             .and_then(|t| t.elements.iter().find(|e| e.name == name));
-        let mut push = |value: &Value, type_name: Option<String>| {
+        let mut push = |value: &Value, type_name: Option<String>, value_set: Option<&String>| {
             let values: Vec<&Value> = match value {
                 Value::Array(list) => list.iter().collect(),
                 single => vec![single],
@@ -687,6 +695,7 @@ impl<'a> Context<'_, 'a> {
                 out.push(PathItem {
                     value: child,
                     type_name: resolved.map(Cow::Owned),
+                    value_set: value_set.cloned(),
                 });
             }
         };
@@ -694,7 +703,7 @@ impl<'a> Context<'_, 'a> {
             Some(element) if element.choice => {
                 for code in &element.types {
                     if let Some(value) = object.get(&format!("{name}{}", capitalise(code))) {
-                        push(value, Some(code.clone()));
+                        push(value, Some(code.clone()), None);
                     }
                 }
             }
@@ -704,12 +713,16 @@ impl<'a> Context<'_, 'a> {
                         .element_type
                         .clone()
                         .or_else(|| element.types.first().cloned());
-                    push(value, type_name);
+                    let value_set = element
+                        .required_binding
+                        .as_ref()
+                        .filter(|_| type_name.as_deref() == Some("code"));
+                    push(value, type_name, value_set);
                 }
             }
             None => {
                 if let Some(value) = object.get(name) {
-                    push(value, None);
+                    push(value, None, None);
                     return;
                 }
                 // Without a model entry, find a choice by its key: `valueQuantity` for `value`.
@@ -722,7 +735,7 @@ impl<'a> Context<'_, 'a> {
                         } else {
                             lower_first(suffix)
                         };
-                        push(value, Some(code));
+                        push(value, Some(code), None);
                     }
                 }
             }

@@ -67,6 +67,12 @@ async fn token_string_date_and_id_searches() {
     assert_eq!(search("name:contains=ulle").await, expect(&[3]));
     assert_eq!(search("gender=female&family=smith").await, expect(&[0, 1]));
     assert_eq!(search("gender:not=female").await, expect(&[2, 4]));
+    // A bound code carries its code system.
+    assert_eq!(
+        search("gender=http://hl7.org/fhir/administrative-gender|male").await,
+        expect(&[2, 4])
+    );
+    assert_eq!(search("gender=http://other|male").await, expect(&[]));
     assert_eq!(search("birthdate=1970").await, expect(&[0]));
     assert_eq!(search("birthdate=ge1985-06-15").await, expect(&[1, 2, 3]));
     assert_eq!(
