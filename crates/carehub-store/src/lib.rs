@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Row};
 
 pub use schema::Dialect;
 pub use search::{SearchPage, SearchResult, decode_cursor};
-pub use writer::{BoxFuture, Expect, Tx};
+pub use writer::{BoxFuture, Expect, NewResource, Tx};
 
 pub mod testing;
 

@@ -530,12 +530,17 @@ impl Tx<'_> {
                 .await?;
             }
         }
-        // One multi-row INSERT per table and chunk: per-statement overhead, not row count,
-        // dominates the cost of a write.
+        let rows: Vec<(i64, &IndexEntry)> = index.iter().map(|entry| (rid, entry)).collect();
+        self.insert_index(&rows).await
+    }
+
+    /// Inserts index rows of one or many resources: one multi-row INSERT per table and chunk,
+    /// because per-statement overhead, not row count, dominates the cost of a write.
+    async fn insert_index(&mut self, rows: &[(i64, &IndexEntry)]) -> Result<()> {
         for table in &TABLES {
-            let rows: Vec<&IndexEntry> = index
+            let rows: Vec<&(i64, &IndexEntry)> = rows
                 .iter()
-                .filter(|e| table_for(&e.value) == table.name)
+                .filter(|(_, e)| table_for(&e.value) == table.name)
                 .collect();
             for chunk in rows.chunks(INSERT_CHUNK) {
                 let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, table.columns);
@@ -555,8 +560,8 @@ impl Tx<'_> {
                     sql.push(')');
                 }
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for entry in chunk {
-                    query = query.bind(rid).bind(entry.param.clone());
+                for (rid, entry) in chunk {
+                    query = query.bind(*rid).bind(entry.param.clone());
                     query = match &entry.value {
                         IndexValue::Token { system, code, text } => query
                             .bind(system.clone())
@@ -593,6 +598,177 @@ impl Tx<'_> {
         }
         Ok(())
     }
+
+    /// Writes many resources at once, for bulk loads and the creates of a transaction. Resources
+    /// that exist already are written one by one with `expect`; new ones (the usual case, with
+    /// server-assigned ids) take a few multi-row statements for the whole set instead of several
+    /// per resource.
+    pub async fn put_many(
+        &mut self,
+        base: &str,
+        items: Vec<NewResource>,
+        expect: Expect,
+    ) -> Result<Vec<Versioned>> {
+        let mut existing = std::collections::HashSet::new();
+        for chunk in items.chunks(INSERT_CHUNK) {
+            let mut sql = String::from("SELECT rtype, id FROM current WHERE base = $1 AND (");
+            for index in 0..chunk.len() {
+                if index > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str(&format!(
+                    "(rtype = ${} AND id = ${})",
+                    2 + 2 * index,
+                    3 + 2 * index
+                ));
+            }
+            sql.push(')');
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(base.to_owned());
+            for item in chunk {
+                query = query.bind(item.resource_type.clone()).bind(item.id.clone());
+            }
+            for row in query.fetch_all(&mut *self.conn).await? {
+                existing.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+            }
+        }
+        let mut stored = Vec::with_capacity(items.len());
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            if existing.contains(&(item.resource_type.clone(), item.id.clone())) {
+                stored.push(
+                    self.put(
+                        base,
+                        &item.resource_type,
+                        &item.id,
+                        item.resource,
+                        &item.index,
+                        expect,
+                    )
+                    .await?,
+                );
+            } else {
+                fresh.push(item);
+            }
+        }
+        // Stamp and serialise each new resource, then write them in bulk.
+        let mut bodies = Vec::with_capacity(fresh.len());
+        for item in &mut fresh {
+            let last_updated = self.now();
+            stamp(&mut item.resource, &item.id, 1, last_updated);
+            let body = serde_json::to_string(&item.resource).map_err(|err| {
+                StoreError::Database(Arc::new(sqlx::Error::Protocol(err.to_string())))
+            })?;
+            bodies.push((last_updated, body));
+        }
+        let mut rids = std::collections::HashMap::new();
+        for (chunk_index, chunk) in fresh.chunks(INSERT_CHUNK).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO current (base, rtype, id, version, last_updated, deleted) VALUES ",
+            );
+            for index in 0..chunk.len() {
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, 1, ${}, 0)",
+                    2 + 3 * index,
+                    3 + 3 * index,
+                    4 + 3 * index
+                ));
+            }
+            sql.push_str(" RETURNING rid, rtype, id");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(base.to_owned());
+            for (offset, item) in chunk.iter().enumerate() {
+                let (last_updated, _) = &bodies[chunk_index * INSERT_CHUNK + offset];
+                query = query
+                    .bind(item.resource_type.clone())
+                    .bind(item.id.clone())
+                    .bind(*last_updated);
+            }
+            let rows = query
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(|err| match &err {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        StoreError::AlreadyExists {
+                            resource_type: "(bulk)".into(),
+                            id: "a resource created concurrently".into(),
+                        }
+                    }
+                    _ => StoreError::from(err),
+                })?;
+            // RETURNING order is not promised, so match rows by key.
+            for row in rows {
+                let key: (String, String) = (row.try_get(1)?, row.try_get(2)?);
+                rids.insert(key, row.try_get::<i64, _>(0)?);
+            }
+        }
+        let rid_of = |item: &NewResource| {
+            rids.get(&(item.resource_type.clone(), item.id.clone()))
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Database(Arc::new(sqlx::Error::Protocol(
+                        "bulk insert lost a row".into(),
+                    )))
+                })
+        };
+        for (chunk_index, chunk) in fresh.chunks(INSERT_CHUNK).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO history (rid, version, last_updated, deleted, body) VALUES ",
+            );
+            for index in 0..chunk.len() {
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, 1, ${}, 0, ${})",
+                    1 + 3 * index,
+                    2 + 3 * index,
+                    3 + 3 * index
+                ));
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (offset, item) in chunk.iter().enumerate() {
+                let (last_updated, body) = &bodies[chunk_index * INSERT_CHUNK + offset];
+                query = query
+                    .bind(rid_of(item)?)
+                    .bind(*last_updated)
+                    .bind(body.clone());
+            }
+            query.execute(&mut *self.conn).await?;
+        }
+        let mut index_rows = Vec::new();
+        for item in &fresh {
+            let rid = rid_of(item)?;
+            index_rows.extend(item.index.iter().map(|entry| (rid, entry)));
+        }
+        self.insert_index(&index_rows).await?;
+        for (item, (last_updated, body)) in fresh.into_iter().zip(bodies) {
+            let version = Versioned {
+                resource_type: item.resource_type,
+                id: item.id,
+                version: 1,
+                last_updated,
+                body: Some(body),
+            };
+            self.written.push((base.to_owned(), version.clone()));
+            stored.push(version);
+        }
+        Ok(stored)
+    }
+}
+
+/// A resource for [`Tx::put_many`].
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    /// Its type.
+    pub resource_type: String,
+    /// Its id.
+    pub id: String,
+    /// The JSON; `id` and `meta` are stamped on write.
+    pub resource: Value,
+    /// Its search index entries.
+    pub index: Vec<IndexEntry>,
 }
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound values.

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use carehub_fhir::FhirVersion;
 use carehub_fhir::search::Indexer;
 use carehub_server::ServerConfig;
-use carehub_store::{Expect, Store};
+use carehub_store::{Expect, NewResource, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -83,25 +83,24 @@ async fn write_chunk(
         return Ok(());
     }
     // Index outside the writer so that the single writer only does I/O.
-    let prepared: Vec<(String, String, Value, Vec<carehub_fhir::search::IndexEntry>)> = chunk
+    let prepared: Vec<NewResource> = chunk
         .into_iter()
         .filter_map(|resource| {
             let resource_type = resource.get("resourceType")?.as_str()?.to_owned();
             let id = resource.get("id")?.as_str()?.to_owned();
             let index = indexer.index(&resource);
-            Some((resource_type, id, resource, index))
+            Some(NewResource {
+                resource_type,
+                id,
+                resource,
+                index,
+            })
         })
         .collect();
     let key = key.to_owned();
     store
         .write(move |tx| {
-            Box::pin(async move {
-                for (resource_type, id, resource, index) in prepared {
-                    tx.put(&key, &resource_type, &id, resource, &index, Expect::Any)
-                        .await?;
-                }
-                Ok::<_, carehub_store::StoreError>(())
-            })
+            Box::pin(async move { tx.put_many(&key, prepared, Expect::Any).await.map(|_| ()) })
         })
         .await
         .context("writing seed resources")

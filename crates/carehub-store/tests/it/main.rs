@@ -270,3 +270,65 @@ async fn reads_follow_writes_through_the_cache() {
     }
     assert_eq!(last, 30);
 }
+
+/// Bulk writes store new resources in a few statements and existing ones as new versions, and
+/// both are found by their index entries.
+#[tokio::test]
+async fn put_many_creates_in_bulk_and_versions_what_exists() {
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.unwrap();
+    let batch = |ids: Vec<String>| {
+        ids.into_iter()
+            .map(|id| carehub_store::NewResource {
+                resource_type: "Patient".into(),
+                resource: json!({"resourceType": "Patient", "active": true}),
+                index: token(&id),
+                id,
+            })
+            .collect::<Vec<_>>()
+    };
+    let first: Vec<String> = (0..450).map(|n| format!("m{n}")).collect();
+    let stored = store
+        .write({
+            let items = batch(first.clone());
+            move |tx| Box::pin(async move { tx.put_many("b", items, Expect::Any).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 450);
+    assert!(stored.iter().all(|v| v.version == 1));
+    // Again, with some already there.
+    let second: Vec<String> = (400..500).map(|n| format!("m{n}")).collect();
+    let stored = store
+        .write({
+            let items = batch(second);
+            move |tx| Box::pin(async move { tx.put_many("b", items, Expect::Any).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().filter(|v| v.version == 2).count(), 50);
+    assert_eq!(stored.iter().filter(|v| v.version == 1).count(), 50);
+    let body: serde_json::Value = serde_json::from_str(
+        store
+            .read("b", "Patient", "m7")
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["meta"]["versionId"], "1");
+    let mut query = carehub_fhir::search::parse_query(
+        carehub_fhir::FhirVersion::R4.model(),
+        "Patient",
+        &[("identifier".into(), "m449".into())],
+        &carehub_fhir::search::ParseOptions::default(),
+    )
+    .unwrap();
+    query.total = carehub_fhir::search::Total::None;
+    let page = store.search("b", &query).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(page.matches[0].resource.version, 2);
+}
