@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use carehub_fhir::search::{Indexer, SearchQuery};
 use carehub_fhir::{FhirVersion, IssueType};
-use carehub_store::{Expect, Tx, Versioned};
+use carehub_store::{Expect, NewResource, Tx, Versioned};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Category};
@@ -252,6 +252,36 @@ async fn run_transaction(
     let mut order: Vec<usize> = (0..operations.len()).collect();
     order.sort_by_key(|&i| operations[i].method);
 
+    // Plain creates (no ifNoneExist, no conditional references) are indexed here, outside the
+    // writer, and written together in one bulk step of the transaction.
+    let mut bulk: Vec<(usize, NewResource)> = Vec::new();
+    for (position, operation) in operations.iter().enumerate() {
+        let plain_create = operation.method == Method::Post
+            && operation.if_none_exist.is_none()
+            && operation.resource.as_ref().is_some_and(|r| {
+                let mut conditional = Vec::new();
+                collect_conditional(r, &mut conditional);
+                conditional.is_empty()
+            });
+        if let (true, Some(id), Some(resource)) =
+            (plain_create, &operation.assigned_id, &operation.resource)
+        {
+            let mut resource = resource.clone();
+            if let Some(object) = resource.as_object_mut() {
+                object.insert("id".into(), id.clone().into());
+            }
+            let index = base.indexer.index(&resource);
+            bulk.push((
+                position,
+                NewResource {
+                    resource_type: operation.resource_type.clone(),
+                    id: id.clone(),
+                    resource,
+                    index,
+                },
+            ));
+        }
+    }
     let key = base.store_key.clone();
     let indexer = base.indexer.clone();
     let version = base.version;
@@ -261,7 +291,27 @@ async fn run_transaction(
         .write(move |tx| {
             Box::pin(async move {
                 let mut results: Vec<Option<Value>> = vec![None; operations.len()];
+                let bulk_positions: Vec<usize> =
+                    bulk.iter().map(|(position, _)| *position).collect();
+                let mut bulk = Some(bulk);
                 for i in order {
+                    if bulk_positions.contains(&i) {
+                        // The first bulk create reached (in the POST phase) writes them all.
+                        if let Some(items) = bulk.take() {
+                            let (positions, resources): (Vec<usize>, Vec<NewResource>) =
+                                items.into_iter().unzip();
+                            let stored = tx.put_many(&key, resources, Expect::Absent).await?;
+                            for (position, version) in positions.into_iter().zip(stored) {
+                                results[position] = Some(response_entry(
+                                    &base_url,
+                                    StatusCode::CREATED,
+                                    &version,
+                                    true,
+                                ));
+                            }
+                        }
+                        continue;
+                    }
                     let operation = operations[i].clone();
                     // Any failure returns an error, which rolls the whole unit back.
                     results[i] =
@@ -345,36 +395,7 @@ async fn execute(
     }
     let resource_type = operation.resource_type.clone();
     let entry = |status: StatusCode, version: &Versioned, with_resource: bool| {
-        let mut response = json!({
-            "status": status_line(status),
-            "etag": format!("W/\"{}\"", version.version),
-            "lastModified": carehub_fhir::datetime::format_instant(version.last_updated),
-        });
-        if version.body.is_some()
-            && let Some(object) = response.as_object_mut()
-        {
-            object.insert(
-                "location".into(),
-                format!(
-                    "{base_url}/{}/{}/_history/{}",
-                    version.resource_type, version.id, version.version
-                )
-                .into(),
-            );
-        }
-        let mut entry = json!({"response": response});
-        if with_resource
-            && let Some(body) = &version.body
-            && let Ok(resource) = serde_json::from_str::<Value>(body)
-            && let Some(object) = entry.as_object_mut()
-        {
-            object.insert(
-                "fullUrl".into(),
-                format!("{base_url}/{}/{}", version.resource_type, version.id).into(),
-            );
-            object.insert("resource".into(), resource);
-        }
-        entry
+        response_entry(base_url, status, version, with_resource)
     };
     match operation.method {
         Method::Post => {
@@ -534,6 +555,45 @@ async fn execute(
             }
         },
     }
+}
+
+/// A response entry for a stored version (with the resource when asked).
+fn response_entry(
+    base_url: &str,
+    status: StatusCode,
+    version: &Versioned,
+    with_resource: bool,
+) -> Value {
+    let mut response = json!({
+        "status": status_line(status),
+        "etag": format!("W/\"{}\"", version.version),
+        "lastModified": carehub_fhir::datetime::format_instant(version.last_updated),
+    });
+    if version.body.is_some()
+        && let Some(object) = response.as_object_mut()
+    {
+        object.insert(
+            "location".into(),
+            format!(
+                "{base_url}/{}/{}/_history/{}",
+                version.resource_type, version.id, version.version
+            )
+            .into(),
+        );
+    }
+    let mut entry = json!({"response": response});
+    if with_resource
+        && let Some(body) = &version.body
+        && let Ok(resource) = serde_json::from_str::<Value>(body)
+        && let Some(object) = entry.as_object_mut()
+    {
+        object.insert(
+            "fullUrl".into(),
+            format!("{base_url}/{}/{}", version.resource_type, version.id).into(),
+        );
+        object.insert("resource".into(), resource);
+    }
+    entry
 }
 
 /// Replaces references to `urn:uuid:`/`urn:oid:` full URLs of the Bundle by the ids given to

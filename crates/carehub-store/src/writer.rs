@@ -602,7 +602,7 @@ impl Tx<'_> {
     /// Writes many resources at once, for bulk loads and the creates of a transaction. Resources
     /// that exist already are written one by one with `expect`; new ones (the usual case, with
     /// server-assigned ids) take a few multi-row statements for the whole set instead of several
-    /// per resource.
+    /// per resource. The results are in the order of `items`.
     pub async fn put_many(
         &mut self,
         base: &str,
@@ -631,12 +631,14 @@ impl Tx<'_> {
                 existing.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
             }
         }
-        let mut stored = Vec::with_capacity(items.len());
+        // Results go back in the order the items came, whichever way each was written.
+        let mut stored: Vec<Option<Versioned>> = vec![None; items.len()];
         let mut fresh = Vec::with_capacity(items.len());
-        for item in items {
+        let mut fresh_slots = Vec::with_capacity(items.len());
+        for (slot, item) in items.into_iter().enumerate() {
             if existing.contains(&(item.resource_type.clone(), item.id.clone())) {
-                stored.push(
-                    self.put(
+                let version = self
+                    .put(
                         base,
                         &item.resource_type,
                         &item.id,
@@ -644,10 +646,11 @@ impl Tx<'_> {
                         &item.index,
                         expect,
                     )
-                    .await?,
-                );
+                    .await?;
+                stored[slot] = Some(version);
             } else {
                 fresh.push(item);
+                fresh_slots.push(slot);
             }
         }
         // Stamp and serialise each new resource, then write them in bulk.
@@ -743,7 +746,7 @@ impl Tx<'_> {
             index_rows.extend(item.index.iter().map(|entry| (rid, entry)));
         }
         self.insert_index(&index_rows).await?;
-        for (item, (last_updated, body)) in fresh.into_iter().zip(bodies) {
+        for ((item, (last_updated, body)), slot) in fresh.into_iter().zip(bodies).zip(fresh_slots) {
             let version = Versioned {
                 resource_type: item.resource_type,
                 id: item.id,
@@ -752,9 +755,9 @@ impl Tx<'_> {
                 body: Some(body),
             };
             self.written.push((base.to_owned(), version.clone()));
-            stored.push(version);
+            stored[slot] = Some(version);
         }
-        Ok(stored)
+        Ok(stored.into_iter().flatten().collect())
     }
 }
 

@@ -95,3 +95,44 @@ async fn batches_report_each_entry() {
     );
     assert_eq!(result["entry"][2]["resource"]["total"], 1);
 }
+
+#[tokio::test]
+async fn transaction_responses_line_up_with_their_entries() {
+    let app = spawn_app().await;
+    let families = ["Ash", "Birch", "Cedar", "Damson", "Elm"];
+    let mut entries: Vec<serde_json::Value> = families
+        .iter()
+        .enumerate()
+        .map(|(n, family)| {
+            json!({"fullUrl": format!("urn:uuid:00000000-0000-4000-8000-00000000000{n}"),
+                   "resource": patient(family, "Tree", &format!("900000000{n}"), "1970-01-01", "female"),
+                   "request": {"method": "POST", "url": "Patient"}})
+        })
+        .collect();
+    // A conditional create and a PUT among them, processed on their own.
+    entries.insert(
+        2,
+        json!({"resource": patient("Fir", "Tree", "9000000999", "1970-01-01", "male"),
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=9000000999"}}),
+    );
+    entries.push(
+        json!({"resource": {"resourceType": "Patient", "id": "yew", "name": [{"family": "Yew"}]},
+        "request": {"method": "PUT", "url": "Patient/yew"}}),
+    );
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let result: serde_json::Value = app.post(&app.r4(""), &bundle).await.json().await.unwrap();
+    let families_back: Vec<&str> = result["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["name"][0]["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        families_back,
+        ["Ash", "Birch", "Fir", "Cedar", "Damson", "Elm", "Yew"]
+    );
+    let (_, count) = app
+        .get_json(&app.r4("/Patient?given=tree&_summary=count"))
+        .await;
+    assert_eq!(count["total"], 6);
+}
