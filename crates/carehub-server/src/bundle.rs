@@ -291,6 +291,7 @@ async fn run_transaction(
         .write(move |tx| {
             Box::pin(async move {
                 let mut results: Vec<Option<Value>> = vec![None; operations.len()];
+                let mut created: Vec<(usize, Versioned)> = Vec::new();
                 let bulk_positions: Vec<usize> =
                     bulk.iter().map(|(position, _)| *position).collect();
                 let mut bulk = Some(bulk);
@@ -301,14 +302,8 @@ async fn run_transaction(
                             let (positions, resources): (Vec<usize>, Vec<NewResource>) =
                                 items.into_iter().unzip();
                             let stored = tx.put_many(&key, resources, Expect::Absent).await?;
-                            for (position, version) in positions.into_iter().zip(stored) {
-                                results[position] = Some(response_entry(
-                                    &base_url,
-                                    StatusCode::CREATED,
-                                    &version,
-                                    true,
-                                ));
-                            }
+                            // Their response entries are built after the commit, off the writer.
+                            created.extend(positions.into_iter().zip(stored));
                         }
                         continue;
                     }
@@ -317,10 +312,21 @@ async fn run_transaction(
                     results[i] =
                         Some(execute(tx, &key, &indexer, version, &base_url, operation).await?);
                 }
-                Ok::<_, ApiError>(results)
+                Ok::<_, ApiError>((results, created))
             })
         })
         .await?;
+    let (mut results, created) = results;
+    for (position, version) in created {
+        if let Some(slot) = results.get_mut(position) {
+            *slot = Some(response_entry(
+                &base.url,
+                StatusCode::CREATED,
+                &version,
+                true,
+            ));
+        }
+    }
     let entries: Vec<Value> = results
         .into_iter()
         .map(|e| e.unwrap_or_else(|| json!({})))

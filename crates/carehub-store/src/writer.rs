@@ -609,26 +609,34 @@ impl Tx<'_> {
         items: Vec<NewResource>,
         expect: Expect,
     ) -> Result<Vec<Versioned>> {
+        // Which ids exist already: one `id IN (...)` per type and chunk, which the
+        // (base, rtype, id) key answers directly.
         let mut existing = std::collections::HashSet::new();
-        for chunk in items.chunks(INSERT_CHUNK) {
-            let mut sql = String::from("SELECT rtype, id FROM current WHERE base = $1 AND (");
-            for index in 0..chunk.len() {
-                if index > 0 {
-                    sql.push_str(" OR ");
+        let mut by_type: std::collections::BTreeMap<&str, Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for item in &items {
+            by_type
+                .entry(item.resource_type.as_str())
+                .or_default()
+                .push(item.id.as_str());
+        }
+        for (resource_type, ids) in by_type {
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let placeholders: Vec<String> =
+                    (0..chunk.len()).map(|n| format!("${}", n + 3)).collect();
+                let sql = format!(
+                    "SELECT id FROM current WHERE base = $1 AND rtype = $2 AND id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(base.to_owned())
+                    .bind(resource_type.to_owned());
+                for id in chunk {
+                    query = query.bind((*id).to_owned());
                 }
-                sql.push_str(&format!(
-                    "(rtype = ${} AND id = ${})",
-                    2 + 2 * index,
-                    3 + 2 * index
-                ));
-            }
-            sql.push(')');
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(base.to_owned());
-            for item in chunk {
-                query = query.bind(item.resource_type.clone()).bind(item.id.clone());
-            }
-            for row in query.fetch_all(&mut *self.conn).await? {
-                existing.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+                for row in query.fetch_all(&mut *self.conn).await? {
+                    existing.insert((resource_type.to_owned(), row.try_get::<String, _>(0)?));
+                }
             }
         }
         // Results go back in the order the items came, whichever way each was written.
