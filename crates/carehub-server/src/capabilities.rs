@@ -61,7 +61,6 @@ fn build(version: FhirVersion, url: &str) -> Value {
                 "conditionalUpdate": true,
                 "conditionalDelete": "single",
                 "searchInclude": [format!("{resource_type}:*")],
-                "searchRevInclude": ["*"],
                 "searchParam": params,
             });
             if version == FhirVersion::R4

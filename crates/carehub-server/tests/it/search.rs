@@ -234,3 +234,30 @@ async fn summary_elements_and_post_search() {
     let bundle: serde_json::Value = response.json().await.unwrap();
     assert_eq!(ids(&bundle).len(), 2);
 }
+
+#[tokio::test]
+async fn include_star_follows_every_reference() {
+    let app = spawn_app().await;
+    let org = app
+        .create(
+            &app.r4("/Organization"),
+            &json!({"resourceType": "Organization", "name": "Elm Practice"}),
+        )
+        .await;
+    let mut p = patient("Star", "Include", "9000000009", "1970-01-01", "female");
+    p["managingOrganization"] =
+        json!({"reference": format!("Organization/{}", org["id"].as_str().unwrap())});
+    app.create(&app.r4("/Patient"), &p).await;
+    let (status, bundle) = app
+        .get_json(&app.r4("/Patient?family=star&_include=Patient:*"))
+        .await;
+    assert_eq!(status, 200);
+    let included: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(included, ["Organization"]);
+}
