@@ -46,7 +46,13 @@ fn build(version: FhirVersion, url: &str) -> Value {
         .map(|resource_type| {
             let mut params: Vec<Value> = model
                 .search_params(resource_type)
-                .filter(|p| ParamKind::from_code(&p.kind).is_some() || p.code == "_id" || p.code == "_lastUpdated")
+                // What search accepts: indexed kinds with an expression, plus `_id` and
+                // `_lastUpdated`, which are columns.
+                .filter(|p| {
+                    (ParamKind::from_code(&p.kind).is_some() && p.expression.is_some())
+                        || p.code == "_id"
+                        || p.code == "_lastUpdated"
+                })
                 .map(|p| json!({"name": p.code, "definition": p.url, "type": p.kind}))
                 .collect();
             params.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));

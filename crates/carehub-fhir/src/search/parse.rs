@@ -331,6 +331,15 @@ fn parse_filter(
     let param = model
         .search_param(resource_type, code)
         .ok_or_else(|| unknown_parameter(resource_type, code))?;
+    // Parameters without an expression (`_text`, `_content`, `_query`, `_filter`...) are
+    // defined by the specification but have nothing to index; say so rather than match nothing.
+    if param.expression.is_none() {
+        return Err(Issue::error(
+            IssueType::NotSupported,
+            format!("The search parameter '{code}' is not supported by this server"),
+        )
+        .at(name.to_owned()));
+    }
     if let Some(chain) = chain {
         if param.kind != "reference" {
             return Err(bad(format!(

@@ -201,6 +201,14 @@ fn errors_name_the_parameter() {
 }
 
 #[test]
+fn parameters_with_nothing_to_index_are_refused() {
+    for name in ["_content", "_text"] {
+        let errors = parse("Patient", &[(name, "x")]).unwrap_err();
+        assert_eq!(errors[0].code, IssueType::NotSupported, "{name}");
+    }
+}
+
+#[test]
 fn lenient_handling_turns_unknown_parameters_into_warnings() {
     let query = parse_query(
         FhirVersion::R4.model(),
