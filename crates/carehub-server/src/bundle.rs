@@ -141,7 +141,8 @@ fn parse_entry(
     };
     rest::check_type(base, &resource_type).map_err(|e| e.at(at("request.url")))?;
     let id = segments.get(1).map(|s| (*s).to_owned());
-    let condition = if query.is_empty() {
+    // A GET on a type without a query is a search with no filters.
+    let condition = if query.is_empty() && !(method == Method::Get && segments.len() == 1) {
         None
     } else {
         let params = decode_query(query);
@@ -521,19 +522,11 @@ async fn execute(
                 None => Err(ApiError::not_found(&resource_type, id).at(at)),
             },
             (None, condition) => {
-                let query = condition.clone().unwrap_or_else(|| SearchQuery {
-                    resource_type: resource_type.clone(),
-                    filters: Vec::new(),
-                    sort: Vec::new(),
-                    count: 20,
-                    include: Vec::new(),
-                    revinclude: Vec::new(),
-                    summary: carehub_fhir::search::Summary::False,
-                    elements: Vec::new(),
-                    total: carehub_fhir::search::Total::None,
-                    cursor: None,
-                    warnings: Vec::new(),
-                });
+                let Some(query) = condition.clone() else {
+                    return Err(
+                        ApiError::invalid("A GET entry needs Type/id or Type?search").at(at),
+                    );
+                };
                 let ids = tx.search_ids(key, &query, query.count).await?;
                 let mut found = Vec::new();
                 for id in ids {

@@ -329,18 +329,13 @@ fn read_shape(request: &Request) -> Result<(Summary, Vec<String>), ApiError> {
     for (key, value) in &request.query {
         match key.as_str() {
             "_summary" => {
-                summary = match value.as_str() {
-                    "true" => Summary::True,
-                    "false" => Summary::False,
-                    "text" => Summary::Text,
-                    "data" => Summary::Data,
-                    _ => {
-                        return Err(ApiError::invalid(format!(
-                            "_summary '{value}' is not valid here"
-                        ))
-                        .at("_summary"));
-                    }
-                }
+                // `count` only means something for a search.
+                summary = Summary::parse(value)
+                    .filter(|s| *s != Summary::Count)
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("_summary '{value}' is not valid on a read"))
+                            .at("_summary")
+                    })?;
             }
             "_elements" => elements.extend(
                 value

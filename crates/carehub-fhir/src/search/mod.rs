@@ -295,6 +295,20 @@ pub enum Summary {
     Count,
 }
 
+impl Summary {
+    /// Reads a `_summary` value.
+    pub fn parse(text: &str) -> Option<Summary> {
+        Some(match text {
+            "true" => Summary::True,
+            "false" => Summary::False,
+            "text" => Summary::Text,
+            "data" => Summary::Data,
+            "count" => Summary::Count,
+            _ => return None,
+        })
+    }
+}
+
 /// `_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Total {

@@ -127,18 +127,11 @@ fn parse_one(
             return Ok(());
         }
         "_summary" => {
-            query.summary = match value {
-                "true" => Summary::True,
-                "false" => Summary::False,
-                "text" => Summary::Text,
-                "data" => Summary::Data,
-                "count" => Summary::Count,
-                _ => {
-                    return Err(bad_value(format!(
-                        "_summary must be true, false, text, data or count, not '{value}'"
-                    )));
-                }
-            };
+            query.summary = Summary::parse(value).ok_or_else(|| {
+                bad_value(format!(
+                    "_summary must be true, false, text, data or count, not '{value}'"
+                ))
+            })?;
             return Ok(());
         }
         "_total" => {

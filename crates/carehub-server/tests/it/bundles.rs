@@ -136,3 +136,19 @@ async fn transaction_responses_line_up_with_their_entries() {
         .await;
     assert_eq!(count["total"], 6);
 }
+
+#[tokio::test]
+async fn batch_get_on_a_type_searches_it() {
+    let app = spawn_app().await;
+    app.create(
+        &app.r4("/Patient"),
+        &patient("Solo", "Entry", "9000000009", "1970-01-01", "female"),
+    )
+    .await;
+    let batch = json!({"resourceType": "Bundle", "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Patient"}}]});
+    let result: serde_json::Value = app.post(&app.r4(""), &batch).await.json().await.unwrap();
+    assert_eq!(result["entry"][0]["resource"]["total"], 1);
+    let (status, _) = app.get_json(&app.r4("/Patient/x?_summary=count")).await;
+    assert_eq!(status, 400, "_summary=count is for searches");
+}
