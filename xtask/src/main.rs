@@ -25,17 +25,22 @@ fn main() -> Result<()> {
 }
 
 fn test(workspace: &Path, extra: &[String]) -> Result<()> {
-    let fetch = workspace.join("scripts/fetch-r4-examples.sh");
-    if fetch.exists() {
+    // Test data that is fetched rather than committed. Without a registry the tests that use it
+    // say they were skipped, and everything else still runs.
+    for (script, what) in [
+        ("scripts/fetch-r4-examples.sh", "the official R4 examples"),
+        (
+            "scripts/fetch-fhirpath-tests.sh",
+            "the official FHIRPath test suite",
+        ),
+    ] {
         let status = Command::new("bash")
-            .arg(&fetch)
+            .arg(workspace.join(script))
             .current_dir(workspace)
             .status()
-            .context("running scripts/fetch-r4-examples.sh")?;
+            .with_context(|| format!("running {script}"))?;
         if !status.success() {
-            // The examples need the npm registry; without it the round-trip test says it was
-            // skipped, and everything else still runs.
-            eprintln!("warning: could not fetch the official R4 examples");
+            eprintln!("warning: could not fetch {what}");
         }
     }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

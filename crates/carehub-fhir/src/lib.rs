@@ -2,6 +2,7 @@
 //! write, check and search them. Knows no HTTP and no SQL.
 
 pub mod datetime;
+pub mod fhirpath;
 pub mod json;
 pub mod model;
 pub mod outcome;

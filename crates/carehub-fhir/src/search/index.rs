@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
-use super::path::PathExpression;
 use super::{IndexEntry, IndexValue, ParamKind, index_values};
+use crate::fhirpath::{Expression, Item};
 use crate::model::FhirVersion;
 
 /// One indexed parameter of a resource type, compiled.
@@ -16,7 +16,7 @@ use crate::model::FhirVersion;
 struct CompiledParam {
     code: String,
     kind: ParamKind,
-    expression: PathExpression,
+    expression: Expression,
 }
 
 /// Extracts index entries for one FHIR version. Cheap to share; compiles lazily per type.
@@ -57,7 +57,7 @@ impl Indexer {
             else {
                 continue;
             };
-            match PathExpression::parse(source) {
+            match Expression::parse(source) {
                 Ok(expression) => params.push(CompiledParam {
                     code: param.code.clone(),
                     kind,
@@ -81,14 +81,20 @@ impl Indexer {
         let model = self.version.model();
         let mut entries = Vec::new();
         for param in self.params(resource_type).iter() {
-            for item in param.expression.evaluate(model, resource) {
+            // An expression that fails on this resource (several values where it wants one)
+            // indexes nothing for the parameter rather than refusing the write.
+            let items = param
+                .expression
+                .evaluate(model, resource)
+                .unwrap_or_default();
+            for item in items {
                 // A `code` bound to a value set of one code system carries that system, so that
                 // `gender=http://hl7.org/fhir/administrative-gender|female` matches.
-                let implied_system = item
-                    .value_set
-                    .as_deref()
-                    .and_then(|url| model.value_set_system(url));
-                for value in index_values(param.kind, &item.value, item.type_name.as_deref()) {
+                let implied_system = match &item {
+                    Item::Node(node) => node.value_set.and_then(|url| model.value_set_system(url)),
+                    _ => None,
+                };
+                for value in index_values(param.kind, &item.to_json(), item.fhir_type()) {
                     let value = match (value, implied_system) {
                         (
                             IndexValue::Token {

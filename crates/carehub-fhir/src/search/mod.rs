@@ -5,13 +5,11 @@
 mod index;
 mod normalize;
 mod parse;
-mod path;
 mod values;
 
 pub use index::Indexer;
 pub use normalize::normalize_string;
 pub use parse::{ParseOptions, parse_query};
-pub use path::{PathError, PathExpression, PathItem};
 pub use values::{index_values, local_reference};
 
 use crate::outcome::Issue;
