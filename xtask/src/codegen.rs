@@ -45,15 +45,12 @@ pub(crate) fn run(workspace: &Path, check: bool) -> Result<()> {
     let shared = shared_fhir_dir(workspace)?;
     let out_dir = workspace.join("crates/carehub-fhir/generated");
     let mut stale = Vec::new();
-    for source in &SOURCES {
-        let data = generate(&shared, source)
-            .with_context(|| format!("generating from {}", source.core))?;
-        let mut text = serde_json::to_string(&data)?;
+    let mut emit = |output: &str, mut text: String| -> Result<()> {
         text.push('\n');
-        let path = out_dir.join(source.output);
+        let path = out_dir.join(output);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == text {
-            continue;
+            return Ok(());
         }
         if check {
             stale.push(path.display().to_string());
@@ -61,7 +58,15 @@ pub(crate) fn run(workspace: &Path, check: bool) -> Result<()> {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());
         }
+        Ok(())
+    };
+    for source in &SOURCES {
+        let data = generate(&shared, source)
+            .with_context(|| format!("generating from {}", source.core))?;
+        emit(source.output, serde_json::to_string(&data)?)?;
     }
+    let profiles = crate::profiles::generate(&shared).context("generating the NHS profiles")?;
+    emit(crate::profiles::OUTPUT, serde_json::to_string(&profiles)?)?;
     if !stale.is_empty() {
         bail!(
             "generated files are stale, run `cargo codegen`: {}",
@@ -473,13 +478,13 @@ fn search_param(resource: &Value) -> Option<SearchParamDef> {
 /// Expands value sets from their definitions alone: explicit concept lists and whole code
 /// systems that we have. A value set that needs a filter or an external terminology (SNOMED CT,
 /// BCP-47, MIME types) cannot be expanded offline and is left out, so it is not checked.
-struct Expander<'a> {
-    value_sets: &'a HashMap<String, Value>,
-    code_systems: &'a HashMap<String, Value>,
+pub(crate) struct Expander<'a> {
+    pub(crate) value_sets: &'a HashMap<String, Value>,
+    pub(crate) code_systems: &'a HashMap<String, Value>,
 }
 
 impl Expander<'_> {
-    fn expand(&self, url: &str, depth: usize) -> Option<BTreeSet<String>> {
+    pub(crate) fn expand(&self, url: &str, depth: usize) -> Option<BTreeSet<String>> {
         if depth > 8 {
             return None;
         }
@@ -525,7 +530,7 @@ impl Expander<'_> {
     /// The one code system all of a value set's codes come from, if there is just one: a
     /// `code` element bound to it implies that system, which search needs to match
     /// `system|code` tokens.
-    fn single_system(&self, url: &str) -> Option<String> {
+    pub(crate) fn single_system(&self, url: &str) -> Option<String> {
         let value_set = self.value_sets.get(url)?;
         let mut systems = BTreeSet::new();
         if let Some(contains) = value_set

@@ -5,6 +5,7 @@
 //!   examples when they are missing, then runs the whole suite with nextest.
 
 mod codegen;
+mod profiles;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

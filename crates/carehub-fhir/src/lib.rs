@@ -6,6 +6,7 @@ pub mod fhirpath;
 pub mod json;
 pub mod model;
 pub mod outcome;
+pub mod profile;
 pub mod search;
 pub mod xml;
 

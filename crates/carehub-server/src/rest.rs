@@ -7,6 +7,7 @@ use axum::http::header::{CONTENT_TYPE, ETAG, HeaderName, LAST_MODIFIED, LOCATION
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use carehub_fhir::datetime::{DateKind, PartialDateTime, format_http_date};
+use carehub_fhir::profile::ProfileSet;
 use carehub_fhir::search::{ParseOptions, SearchQuery, Summary, parse_query};
 use carehub_fhir::{Issue, IssueType};
 use carehub_store::{Expect, HistoryRequest, StoreError, Versioned};
@@ -1127,7 +1128,8 @@ pub(crate) async fn validate_instance(
     send(&base, &request, result)
 }
 
-/// `$validate`: every issue the base definitions find, as an OperationOutcome with status 200;
+/// `$validate`: every issue the base definitions and the profiles (asked for, or claimed in
+/// `meta.profile`) find, as an OperationOutcome with status 200;
 /// only a body that cannot be read at all is an error.
 async fn validate(
     base: &Base,
@@ -1168,25 +1170,74 @@ async fn validate(
             })?
         }
     };
+    // The profile to check against comes from `?profile=` or, in a Parameters body, the
+    // `profile` parameter; profiles the resource claims in `meta.profile` are checked too.
+    let mut requested: Vec<String> = request
+        .query
+        .iter()
+        .filter(|(name, _)| name == "profile")
+        .map(|(_, value)| value.clone())
+        .collect();
     // A Parameters resource carries the resource to check in its `resource` parameter.
     let resource = if value.get("resourceType").and_then(Value::as_str) == Some("Parameters")
         && resource_type != "Parameters"
     {
-        value
+        let params = value
             .get("parameter")
             .and_then(Value::as_array)
-            .and_then(|params| {
-                params
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for param in params {
+            if param.get("name").and_then(Value::as_str) == Some("profile")
+                && let Some(url) = ["valueUri", "valueCanonical", "valueString"]
                     .iter()
-                    .find(|p| p.get("name").and_then(Value::as_str) == Some("resource"))
-                    .and_then(|p| p.get("resource"))
-            })
+                    .find_map(|key| param.get(*key).and_then(Value::as_str))
+            {
+                requested.push(url.to_owned());
+            }
+        }
+        params
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some("resource"))
+            .and_then(|p| p.get("resource"))
             .cloned()
             .ok_or_else(|| ApiError::invalid("The Parameters have no 'resource' parameter"))?
     } else {
         value
     };
     let mut issues = carehub_fhir::json::validate_resource(base.version.model(), &resource);
+    let claimed: Vec<String> = resource
+        .pointer("/meta/profile")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let profiles = ProfileSet::for_version(base.version);
+    let mut checked: Vec<&str> = Vec::new();
+    for url in requested.iter().chain(&claimed) {
+        let url = url.split('|').next().unwrap_or(url);
+        if checked.contains(&url) {
+            continue;
+        }
+        checked.push(url);
+        let asked_for = requested.iter().any(|r| r.split('|').next() == Some(url));
+        // Asked for by name, an unknown profile is an error; only claimed, a warning.
+        if profiles.contains(url) || asked_for {
+            issues.extend(profiles.validate(base.version.model(), &resource, url));
+        } else {
+            issues.push(
+                Issue::warning(
+                    IssueType::NotSupported,
+                    format!("The resource claims profile {url}, which this server does not know, so it was not checked"),
+                )
+                .at("meta.profile"),
+            );
+        }
+    }
     let found = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -1201,9 +1252,14 @@ async fn validate(
         );
     }
     if issues.is_empty() {
-        issues.push(Issue::information(
-            "No issues found: the resource is valid against the base definitions",
-        ));
+        let against = if checked.is_empty() {
+            "the base definitions".to_owned()
+        } else {
+            format!("the base definitions and {}", checked.join(", "))
+        };
+        issues.push(Issue::information(format!(
+            "No issues found: the resource is valid against {against}"
+        )));
     }
     Ok(Reply::new(
         StatusCode::OK,

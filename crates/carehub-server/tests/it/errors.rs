@@ -110,3 +110,53 @@ async fn validate_reports_issues_with_200() {
     let outcome: serde_json::Value = response.json().await.unwrap();
     assert_eq!(outcome["issue"][0]["severity"], "information");
 }
+
+#[tokio::test]
+async fn validate_checks_nhs_profiles_asked_for_or_claimed() {
+    let app = spawn_app().await;
+    let profile = "https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Patient-1";
+    // No official name (the profile requires one) and an NHS number without its verification
+    // status extension.
+    let patient = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}],
+        "name": [{"use": "usual", "family": "Smith"}]
+    });
+    let response = app
+        .post(
+            &app.stu3(&format!("/Patient/$validate?profile={profile}")),
+            &patient,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    let text = outcome.to_string();
+    assert!(text.contains("slice 'official'"), "{text}");
+    assert!(text.contains("nhsNumberVerificationStatus"), "{text}");
+
+    // The same, claimed in meta.profile rather than asked for.
+    let mut claimed = patient.clone();
+    claimed["meta"] = json!({"profile": [profile]});
+    let response = app.post(&app.stu3("/Patient/$validate"), &claimed).await;
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert!(outcome.to_string().contains("slice 'official'"));
+
+    // An unknown profile asked for by name is an error; claimed only, a warning.
+    let response = app
+        .post(
+            &app.stu3("/Patient/$validate?profile=https://example.org/unknown"),
+            &json!({"resourceType": "Patient"}),
+        )
+        .await;
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(outcome["issue"][0]["severity"], "error");
+    assert_eq!(outcome["issue"][0]["code"], "not-supported");
+    let response = app
+        .post(
+            &app.stu3("/Patient/$validate"),
+            &json!({"resourceType": "Patient", "meta": {"profile": ["https://example.org/unknown"]}}),
+        )
+        .await;
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(outcome["issue"][0]["severity"], "warning");
+}
