@@ -14,6 +14,10 @@ use carehub_store::StoreError;
 pub enum Category {
     /// The request is malformed or invalid (400).
     Invalid,
+    /// No credentials, or credentials that are not valid (401).
+    Unauthorized,
+    /// Valid credentials that do not allow this (403).
+    Forbidden,
     /// The resource or endpoint does not exist (404).
     NotFound,
     /// The resource was deleted (410).
@@ -32,6 +36,8 @@ pub enum Category {
     UnsupportedMediaType,
     /// Well-formed content that breaks a rule (422).
     Unprocessable,
+    /// A rate limit or quota was exceeded (429).
+    TooManyRequests,
     /// The server cannot serve now; retry later (503).
     Unavailable,
     /// An unexpected fault (500).
@@ -43,6 +49,8 @@ impl Category {
     pub fn status(self) -> StatusCode {
         match self {
             Category::Invalid => StatusCode::BAD_REQUEST,
+            Category::Unauthorized => StatusCode::UNAUTHORIZED,
+            Category::Forbidden => StatusCode::FORBIDDEN,
             Category::NotFound => StatusCode::NOT_FOUND,
             Category::Gone => StatusCode::GONE,
             Category::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -52,6 +60,7 @@ impl Category {
             Category::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Category::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Category::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Category::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Category::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Category::Fault => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -12,6 +12,8 @@ mod capabilities;
 pub mod error;
 pub mod format;
 mod rest;
+
+pub use rest::plain_error;
 mod shape;
 
 use std::sync::Arc;
@@ -92,19 +94,31 @@ pub(crate) type BaseState = Arc<Base>;
 /// The router for every configured base.
 pub fn router(config: &ServerConfig, store: Store) -> Router {
     let mut router = Router::new();
-    for base in &config.bases {
-        let state: BaseState = Arc::new(Base {
-            version: base.version,
-            store_key: base.store_key.clone(),
-            url: format!("{}{}", config.public_url.trim_end_matches('/'), base.path),
-            store: store.clone(),
-            indexer: Arc::new(Indexer::new(base.version)),
-            body_limit: config.body_limit,
-            default_count: config.default_count,
-            max_count: config.max_count,
-        });
-        router = router.nest(&base.path, base_router(state));
+    for each in &config.bases {
+        router = router.nest(&each.path, base(config, each, store.clone()));
     }
+    finish(router)
+}
+
+/// The routes of one base, relative to its path (for mounting it behind other layers, as the
+/// gateway does); `base.path` still decides the URLs it writes into responses.
+pub fn base(config: &ServerConfig, base: &BaseConfig, store: Store) -> Router {
+    let state: BaseState = Arc::new(Base {
+        version: base.version,
+        store_key: base.store_key.clone(),
+        url: format!("{}{}", config.public_url.trim_end_matches('/'), base.path),
+        store,
+        indexer: Arc::new(Indexer::new(base.version)),
+        body_limit: config.body_limit,
+        default_count: config.default_count,
+        max_count: config.max_count,
+    });
+    base_router(state)
+}
+
+/// The layers every router gets at the outside: OperationOutcome for unknown paths and panics,
+/// gzip both ways.
+pub fn finish(router: Router) -> Router {
     router
         .fallback(rest::unknown_endpoint)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -203,7 +203,10 @@ pub(crate) async fn method_not_allowed(RawQuery(query): RawQuery, headers: Heade
     )
 }
 
-fn plain_error(query: Option<String>, headers: HeaderMap, err: ApiError) -> Response {
+/// An error as an OperationOutcome in the format the request negotiated (JSON when it
+/// negotiated nothing usable), for layers in front of a base (the gateway) and for paths no base
+/// serves.
+pub fn plain_error(query: Option<String>, headers: HeaderMap, err: ApiError) -> Response {
     let request = Request::new(query, headers);
     let format = request
         .negotiated

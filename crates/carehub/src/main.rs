@@ -8,7 +8,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use carehub_server::{ServerConfig, router};
+use std::sync::Arc;
+
+use carehub_gateway::apps::Apps;
+use carehub_gateway::config::PlatformConfig;
+use carehub_gateway::limits::LocalLimiter;
+use carehub_server::ServerConfig;
 use carehub_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -36,9 +41,54 @@ enum Command {
     Serve(ServeArgs),
     /// Load a deterministic synthetic test data pack into a database.
     Seed(SeedArgs),
+    /// Register applications and manage their API keys.
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// For benchmarks: a bare axum handler serving one file's bytes from memory, the yardstick
     /// that carehub's reads are measured against.
     BenchBaseline(BaselineArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppsCommand {
+    /// Register an application in one environment and print its API key (shown only once).
+    Create(AppCreateArgs),
+    /// Revoke an API key; the application stays registered.
+    Revoke(AppRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct Database {
+    /// Database URL; defaults to the `carehub up` database in --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The data directory of `carehub up`, used when no --database-url is given.
+    #[arg(long, env = "CAREHUB_DATA_DIR", default_value = ".carehub")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct AppCreateArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The application's name, e.g. Acme-Referrals-INT.
+    #[arg(long)]
+    name: String,
+    /// The environment its credentials work in (`int`, `sandbox`, ...).
+    #[arg(long, default_value = "int")]
+    env: String,
+    /// The owning organisation's ODS code.
+    #[arg(long)]
+    ods: String,
+}
+
+#[derive(Debug, Args)]
+struct AppRevokeArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The API key to revoke.
+    #[arg(long)]
+    key: String,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +123,10 @@ struct Listen {
     /// is the only writer); 0 turns the cache off. Ignored on PostgreSQL.
     #[arg(long, env = "CAREHUB_READ_CACHE", default_value_t = 20_000)]
     cache_capacity: usize,
+    /// A TOML file of environments, APIs and products (see docs/platform.md); without it,
+    /// `sandbox` and `int` with the FHIR APIs in `int` behind API keys.
+    #[arg(long, env = "CAREHUB_PLATFORM")]
+    platform: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -184,9 +238,12 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAREHUB_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // One JSON line per request through the gateway, warnings from the rest.
+                .unwrap_or_else(|_| "warn,carehub::access=info".into()),
         )
         .json()
+        // Logs go to stderr; stdout is for what the command tells its user (URLs, keys).
+        .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -197,6 +254,7 @@ fn main() -> Result<()> {
             Command::Up(args) => up(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Seed(args) => seed_command(args).await,
+            Command::Apps(command) => apps_command(command).await,
             Command::BenchBaseline(args) => bench_baseline(args).await,
         }
     })
@@ -233,7 +291,8 @@ async fn up(args: UpArgs) -> Result<()> {
             .context("seeding test data")?;
     }
     println!("carehub is up (SQLite in {})", args.data_dir.display());
-    run(listener, config, store, started).await
+    let platform = platform_config(&args.listen)?;
+    run(listener, config, platform, store, started).await
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -246,7 +305,60 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .await
     .context("opening the database")?;
     let (listener, config) = bind(&args.listen).await?;
-    run(listener, config, store, started).await
+    let platform = platform_config(&args.listen)?;
+    run(listener, config, platform, store, started).await
+}
+
+fn platform_config(listen: &Listen) -> Result<PlatformConfig> {
+    match &listen.platform {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            PlatformConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))
+        }
+        None => Ok(PlatformConfig::default()),
+    }
+}
+
+async fn open_database(database: &Database) -> Result<Store> {
+    let url = match &database.database_url {
+        Some(url) => url.clone(),
+        None => sqlite_url(&database.data_dir)?,
+    };
+    Store::open(&StoreConfig {
+        url,
+        max_connections: 2,
+        cache_capacity: 0,
+    })
+    .await
+    .context("opening the database")
+}
+
+async fn apps_command(command: AppsCommand) -> Result<()> {
+    match command {
+        AppsCommand::Create(args) => {
+            let store = open_database(&args.database).await?;
+            let apps = Apps::new(store.clone());
+            let (app, key) = apps.create(&args.name, &args.env, &args.ods).await?;
+            println!(
+                "application {} ({}) registered in '{}' for {}",
+                app.name, app.id, app.environment, app.organisation
+            );
+            println!("API key (shown only this once; send it in the 'apikey' header):");
+            println!("{key}");
+            store.close().await;
+        }
+        AppsCommand::Revoke(args) => {
+            let store = open_database(&args.database).await?;
+            let revoked = Apps::new(store.clone()).revoke_key(&args.key).await?;
+            store.close().await;
+            if !revoked {
+                anyhow::bail!("no live API key matches");
+            }
+            println!("API key revoked");
+        }
+    }
+    Ok(())
 }
 
 async fn seed_command(args: SeedArgs) -> Result<()> {
@@ -292,22 +404,52 @@ async fn bind(listen: &Listen) -> Result<(tokio::net::TcpListener, ServerConfig)
 async fn run(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
+    platform: PlatformConfig,
     store: Store,
     started: Instant,
 ) -> Result<()> {
-    let app = router(&config, store.clone());
+    // The bases at /fhir/R4 and /fhir/STU3 are the local, unwrapped view of the `int` data;
+    // the environments' URLs go through the gateway.
+    let mut direct = axum::Router::new();
+    for base in &config.bases {
+        direct = direct.nest(
+            &base.path,
+            carehub_server::base(&config, base, store.clone()),
+        );
+    }
+    let app = carehub_gateway::router(
+        &platform,
+        &config,
+        store.clone(),
+        Arc::new(LocalLimiter::default()),
+        direct,
+    );
     for base in &config.bases {
         println!(
-            "  FHIR {:<4} {}{}",
+            "  FHIR {:<4} {}{}  (direct, no credentials)",
             base.version.label(),
             config.public_url,
             base.path
         );
     }
+    for product in &platform.products {
+        if let Some(api) = platform.apis.iter().find(|a| a.name == product.api) {
+            println!(
+                "  {:<9} {}/{}/{}  ({:?}, {:?})",
+                product.environment,
+                config.public_url,
+                product.environment,
+                api.path,
+                product.access,
+                product.status
+            );
+        }
+    }
     println!(
         "Try:  curl -s '{}/fhir/R4/Patient?_count=2' -H 'Accept: application/fhir+json'",
         config.public_url
     );
+    println!("API key for int:  carehub apps create --name My-App --env int --ods A12345");
     println!("ready in {} ms", started.elapsed().as_millis());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -42,8 +42,10 @@ fn start(mut command: Command) -> Running {
     let mut url = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("a line");
-        if let Some(rest) = line.trim().strip_prefix("FHIR R4") {
-            url = Some(rest.trim().trim_end_matches("/fhir/R4").to_owned());
+        if let Some(rest) = line.trim().strip_prefix("FHIR R4")
+            && let Some(base) = rest.split_whitespace().next()
+        {
+            url = Some(base.trim_end_matches("/fhir/R4").to_owned());
         }
         if line.starts_with("ready in") {
             break;
@@ -168,4 +170,57 @@ async fn options_from_a_config_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("shoe-size"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
+    let data_dir = std::env::temp_dir().join(format!("carehub-apps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let running = up(&data_dir, 5);
+    let output = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args([
+            "apps",
+            "create",
+            "--name",
+            "Test-App",
+            "--env",
+            "int",
+            "--ods",
+            "X26",
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .output()
+        .expect("carehub apps create runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let key = stdout
+        .lines()
+        .last()
+        .expect("the key line")
+        .trim()
+        .to_owned();
+    assert_eq!(key.len(), 64, "{stdout}");
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/int/fhir/R4/Patient?_summary=count", running.url);
+    let denied = client.get(&url).send().await.expect("request");
+    assert_eq!(denied.status(), 401);
+    let bundle: serde_json::Value = client
+        .get(&url)
+        .header("apikey", &key)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    // `int` serves the seeded data.
+    assert_eq!(bundle["total"], 5);
+    drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

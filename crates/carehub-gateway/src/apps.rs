@@ -1,0 +1,157 @@
+//! Applications and their API keys, kept in the store as versioned documents in the
+//! `platform` partition: `App/{id}` holds the application, `ApiKey/{sha-256 of the key}` points
+//! at it. Keys are random (244 bits from the OS), shown once at creation, and stored only as
+//! their hash, so a lookup is one read by id and a leaked database reveals no key.
+
+use carehub_store::{Expect, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The store partition of platform records.
+pub const PLATFORM: &str = "platform";
+
+/// A registered application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// Its id (a UUID).
+    pub id: String,
+    /// Its name, e.g. `Acme-Referrals-INT`.
+    pub name: String,
+    /// The one environment its credentials work in.
+    pub environment: String,
+    /// The owning organisation's ODS code.
+    pub organisation: String,
+    /// Its Accredited System ID, when registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asid: Option<String>,
+}
+
+/// What went wrong managing applications.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record does not have the expected shape.
+    #[error("stored application record is corrupt: {0}")]
+    Corrupt(String),
+    /// A value given is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The hash an API key is stored and found under.
+pub fn key_hash(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_key() -> String {
+    // Two version-4 UUIDs: 244 random bits from the operating system's generator.
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Applications over a store.
+#[derive(Debug, Clone)]
+pub struct Apps {
+    store: Store,
+}
+
+impl Apps {
+    /// Applications kept in `store`.
+    pub fn new(store: Store) -> Apps {
+        Apps { store }
+    }
+
+    /// Registers an application and issues its API key, returned once and never again.
+    pub async fn create(
+        &self,
+        name: &str,
+        environment: &str,
+        organisation: &str,
+    ) -> Result<(App, String), AppError> {
+        if name.trim().is_empty() {
+            return Err(AppError::Invalid("an application needs a name".into()));
+        }
+        let ods_ok = !organisation.is_empty()
+            && organisation.len() <= 10
+            && organisation.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !ods_ok {
+            return Err(AppError::Invalid(format!(
+                "'{organisation}' is not an ODS code (letters and digits, up to 10)"
+            )));
+        }
+        let app = App {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.trim().to_owned(),
+            environment: environment.to_owned(),
+            organisation: organisation.to_ascii_uppercase(),
+            asid: None,
+        };
+        let key = new_key();
+        let hash = key_hash(&key);
+        let document = serde_json::to_value(&app).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let pointer = json!({"app": app.id, "environment": environment});
+        let app_id = app.id.clone();
+        // The application and its key are written together or not at all.
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.put(PLATFORM, "App", &app_id, document, &[], Expect::Absent)
+                        .await?;
+                    tx.put(PLATFORM, "ApiKey", &hash, pointer, &[], Expect::Absent)
+                        .await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await?;
+        Ok((app, key))
+    }
+
+    /// The application an API key belongs to, if it is a live key.
+    pub async fn by_key(&self, key: &str) -> Result<Option<App>, AppError> {
+        let Some(pointer) = self.store.read(PLATFORM, "ApiKey", &key_hash(key)).await? else {
+            return Ok(None);
+        };
+        if pointer.is_deleted() {
+            return Ok(None);
+        }
+        let body: Value = serde_json::from_str(pointer.body.as_deref().unwrap_or("null"))
+            .map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let Some(app_id) = body.get("app").and_then(Value::as_str) else {
+            return Err(AppError::Corrupt("ApiKey without app".into()));
+        };
+        self.get(app_id).await
+    }
+
+    /// An application by id.
+    pub async fn get(&self, id: &str) -> Result<Option<App>, AppError> {
+        let Some(record) = self.store.read(PLATFORM, "App", id).await? else {
+            return Ok(None);
+        };
+        if record.is_deleted() {
+            return Ok(None);
+        }
+        let app: App = serde_json::from_str(record.body.as_deref().unwrap_or("null"))
+            .map_err(|e| AppError::Corrupt(e.to_string()))?;
+        Ok(Some(app))
+    }
+
+    /// Revokes an API key; the application stays.
+    pub async fn revoke_key(&self, key: &str) -> Result<bool, AppError> {
+        let hash = key_hash(key);
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let deleted = tx.delete(PLATFORM, "ApiKey", &hash, Expect::Any).await?;
+                    Ok::<_, AppError>(deleted.is_some())
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,380 @@
+//! Environments, APIs and products as data: what `carehub up` serves when no file says
+//! otherwise, and the TOML shape a file uses to say otherwise.
+//!
+//! URL layout: `/{environment}/{api path}/...`, for example `/int/fhir/R4/Patient`, as the NHS
+//! platform puts the environment in front (`int.api.service.nhs.uk/...`). A product is one API
+//! in one environment, with its access mode, rate limits and lifecycle status.
+
+use std::time::Duration;
+
+use carehub_fhir::FhirVersion;
+use serde::Deserialize;
+
+/// The whole platform configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// Environments, e.g. `sandbox`, `int`, `dev`.
+    #[serde(default = "default_environments")]
+    pub environments: Vec<Environment>,
+    /// The APIs that products expose.
+    #[serde(default = "default_apis")]
+    pub apis: Vec<Api>,
+    /// Which API is offered in which environment, and how.
+    #[serde(default = "default_products")]
+    pub products: Vec<Product>,
+}
+
+/// One environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The first segment of its URLs.
+    pub name: String,
+    /// What kind of environment it is.
+    #[serde(default)]
+    pub kind: EnvironmentKind,
+}
+
+/// Sandboxes are open and hold no state of their own; the others are stateful.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvironmentKind {
+    /// Open access, canned answers.
+    Sandbox,
+    /// Real state and rules, test data (`int`).
+    #[default]
+    Integration,
+    /// A production-like environment.
+    Production,
+}
+
+/// An API: what it serves and where, within an environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// Its name, used by products.
+    pub name: String,
+    /// Its path after the environment, without slashes at the ends (`fhir/R4`).
+    pub path: String,
+    /// A FHIR server of this version (`R4`, `STU3`).
+    pub fhir: Option<String>,
+    /// For people.
+    #[serde(default)]
+    pub title: String,
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessMode {
+    /// Anyone.
+    Open,
+    /// An application's API key in a header.
+    ApiKey,
+}
+
+/// Lifecycle of a product, from first release to retirement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleStatus {
+    /// Early, may change without notice.
+    Alpha,
+    /// Usable, may still change.
+    Beta,
+    /// Stable.
+    #[default]
+    Live,
+    /// Still served, with `Deprecation` and `Sunset` headers; no new subscriptions.
+    Deprecated,
+    /// No longer served: 410.
+    Retired,
+}
+
+/// One API in one environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// The API's name.
+    pub api: String,
+    /// The environment's name.
+    pub environment: String,
+    /// Accepted ways in; the first that the request satisfies wins.
+    #[serde(default = "default_access")]
+    pub access: Vec<AccessMode>,
+    /// The header that carries an API key (`apikey` on the NHS platform, `x-api-key` for e-RS).
+    #[serde(default = "default_api_key_header")]
+    pub api_key_header: String,
+    /// Rate limits, in the NHS platform's `ratelimiting` shape.
+    #[serde(default)]
+    pub ratelimiting: RateLimiting,
+    /// Lifecycle status.
+    #[serde(default)]
+    pub status: LifecycleStatus,
+    /// When it was deprecated (`YYYY-MM-DD`), for the `Deprecation` header.
+    pub deprecated: Option<String>,
+    /// When it stops being served (`YYYY-MM-DD`), for the `Sunset` header.
+    pub sunset: Option<String>,
+    /// Where the migration guide is, for the `Link` header and the 410 body.
+    pub migration_guide: Option<String>,
+    /// The store partition of its data; defaults to the FHIR version (`r4`, `stu3`) in `int`,
+    /// and `{environment}-{version}` elsewhere.
+    pub store_key: Option<String>,
+}
+
+/// Limits for all callers together (`proxy`) and for each application (`app`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimiting {
+    /// Shared by every caller of the product.
+    #[serde(default)]
+    pub proxy: LimitConfig,
+    /// Per application.
+    #[serde(default)]
+    pub app: LimitConfig,
+}
+
+/// A quota and a spike arrest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// So many requests per window.
+    pub quota: Option<QuotaConfig>,
+    /// Requests smoothed to a steady rate.
+    #[serde(rename = "spikeArrest")]
+    pub spike_arrest: Option<SpikeArrestConfig>,
+}
+
+/// `{enabled, limit, interval, timeunit}`, as the NHS platform writes quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Off when false.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Requests per window.
+    pub limit: u64,
+    /// Window length in `timeunit`s.
+    #[serde(default = "one")]
+    pub interval: u64,
+    /// `second`, `minute`, `hour`, `day`.
+    #[serde(default = "minute")]
+    pub timeunit: String,
+}
+
+/// `{enabled, ratelimit: "600pm"}`: a steady rate, per second (`ps`) or minute (`pm`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeArrestConfig {
+    /// Off when false.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `Nps` or `Npm`.
+    pub ratelimit: String,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown keys.
+    #[error("platform configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A rule about the values is broken.
+    #[error("platform configuration: {0}")]
+    Invalid(String),
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u64 {
+    1
+}
+fn minute() -> String {
+    "minute".into()
+}
+fn default_access() -> Vec<AccessMode> {
+    vec![AccessMode::ApiKey]
+}
+fn default_api_key_header() -> String {
+    "apikey".into()
+}
+
+fn default_environments() -> Vec<Environment> {
+    vec![
+        Environment {
+            name: "sandbox".into(),
+            kind: EnvironmentKind::Sandbox,
+        },
+        Environment {
+            name: "int".into(),
+            kind: EnvironmentKind::Integration,
+        },
+    ]
+}
+
+fn default_apis() -> Vec<Api> {
+    vec![
+        Api {
+            name: "fhir-r4".into(),
+            path: "fhir/R4".into(),
+            fhir: Some("R4".into()),
+            title: "FHIR R4 server".into(),
+        },
+        Api {
+            name: "fhir-stu3".into(),
+            path: "fhir/STU3".into(),
+            fhir: Some("STU3".into()),
+            title: "FHIR STU3 server".into(),
+        },
+    ]
+}
+
+fn default_products() -> Vec<Product> {
+    ["fhir-r4", "fhir-stu3"]
+        .into_iter()
+        .map(|api| Product {
+            api: api.into(),
+            environment: "int".into(),
+            access: default_access(),
+            api_key_header: default_api_key_header(),
+            // The NHS platform's default: 5 requests per second per app, as 300 a minute.
+            ratelimiting: RateLimiting {
+                proxy: LimitConfig::default(),
+                app: LimitConfig {
+                    quota: Some(QuotaConfig {
+                        enabled: true,
+                        limit: 300,
+                        interval: 1,
+                        timeunit: "minute".into(),
+                    }),
+                    spike_arrest: None,
+                },
+            },
+            status: LifecycleStatus::Beta,
+            deprecated: None,
+            sunset: None,
+            migration_guide: None,
+            store_key: None,
+        })
+        .collect()
+}
+
+impl Default for PlatformConfig {
+    fn default() -> PlatformConfig {
+        PlatformConfig {
+            environments: default_environments(),
+            apis: default_apis(),
+            products: default_products(),
+        }
+    }
+}
+
+/// A time unit's length.
+pub(crate) fn unit_length(unit: &str) -> Option<Duration> {
+    Some(Duration::from_secs(match unit {
+        "second" | "seconds" => 1,
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    }))
+}
+
+/// `600pm` -> (600, one minute).
+pub(crate) fn parse_rate(text: &str) -> Option<(u64, Duration)> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let count: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let period = match unit {
+        "ps" => Duration::from_secs(1),
+        "pm" => Duration::from_secs(60),
+        _ => return None,
+    };
+    Some((count, period))
+}
+
+impl PlatformConfig {
+    /// Parses TOML; missing sections take the defaults.
+    pub fn from_toml(text: &str) -> Result<PlatformConfig, ConfigError> {
+        let config: PlatformConfig = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks the rules the types cannot: names that exist, dates, units.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for env in &self.environments {
+            if env.name.is_empty()
+                || !env
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return invalid(format!(
+                    "environment name '{}' must be letters, digits and '-'",
+                    env.name
+                ));
+            }
+        }
+        for api in &self.apis {
+            if let Some(version) = &api.fhir
+                && FhirVersion::parse(version).is_none()
+            {
+                return invalid(format!(
+                    "API {}: unknown FHIR version '{version}'",
+                    api.name
+                ));
+            }
+        }
+        for product in &self.products {
+            let name = format!("{} in {}", product.api, product.environment);
+            if !self.apis.iter().any(|a| a.name == product.api) {
+                return invalid(format!("product {name}: no API named '{}'", product.api));
+            }
+            if !self
+                .environments
+                .iter()
+                .any(|e| e.name == product.environment)
+            {
+                return invalid(format!(
+                    "product {name}: no environment named '{}'",
+                    product.environment
+                ));
+            }
+            if product.access.is_empty() {
+                return invalid(format!("product {name}: no access mode"));
+            }
+            if product.status == LifecycleStatus::Deprecated
+                && (product.deprecated.is_none() || product.sunset.is_none())
+            {
+                return invalid(format!(
+                    "product {name}: a deprecated product needs 'deprecated' and 'sunset' dates"
+                ));
+            }
+            for date in [&product.deprecated, &product.sunset].into_iter().flatten() {
+                if crate::lifecycle::date_to_unix(date).is_none() {
+                    return invalid(format!("product {name}: '{date}' is not a YYYY-MM-DD date"));
+                }
+            }
+            for limits in [&product.ratelimiting.proxy, &product.ratelimiting.app] {
+                if let Some(quota) = &limits.quota
+                    && (unit_length(&quota.timeunit).is_none() || quota.interval == 0)
+                {
+                    return invalid(format!(
+                        "product {name}: quota timeunit must be second, minute, hour or day, with an interval of 1 or more"
+                    ));
+                }
+                if let Some(spike) = &limits.spike_arrest
+                    && parse_rate(&spike.ratelimit).is_none()
+                {
+                    return invalid(format!(
+                        "product {name}: spike arrest '{}' must look like 10ps or 600pm",
+                        spike.ratelimit
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

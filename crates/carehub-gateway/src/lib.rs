@@ -1,0 +1,499 @@
+//! The platform in front of every carehub API, as the NHS API platform puts it in front of
+//! theirs: environments and products from configuration ([`config`]), request and correlation
+//! ids, API keys of registered applications ([`apps`]), quotas and spike arrest ([`limits`]),
+//! lifecycle headers and retirement, `_ping` and `_status`, and one JSON log line per request.
+//!
+//! Products see none of this as headers: the gateway hands them a typed [`RequestContext`] in
+//! the request's extensions. **Architecture Invariant:** no product checks a credential or
+//! counts a request itself; it declares its access modes and limits in the configuration.
+
+pub mod apps;
+pub mod config;
+mod lifecycle;
+pub mod limits;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use carehub_fhir::outcome::Coding;
+use carehub_fhir::{FhirVersion, Issue, IssueType};
+use carehub_server::error::{ApiError, Category};
+use carehub_server::{BaseConfig, ServerConfig};
+use carehub_store::Store;
+use serde_json::json;
+
+use apps::{App, Apps};
+use config::{AccessMode, EnvironmentKind, LifecycleStatus, PlatformConfig, Product};
+use limits::{Decision, Limit, RateLimiter};
+
+/// Who is calling and how, as the gateway established it. Products read this from the request
+/// extensions instead of looking at headers.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The environment (`int`).
+    pub environment: String,
+    /// The API's name (`fhir-r4`).
+    pub api: String,
+    /// The calling application, when it identified itself.
+    pub app: Option<App>,
+    /// How the request got in.
+    pub access: AccessMode,
+    /// `X-Request-ID` as sent, or one generated for the request.
+    pub request_id: String,
+    /// `X-Correlation-ID`, when sent.
+    pub correlation_id: Option<String>,
+}
+
+/// One product as served: its configuration, compiled limits and the shared services.
+#[derive(Debug)]
+struct ProductState {
+    product: Product,
+    api_path: String,
+    version: FhirVersion,
+    proxy_limits: Vec<Limit>,
+    app_limits: Vec<Limit>,
+    apps: Apps,
+    limiter: Arc<dyn RateLimiter>,
+    store: Store,
+}
+
+/// The Spine code system of the product's FHIR version, for error details.
+fn spine_codes(version: FhirVersion) -> &'static str {
+    match version {
+        FhirVersion::Stu3 => "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1",
+        FhirVersion::R4 => "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode",
+    }
+}
+
+fn spine_error(
+    version: FhirVersion,
+    category: Category,
+    code: IssueType,
+    spine: (&str, &str),
+    diagnostics: String,
+    location: &str,
+) -> ApiError {
+    let issue = Issue::error(code, diagnostics)
+        .with_details(Coding {
+            system: spine_codes(version).to_owned(),
+            code: spine.0.to_owned(),
+            display: spine.1.to_owned(),
+        })
+        .at(location);
+    ApiError::with_issues(category, vec![issue])
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Builds the router for every product of the configuration, each behind the gateway, plus
+/// `_ping` and `_status` for each. `extra` (the direct FHIR bases of a local install, say) is
+/// merged in as it is.
+pub fn router(
+    platform: &PlatformConfig,
+    server: &ServerConfig,
+    store: Store,
+    limiter: Arc<dyn RateLimiter>,
+    extra: Router,
+) -> Router {
+    let apps = Apps::new(store.clone());
+    let mut router = extra;
+    for product in &platform.products {
+        let Some(api) = platform.apis.iter().find(|a| a.name == product.api) else {
+            continue;
+        };
+        let Some(version) = api.fhir.as_deref().and_then(FhirVersion::parse) else {
+            continue;
+        };
+        let path = format!("/{}/{}", product.environment, api.path.trim_matches('/'));
+        let store_key = product.store_key.clone().unwrap_or_else(|| {
+            let version_key = version.label().to_ascii_lowercase();
+            if product.environment == "int" {
+                version_key
+            } else {
+                format!("{}-{version_key}", product.environment)
+            }
+        });
+        let state = Arc::new(ProductState {
+            product: product.clone(),
+            api_path: path.clone(),
+            version,
+            proxy_limits: Limit::from_config(&product.ratelimiting.proxy),
+            app_limits: Limit::from_config(&product.ratelimiting.app),
+            apps: apps.clone(),
+            limiter: limiter.clone(),
+            store: store.clone(),
+        });
+        let base = BaseConfig {
+            path: path.clone(),
+            version,
+            store_key,
+        };
+        let api_router = carehub_server::base(server, &base, store.clone())
+            .route("/_status", get(status))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
+        router = router
+            .route(&format!("{path}/_ping"), get(ping))
+            .nest(&path, api_router);
+    }
+    let environments: Vec<(String, EnvironmentKind)> = platform
+        .environments
+        .iter()
+        .map(|e| (e.name.clone(), e.kind))
+        .collect();
+    tracing::debug!(?environments, "gateway environments");
+    carehub_server::finish(router)
+}
+
+fn version_body() -> serde_json::Value {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = option_env!("CAREHUB_COMMIT").unwrap_or("unknown");
+    json!({
+        "version": version,
+        "revision": commit,
+        "releaseId": version,
+        "commitId": commit,
+    })
+}
+
+/// `_ping`: open, no dependency touched; says which build answers.
+async fn ping() -> Response {
+    (
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
+        version_body().to_string(),
+    )
+        .into_response()
+}
+
+/// `_status`: behind the product's access rules; checks each dependency.
+async fn status(request: Request) -> Response {
+    let store = request.extensions().get::<Store>().cloned();
+    let started = Instant::now();
+    let (database, code) = match store {
+        Some(store) => {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), store.ping()).await {
+                Ok(Ok(())) => ("pass", 200),
+                Ok(Err(_)) => ("fail", 503),
+                Err(_) => ("fail", 504),
+            }
+        }
+        None => ("fail", 500),
+    };
+    let mut body = version_body();
+    body["status"] = json!(database);
+    body["checks"] = json!({
+        "database": {
+            "status": database,
+            "timeout": code == 504,
+            "responseCode": code,
+            "outcome": format!("answered in {} ms", started.elapsed().as_millis()),
+            "links": {},
+        }
+    });
+    let status = if database == "pass" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn reject(request: &Request, err: ApiError) -> Response {
+    carehub_server::plain_error(
+        request.uri().query().map(str::to_owned),
+        request.headers().clone(),
+        err,
+    )
+}
+
+/// The gateway in front of one product: ids, lifecycle, credentials, limits, then the product.
+async fn guard(
+    State(state): State<Arc<ProductState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let product = &state.product;
+    let version = state.version;
+    let request_id = match header(request.headers(), "x-request-id") {
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => id.to_owned(),
+        Some(id) => {
+            let err = spine_error(
+                version,
+                Category::Invalid,
+                IssueType::Value,
+                ("INVALID_VALUE", "Provided value is invalid"),
+                format!("Invalid value - '{id}' in header 'X-Request-ID': it must be a UUID"),
+                "X-Request-ID",
+            );
+            return finish(reject(&request, err), None, None, &[]);
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let correlation_id = header(request.headers(), "x-correlation-id").map(str::to_owned);
+    let mut extra_headers: Vec<(&'static str, String)> = Vec::new();
+    match product.status {
+        LifecycleStatus::Retired => {
+            let guide = product
+                .migration_guide
+                .as_deref()
+                .map(|g| format!(" See {g}"))
+                .unwrap_or_default();
+            let err = spine_error(
+                version,
+                Category::Gone,
+                IssueType::NotSupported,
+                ("NOT_FOUND", "Resource not found"),
+                format!(
+                    "{} in {} has been retired and is no longer served.{guide}",
+                    product.api, product.environment
+                ),
+                "",
+            );
+            let response = reject(&request, err);
+            return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
+        }
+        LifecycleStatus::Deprecated => {
+            extra_headers.extend(lifecycle::deprecation_headers(
+                product.deprecated.as_deref().unwrap_or_default(),
+                product.sunset.as_deref().unwrap_or_default(),
+                product.migration_guide.as_deref(),
+            ));
+        }
+        _ => {}
+    }
+
+    let (app, access) = match authenticate(&state, request.headers()).await {
+        Ok(found) => found,
+        Err(err) => {
+            let response = reject(&request, err);
+            log_line(
+                &state,
+                None,
+                response.status(),
+                started,
+                &request_id,
+                correlation_id.as_deref(),
+            );
+            return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
+        }
+    };
+
+    let now = now_ms();
+    let proxy_key = format!("proxy:{}", state.api_path);
+    let mut checks: Vec<(String, &Limit, &str)> = state
+        .proxy_limits
+        .iter()
+        .map(|l| (proxy_key.clone(), l, "proxy"))
+        .collect();
+    if let Some(app) = &app {
+        let app_key = format!("app:{}:{}", state.api_path, app.id);
+        checks.extend(state.app_limits.iter().map(|l| (app_key.clone(), l, "app")));
+    }
+    for (key, limit, scope) in checks {
+        match state.limiter.check(&key, limit, now) {
+            Decision::Allowed {
+                limit: Some(quota),
+                remaining: Some(remaining),
+                reset: Some(reset),
+            } if scope == "app" || app.is_none() => {
+                extra_headers.push(("ratelimit-limit", quota.to_string()));
+                extra_headers.push(("ratelimit-remaining", remaining.to_string()));
+                extra_headers.push(("ratelimit-reset", reset.to_string()));
+            }
+            Decision::Allowed { .. } => {}
+            Decision::Throttled { retry_after } => {
+                let who = match scope {
+                    "app" => "Your application has",
+                    _ => "This API has, across all applications,",
+                };
+                let rule = match limit {
+                    Limit::Quota { limit, label, .. } => format!(
+                        "{who} exceeded its quota of {limit} requests every {label} ({scope} quota)"
+                    ),
+                    Limit::SpikeArrest { rate, .. } => format!(
+                        "{who} exceeded its spike arrest of {rate} ({scope} spike arrest: requests must be spread evenly)"
+                    ),
+                };
+                let err = spine_error(
+                    version,
+                    Category::TooManyRequests,
+                    IssueType::Throttled,
+                    ("TOO_MANY_REQUESTS", "Too many requests"),
+                    format!("{rule}; try again in {retry_after} s"),
+                    "",
+                );
+                let response = reject(&request, err);
+                log_line(
+                    &state,
+                    app.as_ref(),
+                    response.status(),
+                    started,
+                    &request_id,
+                    correlation_id.as_deref(),
+                );
+                let mut headers = vec![("retry-after", retry_after.to_string())];
+                if let Limit::Quota { limit, .. } = limit {
+                    headers.push(("ratelimit-limit", limit.to_string()));
+                    headers.push(("ratelimit-remaining", "0".to_owned()));
+                    headers.push(("ratelimit-reset", retry_after.to_string()));
+                }
+                return finish(
+                    response,
+                    Some(&request_id),
+                    correlation_id.as_deref(),
+                    &headers,
+                );
+            }
+        }
+    }
+
+    request.extensions_mut().insert(RequestContext {
+        environment: product.environment.clone(),
+        api: product.api.clone(),
+        app: app.clone(),
+        access,
+        request_id: request_id.clone(),
+        correlation_id: correlation_id.clone(),
+    });
+    request.extensions_mut().insert(state.store.clone());
+    let response = next.run(request).await;
+    log_line(
+        &state,
+        app.as_ref(),
+        response.status(),
+        started,
+        &request_id,
+        correlation_id.as_deref(),
+    );
+    finish(
+        response,
+        Some(&request_id),
+        correlation_id.as_deref(),
+        &extra_headers,
+    )
+}
+
+/// Checks the credentials the product's access modes ask for.
+async fn authenticate(
+    state: &ProductState,
+    headers: &HeaderMap,
+) -> Result<(Option<App>, AccessMode), ApiError> {
+    let product = &state.product;
+    let version = state.version;
+    let header_name = product.api_key_header.as_str();
+    let open = product.access.contains(&AccessMode::Open);
+    let wants_key = product.access.contains(&AccessMode::ApiKey);
+    let denied = |diagnostics: String| {
+        spine_error(
+            version,
+            Category::Unauthorized,
+            IssueType::Security,
+            (
+                "ACCESS_DENIED",
+                "Access has been denied to process this request",
+            ),
+            diagnostics,
+            header_name,
+        )
+    };
+    let key = header(headers, header_name).filter(|k| !k.is_empty());
+    match (key, wants_key) {
+        (Some(key), true) => {
+            let app = state
+                .apps
+                .by_key(key)
+                .await
+                .map_err(|e| ApiError::fault(e.to_string()))?;
+            match app {
+                None => Err(denied(format!(
+                    "Invalid API key in the '{header_name}' header: no application has this key (it may have been revoked)"
+                ))),
+                Some(app) if app.environment != product.environment => Err(denied(format!(
+                    "The API key in the '{header_name}' header belongs to application '{}' in the '{}' environment; credentials work only in their own environment, and this is '{}'",
+                    app.name, app.environment, product.environment
+                ))),
+                Some(app) => Ok((Some(app), AccessMode::ApiKey)),
+            }
+        }
+        _ if open => Ok((None, AccessMode::Open)),
+        (None, true) => Err(denied(format!(
+            "Missing API key: {} in {} needs an application's API key in the '{header_name}' header",
+            product.api, product.environment
+        ))),
+        _ => Err(denied(format!(
+            "{} in {} accepts no credentials this gateway can check yet",
+            product.api, product.environment
+        ))),
+    }
+}
+
+fn finish(
+    mut response: Response,
+    request_id: Option<&str>,
+    correlation_id: Option<&str>,
+    extra: &[(&'static str, String)],
+) -> Response {
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    if let Some(id) = request_id {
+        set("x-request-id", id);
+    }
+    if let Some(id) = correlation_id {
+        set("x-correlation-id", id);
+    }
+    for (name, value) in extra {
+        set(name, value);
+    }
+    response
+}
+
+fn log_line(
+    state: &ProductState,
+    app: Option<&App>,
+    status: StatusCode,
+    started: Instant,
+    request_id: &str,
+    correlation_id: Option<&str>,
+) {
+    tracing::info!(
+        target: "carehub::access",
+        environment = %state.product.environment,
+        api = %state.product.api,
+        app = app.map(|a| a.id.as_str()).unwrap_or("-"),
+        status = status.as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id,
+        correlation_id = correlation_id.unwrap_or("-"),
+        "request"
+    );
+}

@@ -1,0 +1,366 @@
+//! Black-box tests of the gateway: a real server on 127.0.0.1:0 over a fresh database, products
+//! configured from TOML, applications registered through the library, requests over HTTP.
+
+use std::sync::Arc;
+
+use carehub_gateway::apps::Apps;
+use carehub_gateway::config::PlatformConfig;
+use carehub_gateway::limits::LocalLimiter;
+use carehub_server::ServerConfig;
+use carehub_store::Store;
+use carehub_store::testing::{TestDatabase, fresh_database};
+use serde_json::{Value, json};
+
+struct TestApp {
+    url: String,
+    client: reqwest::Client,
+    apps: Apps,
+    _database: TestDatabase,
+}
+
+const PLATFORM: &str = r#"
+[[environments]]
+name = "sandbox"
+kind = "sandbox"
+
+[[environments]]
+name = "int"
+
+[[apis]]
+name = "fhir-r4"
+path = "fhir/R4"
+fhir = "R4"
+
+[[apis]]
+name = "old-api"
+path = "old/R4"
+fhir = "R4"
+
+[[apis]]
+name = "gone-api"
+path = "gone/R4"
+fhir = "R4"
+
+[[products]]
+api = "fhir-r4"
+environment = "int"
+access = ["api-key"]
+[products.ratelimiting.app.quota]
+limit = 5
+interval = 1
+timeunit = "hour"
+[products.ratelimiting.proxy.quota]
+limit = 8
+interval = 1
+timeunit = "hour"
+
+[[products]]
+api = "fhir-r4"
+environment = "sandbox"
+access = ["open"]
+
+[[products]]
+api = "old-api"
+environment = "int"
+access = ["open"]
+status = "deprecated"
+deprecated = "2026-01-01"
+sunset = "2027-01-01"
+migration_guide = "https://example.org/migrate"
+
+[[products]]
+api = "gone-api"
+environment = "int"
+access = ["open"]
+status = "retired"
+migration_guide = "https://example.org/migrate"
+"#;
+
+async fn spawn_app() -> TestApp {
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.expect("store opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = ServerConfig {
+        public_url: url.clone(),
+        ..ServerConfig::default()
+    };
+    let platform = PlatformConfig::from_toml(PLATFORM).expect("config parses");
+    let router = carehub_gateway::router(
+        &platform,
+        &server,
+        store.clone(),
+        Arc::new(LocalLimiter::default()),
+        axum::Router::new(),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    TestApp {
+        url,
+        client: reqwest::Client::new(),
+        apps: Apps::new(store),
+        _database: database,
+    }
+}
+
+async fn outcome(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn spine_code(outcome: &Value) -> &str {
+    outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn ping_is_open_and_ids_are_echoed_or_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/int/fhir/R4/_ping", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["version"].is_string());
+
+    let id = "3a0e6c3c-5a9b-4f51-9d43-6a4b0a2d9c11";
+    let response = app
+        .client
+        .get(format!("{}/sandbox/fhir/R4/Patient", app.url))
+        .header("X-Request-ID", id)
+        .header("X-Correlation-ID", "corr-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], id);
+    assert_eq!(response.headers()["x-correlation-id"], "corr-1");
+
+    let response = app
+        .client
+        .get(format!("{}/sandbox/fhir/R4/Patient", app.url))
+        .header("X-Request-ID", "not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = outcome(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(spine_code(&body), "INVALID_VALUE");
+    assert!(body.to_string().contains("X-Request-ID"));
+}
+
+#[tokio::test]
+async fn api_keys_are_checked_and_bound_to_their_environment() {
+    let app = spawn_app().await;
+    let patients = format!("{}/int/fhir/R4/Patient", app.url);
+    let (status, body) = outcome(app.client.get(&patients).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(spine_code(&body), "ACCESS_DENIED");
+    assert!(body.to_string().contains("'apikey' header"), "{body}");
+
+    let (status, body) = outcome(
+        app.client
+            .get(&patients)
+            .header("apikey", "nonsense")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(body.to_string().contains("no application has this key"));
+
+    let (_, sandbox_key) = app
+        .apps
+        .create("Acme-Sandbox", "sandbox", "A1B2C")
+        .await
+        .unwrap();
+    let (status, body) = outcome(
+        app.client
+            .get(&patients)
+            .header("apikey", &sandbox_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        body.to_string().contains("only in their own environment"),
+        "{body}"
+    );
+
+    let (int_app, key) = app.apps.create("Acme-INT", "int", "a1b2c").await.unwrap();
+    assert_eq!(int_app.organisation, "A1B2C");
+    let response = app
+        .client
+        .post(&patients)
+        .header("apikey", &key)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient", "gender": "female"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("/int/fhir/R4/Patient/"), "{location}");
+
+    // The status endpoint is behind the same rules, and checks the database.
+    let response = app
+        .client
+        .get(format!("{}/int/fhir/R4/_status", app.url))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "pass");
+    assert_eq!(body["checks"]["database"]["status"], "pass");
+
+    // A revoked key stops working at once.
+    assert!(app.apps.revoke_key(&key).await.unwrap());
+    let (status, _) = outcome(
+        app.client
+            .get(&patients)
+            .header("apikey", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn quotas_admit_exactly_their_limit_per_app_and_per_proxy() {
+    let app = spawn_app().await;
+    let patients = format!("{}/int/fhir/R4/Patient", app.url);
+    let (_, first) = app.apps.create("First", "int", "AAA01").await.unwrap();
+    let (_, second) = app.apps.create("Second", "int", "AAA02").await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = app
+            .client
+            .get(&patients)
+            .header("apikey", &first)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_eq!(response.headers()["ratelimit-remaining"], "0");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["issue"][0]["code"], "throttled");
+            assert_eq!(spine_code(&body), "TOO_MANY_REQUESTS");
+            assert!(
+                body.to_string()
+                    .contains("quota of 5 requests every 1 hour (app quota)"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // The proxy quota (8, shared) had 7 requests counted; the second app gets one more.
+    let mut admitted = 0;
+    for _ in 0..3 {
+        let response = app
+            .client
+            .get(&patients)
+            .header("apikey", &second)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            admitted += 1;
+        } else {
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body.to_string().contains("across all applications"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(admitted, 1);
+}
+
+#[tokio::test]
+async fn deprecated_products_say_so_and_retired_ones_are_gone() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/int/old/R4/Patient", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["deprecation"], "@1767225600");
+    assert_eq!(
+        response.headers()["sunset"],
+        "Fri, 01 Jan 2027 00:00:00 GMT"
+    );
+    assert!(
+        response.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("example.org/migrate")
+    );
+
+    let (status, body) = outcome(
+        app.client
+            .get(format!("{}/int/gone/R4/Patient", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 410);
+    assert!(body.to_string().contains("retired"), "{body}");
+    assert!(body.to_string().contains("example.org/migrate"));
+
+    // Unknown environments and paths are 404 OperationOutcomes.
+    let (status, body) = outcome(
+        app.client
+            .get(format!("{}/nowhere/fhir/R4/Patient", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["resourceType"], "OperationOutcome");
+}
+
+#[test]
+fn configuration_errors_name_the_rule() {
+    let bad = [
+        (
+            "[[products]]\napi = \"nope\"\nenvironment = \"int\"\n",
+            "no API named 'nope'",
+        ),
+        (
+            "[[products]]\napi = \"fhir-r4\"\nenvironment = \"int\"\nstatus = \"deprecated\"\n",
+            "needs 'deprecated' and 'sunset'",
+        ),
+        (
+            "[[products]]\napi = \"fhir-r4\"\nenvironment = \"int\"\n[products.ratelimiting.app.spikeArrest]\nratelimit = \"ten\"\n",
+            "must look like 10ps",
+        ),
+        ("colour = \"blue\"\n", "unknown field"),
+    ];
+    for (text, expected) in bad {
+        let err = PlatformConfig::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let defaults = PlatformConfig::from_toml("").unwrap();
+    assert_eq!(defaults.environments.len(), 2);
+    assert_eq!(defaults.products.len(), 2);
+}
