@@ -25,6 +25,9 @@ pub struct App {
     /// Its Accredited System ID, when registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asid: Option<String>,
+    /// Public keys (JWKs) its client assertions are signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwks: Vec<Value>,
 }
 
 /// What went wrong managing applications.
@@ -92,6 +95,7 @@ impl Apps {
             environment: environment.to_owned(),
             organisation: organisation.to_ascii_uppercase(),
             asid: None,
+            jwks: Vec::new(),
         };
         let key = new_key();
         let hash = key_hash(&key);
@@ -115,7 +119,11 @@ impl Apps {
 
     /// The application an API key belongs to, if it is a live key.
     pub async fn by_key(&self, key: &str) -> Result<Option<App>, AppError> {
-        let Some(pointer) = self.store.read(PLATFORM, "ApiKey", &key_hash(key)).await? else {
+        let Some(pointer) = self
+            .store
+            .read_fresh(PLATFORM, "ApiKey", &key_hash(key))
+            .await?
+        else {
             return Ok(None);
         };
         if pointer.is_deleted() {
@@ -131,7 +139,7 @@ impl Apps {
 
     /// An application by id.
     pub async fn get(&self, id: &str) -> Result<Option<App>, AppError> {
-        let Some(record) = self.store.read(PLATFORM, "App", id).await? else {
+        let Some(record) = self.store.read_fresh(PLATFORM, "App", id).await? else {
             return Ok(None);
         };
         if record.is_deleted() {
@@ -140,6 +148,37 @@ impl Apps {
         let app: App = serde_json::from_str(record.body.as_deref().unwrap_or("null"))
             .map_err(|e| AppError::Corrupt(e.to_string()))?;
         Ok(Some(app))
+    }
+
+    /// Registers a public key (a JWK with a `kid`) for the application's client assertions;
+    /// a key with the same `kid` is replaced.
+    pub async fn add_public_key(&self, app_id: &str, jwk: Value) -> Result<App, AppError> {
+        let Some(kid) = jwk.get("kid").and_then(Value::as_str).map(str::to_owned) else {
+            return Err(AppError::Invalid("the JWK has no 'kid'".into()));
+        };
+        if jwk.get("kty").and_then(Value::as_str) != Some("RSA") {
+            return Err(AppError::Invalid(
+                "only RSA keys are accepted (client assertions are RS512)".into(),
+            ));
+        }
+        let Some(mut app) = self.get(app_id).await? else {
+            return Err(AppError::Invalid(format!("no application {app_id}")));
+        };
+        app.jwks
+            .retain(|k| k.get("kid").and_then(Value::as_str) != Some(kid.as_str()));
+        app.jwks.push(jwk);
+        let document = serde_json::to_value(&app).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let id = app.id.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.put(PLATFORM, "App", &id, document, &[], Expect::Any)
+                        .await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await?;
+        Ok(app)
     }
 
     /// Revokes an API key; the application stays.

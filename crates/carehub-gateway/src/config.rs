@@ -72,6 +72,19 @@ pub enum AccessMode {
     Open,
     /// An application's API key in a header.
     ApiKey,
+    /// An access token from `POST /{environment}/oauth2/token` with a signed JWT client
+    /// assertion, carrying the scope `urn:nhsd:apim:app:level3:{api}`.
+    ApplicationRestricted,
+}
+
+impl AccessMode {
+    /// The scope an access token needs for a product of `api` in this mode.
+    pub fn scope(self, api: &str) -> Option<String> {
+        match self {
+            AccessMode::ApplicationRestricted => Some(format!("urn:nhsd:apim:app:level3:{api}")),
+            _ => None,
+        }
+    }
 }
 
 /// Lifecycle of a product, from first release to retirement.
@@ -236,7 +249,7 @@ fn default_products() -> Vec<Product> {
         .map(|api| Product {
             api: api.into(),
             environment: "int".into(),
-            access: default_access(),
+            access: vec![AccessMode::ApiKey, AccessMode::ApplicationRestricted],
             api_key_header: default_api_key_header(),
             // The NHS platform's default: 5 requests per second per app, as 300 a minute.
             ratelimiting: RateLimiting {

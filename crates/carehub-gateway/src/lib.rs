@@ -9,8 +9,10 @@
 
 pub mod apps;
 pub mod config;
+pub mod keys;
 mod lifecycle;
 pub mod limits;
+pub mod oauth;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +31,7 @@ use carehub_store::Store;
 use serde_json::json;
 
 use apps::{App, Apps};
-use config::{AccessMode, EnvironmentKind, LifecycleStatus, PlatformConfig, Product};
+use config::{AccessMode, LifecycleStatus, PlatformConfig, Product};
 use limits::{Decision, Limit, RateLimiter};
 
 /// Who is calling and how, as the gateway established it. Products read this from the request
@@ -146,12 +148,29 @@ pub fn router(
             .route(&format!("{path}/_ping"), get(ping))
             .nest(&path, api_router);
     }
-    let environments: Vec<(String, EnvironmentKind)> = platform
-        .environments
-        .iter()
-        .map(|e| (e.name.clone(), e.kind))
-        .collect();
-    tracing::debug!(?environments, "gateway environments");
+    for environment in &platform.environments {
+        let scopes = platform
+            .products
+            .iter()
+            .filter(|p| p.environment == environment.name)
+            .filter_map(|p| p.access.iter().find_map(|mode| mode.scope(&p.api)))
+            .collect();
+        let endpoint = Arc::new(oauth::TokenEndpoint {
+            environment: environment.name.clone(),
+            url: format!(
+                "{}/{}/oauth2/token",
+                server.public_url.trim_end_matches('/'),
+                environment.name
+            ),
+            scopes,
+            apps: apps.clone(),
+            store: store.clone(),
+        });
+        router = router.route(
+            &format!("/{}/oauth2/token", environment.name),
+            axum::routing::post(oauth::token).with_state(endpoint),
+        );
+    }
     carehub_server::finish(router)
 }
 
@@ -422,6 +441,13 @@ async fn authenticate(
             header_name,
         )
     };
+    if product.access.contains(&AccessMode::ApplicationRestricted)
+        && let Some(authorization) = header(headers, "authorization")
+    {
+        return bearer(state, authorization)
+            .await
+            .map(|app| (Some(app), AccessMode::ApplicationRestricted));
+    }
     let key = header(headers, header_name).filter(|k| !k.is_empty());
     match (key, wants_key) {
         (Some(key), true) => {
@@ -446,11 +472,74 @@ async fn authenticate(
             "Missing API key: {} in {} needs an application's API key in the '{header_name}' header",
             product.api, product.environment
         ))),
-        _ => Err(denied(format!(
-            "{} in {} accepts no credentials this gateway can check yet",
-            product.api, product.environment
-        ))),
+        _ => Err(spine_error(
+            version,
+            Category::Unauthorized,
+            IssueType::Security,
+            (
+                "ACCESS_DENIED",
+                "Access has been denied to process this request",
+            ),
+            format!(
+                "Missing Authorization header: {} in {} needs 'Authorization: Bearer <access token>' from POST /{}/oauth2/token",
+                product.api, product.environment, product.environment
+            ),
+            "Authorization",
+        )),
     }
+}
+
+/// Checks a bearer token for an application-restricted product.
+async fn bearer(state: &ProductState, authorization: &str) -> Result<App, ApiError> {
+    let product = &state.product;
+    let denied = |diagnostics: String| {
+        spine_error(
+            state.version,
+            Category::Unauthorized,
+            IssueType::Security,
+            (
+                "ACCESS_DENIED",
+                "Access has been denied to process this request",
+            ),
+            diagnostics,
+            "Authorization",
+        )
+    };
+    let Some(token) = authorization
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(denied(
+            "Invalid Authorization header: expected 'Bearer <access token>'".into(),
+        ));
+    };
+    let found = oauth::lookup(&state.store, token)
+        .await
+        .map_err(|e| ApiError::fault(e.to_string()))?;
+    let Some(found) = found else {
+        return Err(denied(
+            "Invalid access token: it is unknown or has expired (tokens last 599 seconds)".into(),
+        ));
+    };
+    if found.environment != product.environment {
+        return Err(denied(format!(
+            "The access token was issued in '{}'; tokens work only in their own environment, and this is '{}'",
+            found.environment, product.environment
+        )));
+    }
+    let needed = AccessMode::ApplicationRestricted
+        .scope(&product.api)
+        .unwrap_or_default();
+    if !found.scopes.contains(&needed) {
+        return Err(denied(format!(
+            "The access token lacks the scope {needed} that {} requires",
+            product.api
+        )));
+    }
+    oauth::token_app(&state.apps, &found)
+        .await
+        .ok_or_else(|| denied("The application this token was issued to no longer exists".into()))
 }
 
 fn finish(

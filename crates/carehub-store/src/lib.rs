@@ -225,6 +225,31 @@ impl Store {
             }
             None => None,
         };
+        let found = self.read_row(base, resource_type, id).await?;
+        if let (Some(cache), Some(epoch), Some(version)) = (&self.cache, epoch, &found) {
+            cache.fill(epoch, base, version);
+        }
+        Ok(found)
+    }
+
+    /// As [`Store::read`], always from the database: for records that another process may
+    /// change under this one (credentials revoked or keys registered from the command line
+    /// while the server runs), where a cached copy could let a revoked key through.
+    pub async fn read_fresh(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Versioned>> {
+        self.read_row(base, resource_type, id).await
+    }
+
+    async fn read_row(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Versioned>> {
         let row = sqlx::query(
             "SELECT c.version, c.last_updated, h.body FROM current c \
              JOIN history h ON h.rid = c.rid AND h.version = c.version \
@@ -235,13 +260,8 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let found = row
-            .map(|row| versioned_from_row(&row, resource_type, id, 0))
-            .transpose()?;
-        if let (Some(cache), Some(epoch), Some(version)) = (&self.cache, epoch, &found) {
-            cache.fill(epoch, base, version);
-        }
-        Ok(found)
+        row.map(|row| versioned_from_row(&row, resource_type, id, 0))
+            .transpose()
     }
 
     /// One version of a resource.

@@ -55,6 +55,45 @@ enum AppsCommand {
     Create(AppCreateArgs),
     /// Revoke an API key; the application stays registered.
     Revoke(AppRevokeArgs),
+    /// Make an RSA key pair for an application's signed-JWT authentication: the public key is
+    /// registered with carehub, the private key written to a file for the application.
+    Keygen(AppKeygenArgs),
+    /// Print a signed client assertion for POST /{env}/oauth2/token.
+    Jwt(AppJwtArgs),
+}
+
+#[derive(Debug, Args)]
+struct AppKeygenArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The application's id (printed by `carehub apps create`).
+    #[arg(long)]
+    app: String,
+    /// The key id, sent as the JWT `kid` header.
+    #[arg(long, default_value = "key-1")]
+    kid: String,
+    /// Where to write the private key (PEM); refused if the file exists.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct AppJwtArgs {
+    /// The application's API key (`iss` and `sub`).
+    #[arg(long)]
+    api_key: String,
+    /// The private key file from `carehub apps keygen`.
+    #[arg(long)]
+    private_key: PathBuf,
+    /// The key id registered with the public key.
+    #[arg(long, default_value = "key-1")]
+    kid: String,
+    /// The token URL (`aud`), e.g. http://127.0.0.1:8080/int/oauth2/token.
+    #[arg(long)]
+    aud: String,
+    /// Seconds until the assertion expires (at most 300).
+    #[arg(long, default_value_t = 300)]
+    lifetime: u64,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +373,23 @@ async fn open_database(database: &Database) -> Result<Store> {
     .context("opening the database")
 }
 
+/// Writes a private key readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 async fn apps_command(command: AppsCommand) -> Result<()> {
     match command {
         AppsCommand::Create(args) => {
@@ -347,6 +403,36 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
             println!("API key (shown only this once; send it in the 'apikey' header):");
             println!("{key}");
             store.close().await;
+        }
+        AppsCommand::Keygen(args) => {
+            if args.out.exists() {
+                anyhow::bail!("{} exists; choose another --out", args.out.display());
+            }
+            let key = carehub_gateway::keys::generate(&args.kid)?;
+            let store = open_database(&args.database).await?;
+            let app = Apps::new(store.clone())
+                .add_public_key(&args.app, key.public_jwk.clone())
+                .await?;
+            store.close().await;
+            write_private(&args.out, &key.private_pem)?;
+            println!(
+                "public key '{}' registered for {}; private key written to {}",
+                key.kid,
+                app.name,
+                args.out.display()
+            );
+        }
+        AppsCommand::Jwt(args) => {
+            let pem = std::fs::read_to_string(&args.private_key)
+                .with_context(|| format!("reading {}", args.private_key.display()))?;
+            let assertion = carehub_gateway::keys::client_assertion(
+                &pem,
+                &args.kid,
+                &args.api_key,
+                &args.aud,
+                args.lifetime,
+            )?;
+            println!("{assertion}");
         }
         AppsCommand::Revoke(args) => {
             let store = open_database(&args.database).await?;

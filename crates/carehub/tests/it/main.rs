@@ -221,6 +221,69 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
         .expect("JSON");
     // `int` serves the seeded data.
     assert_eq!(bundle["total"], 5);
+
+    // The signed-JWT way in: a key pair, a client assertion, a token, a call.
+    let app_id = stdout
+        .split(['(', ')'])
+        .nth(1)
+        .expect("the app id in parentheses")
+        .to_owned();
+    let private_key = data_dir.join("private.pem");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args(["apps", "keygen", "--app", &app_id, "--out"])
+        .arg(&private_key)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .expect("keygen runs");
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let token_url = format!("{}/int/oauth2/token", running.url);
+    let jwt = Command::new(env!("CARGO_BIN_EXE_carehub"))
+        .args([
+            "apps",
+            "jwt",
+            "--api-key",
+            &key,
+            "--aud",
+            &token_url,
+            "--private-key",
+        ])
+        .arg(&private_key)
+        .output()
+        .expect("jwt runs");
+    assert!(
+        jwt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jwt.stderr)
+    );
+    let assertion = String::from_utf8_lossy(&jwt.stdout).trim().to_owned();
+    let token: serde_json::Value = client
+        .post(&token_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        ))
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("JSON");
+    let access_token = token["access_token"].as_str().expect("a token");
+    let bundle: serde_json::Value = client
+        .get(&url)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(bundle["total"], 5);
     drop(running);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
