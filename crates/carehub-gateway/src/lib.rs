@@ -12,6 +12,7 @@ pub mod config;
 pub mod keys;
 mod lifecycle;
 pub mod limits;
+pub mod metrics;
 pub mod oauth;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ struct ProductState {
     apps: Apps,
     limiter: Arc<dyn RateLimiter>,
     store: Store,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// The Spine code system of the product's FHIR version, for error details.
@@ -109,6 +111,7 @@ pub fn router(
     extra: Router,
 ) -> Router {
     let apps = Apps::new(store.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
     let mut router = extra;
     for product in &platform.products {
         let Some(api) = platform.apis.iter().find(|a| a.name == product.api) else {
@@ -135,6 +138,7 @@ pub fn router(
             apps: apps.clone(),
             limiter: limiter.clone(),
             store: store.clone(),
+            metrics: metrics.clone(),
         });
         let base = BaseConfig {
             path: path.clone(),
@@ -165,12 +169,21 @@ pub fn router(
             scopes,
             apps: apps.clone(),
             store: store.clone(),
+            metrics: metrics.clone(),
         });
         router = router.route(
             &format!("/{}/oauth2/token", environment.name),
             axum::routing::post(oauth::token).with_state(endpoint),
         );
     }
+    let exposition = metrics.clone();
+    router = router.route(
+        "/metrics",
+        get(move || {
+            let text = exposition.render();
+            async move { ([("content-type", "text/plain; version=0.0.4")], text) }
+        }),
+    );
     carehub_server::finish(router)
 }
 
@@ -311,6 +324,15 @@ async fn guard(
         Ok(found) => found,
         Err(err) => {
             let response = reject(&request, err);
+            if response.status() == StatusCode::UNAUTHORIZED {
+                state.metrics.increment(
+                    "carehub_auth_failures_total",
+                    vec![
+                        ("environment", product.environment.clone()),
+                        ("api", product.api.clone()),
+                    ],
+                );
+            }
             log_line(
                 &state,
                 None,
@@ -368,6 +390,18 @@ async fn guard(
                     "",
                 );
                 let response = reject(&request, err);
+                state.metrics.increment(
+                    "carehub_throttled_total",
+                    vec![
+                        ("environment", product.environment.clone()),
+                        ("api", product.api.clone()),
+                        (
+                            "app",
+                            app.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+                        ),
+                        ("scope", scope.to_owned()),
+                    ],
+                );
                 log_line(
                     &state,
                     app.as_ref(),
@@ -574,6 +608,21 @@ fn log_line(
     request_id: &str,
     correlation_id: Option<&str>,
 ) {
+    let environment = state.product.environment.clone();
+    let api = state.product.api.clone();
+    state.metrics.increment(
+        "carehub_requests_total",
+        vec![
+            ("environment", environment.clone()),
+            ("api", api.clone()),
+            ("app", app.map(|a| a.id.clone()).unwrap_or_default()),
+            ("status", status.as_u16().to_string()),
+        ],
+    );
+    state.metrics.observe(
+        vec![("environment", environment), ("api", api)],
+        started.elapsed(),
+    );
     tracing::info!(
         target: "carehub::access",
         environment = %state.product.environment,

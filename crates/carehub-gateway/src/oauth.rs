@@ -42,6 +42,7 @@ pub(crate) struct TokenEndpoint {
     pub(crate) scopes: Vec<String>,
     pub(crate) apps: Apps,
     pub(crate) store: Store,
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// An issued access token, as stored.
@@ -336,6 +337,10 @@ async fn client_credentials(
             ));
         }
     }
+    endpoint.metrics.increment(
+        "carehub_tokens_issued_total",
+        vec![("environment", endpoint.environment.clone())],
+    );
     tracing::info!(target: "carehub::access", app = %app.id, environment = %endpoint.environment, "access token issued");
     Ok((
         StatusCode::OK,

@@ -242,6 +242,41 @@ async fn quotas_admit_exactly_their_limit_per_app_and_per_proxy() {
         }
     }
     assert_eq!(admitted, 1);
+
+    // Every request, refusal and throttle is counted for Prometheus.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |prefix: &str, suffix: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(prefix) && l.contains(suffix))
+    };
+    assert!(
+        line("carehub_throttled_total{", "scope=\"app\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        line("carehub_throttled_total{", "scope=\"proxy\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        line("carehub_requests_total{", "status=\"429\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        line(
+            "carehub_request_duration_seconds_count{environment=\"int\",api=\"fhir-r4\"}",
+            " 10"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
