@@ -38,11 +38,13 @@ def http(method, url, body=None, content_type="application/fhir+json"):
         return response.status, response.read()
 
 
-def wrk(url, connections, duration, script=None):
+def wrk(url, connections, duration, script=None, header=None):
     threads = max(1, min(connections, 2))
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script:
         command += ["-s", script]
+    if header:
+        command += ["-H", header]
     command.append(url)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))

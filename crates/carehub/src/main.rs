@@ -94,6 +94,9 @@ struct AppJwtArgs {
     /// Seconds until the assertion expires (at most 300).
     #[arg(long, default_value_t = 300)]
     lifetime: u64,
+    /// How many assertions to print, one per line, each with its own `jti` (for load tests).
+    #[arg(long, default_value_t = 1)]
+    count: u32,
 }
 
 #[derive(Debug, Args)]
@@ -425,14 +428,16 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
         AppsCommand::Jwt(args) => {
             let pem = std::fs::read_to_string(&args.private_key)
                 .with_context(|| format!("reading {}", args.private_key.display()))?;
-            let assertion = carehub_gateway::keys::client_assertion(
-                &pem,
-                &args.kid,
-                &args.api_key,
-                &args.aud,
-                args.lifetime,
-            )?;
-            println!("{assertion}");
+            for _ in 0..args.count {
+                let assertion = carehub_gateway::keys::client_assertion(
+                    &pem,
+                    &args.kid,
+                    &args.api_key,
+                    &args.aud,
+                    args.lifetime,
+                )?;
+                println!("{assertion}");
+            }
         }
         AppsCommand::Revoke(args) => {
             let store = open_database(&args.database).await?;
