@@ -133,6 +133,10 @@ pub struct Product {
     /// The store partition of its data; defaults to the FHIR version (`r4`, `stu3`) in `int`,
     /// and `{environment}-{version}` elsewhere.
     pub store_key: Option<String>,
+    /// Whether every call leaves an AuditEvent (on by default; off only for the audit trail
+    /// itself).
+    #[serde(default = "yes")]
+    pub audit: bool,
 }
 
 /// Limits for all callers together (`proxy`) and for each application (`app`).
@@ -223,6 +227,11 @@ fn default_environments() -> Vec<Environment> {
             name: "int".into(),
             kind: EnvironmentKind::Integration,
         },
+        // Where operators' applications live: the audit trail is served here.
+        Environment {
+            name: "admin".into(),
+            kind: EnvironmentKind::Production,
+        },
     ]
 }
 
@@ -239,6 +248,12 @@ fn default_apis() -> Vec<Api> {
             path: "fhir/STU3".into(),
             fhir: Some("STU3".into()),
             title: "FHIR STU3 server".into(),
+        },
+        Api {
+            name: "audit".into(),
+            path: "audit/R4".into(),
+            fhir: Some("R4".into()),
+            title: "The audit trail, as FHIR R4 AuditEvents".into(),
         },
     ]
 }
@@ -269,7 +284,21 @@ fn default_products() -> Vec<Product> {
             sunset: None,
             migration_guide: None,
             store_key: None,
+            audit: true,
         })
+        .chain(std::iter::once(Product {
+            api: "audit".into(),
+            environment: "admin".into(),
+            access: vec![AccessMode::ApiKey],
+            api_key_header: default_api_key_header(),
+            ratelimiting: RateLimiting::default(),
+            status: LifecycleStatus::Live,
+            deprecated: None,
+            sunset: None,
+            migration_guide: None,
+            store_key: Some("audit".into()),
+            audit: false,
+        }))
         .collect()
 }
 

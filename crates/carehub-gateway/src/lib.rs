@@ -435,6 +435,21 @@ async fn guard(
         correlation_id: correlation_id.clone(),
     });
     request.extensions_mut().insert(state.store.clone());
+    if product.audit {
+        request
+            .extensions_mut()
+            .insert(carehub_server::audit::Caller {
+                environment: product.environment.clone(),
+                api: product.api.clone(),
+                app_id: app.as_ref().map(|a| a.id.clone()),
+                app_name: app.as_ref().map(|a| a.name.clone()),
+                organisation: app.as_ref().map(|a| a.organisation.clone()),
+                user: None,
+                role: None,
+                purpose: None,
+                request_id: request_id.clone(),
+            });
+    }
     let response = next.run(request).await;
     log_line(
         &state,

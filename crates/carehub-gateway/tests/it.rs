@@ -15,6 +15,21 @@ kind = "sandbox"
 [[environments]]
 name = "int"
 
+[[environments]]
+name = "admin"
+
+[[apis]]
+name = "audit"
+path = "audit/R4"
+fhir = "R4"
+
+[[products]]
+api = "audit"
+environment = "admin"
+access = ["api-key"]
+store_key = "audit"
+audit = false
+
 [[apis]]
 name = "fhir-r4"
 path = "fhir/R4"
@@ -348,6 +363,107 @@ fn configuration_errors_name_the_rule() {
         assert!(err.contains(expected), "{err}");
     }
     let defaults = PlatformConfig::from_toml("").unwrap();
-    assert_eq!(defaults.environments.len(), 2);
-    assert_eq!(defaults.products.len(), 2);
+    assert_eq!(defaults.environments.len(), 3);
+    assert_eq!(defaults.products.len(), 3);
+}
+
+#[tokio::test]
+async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_search() {
+    let app = spawn_app().await;
+    let (client_app, key) = app
+        .apps
+        .create("Clinic-System", "int", "B82001")
+        .await
+        .unwrap();
+    let (_, admin_key) = app.apps.create("Auditor", "admin", "X26").await.unwrap();
+    let base = format!("{}/int/fhir/R4", app.url);
+    let response = app
+        .client
+        .post(format!("{base}/Patient"))
+        .header("apikey", &key)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient", "gender": "male"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let observation = json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "pulse"}, "subject": {"reference": format!("Patient/{id}")}});
+    let response = app
+        .client
+        .post(format!("{base}/Observation"))
+        .header("apikey", &key)
+        .header("content-type", "application/fhir+json")
+        .body(observation.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    for path in [
+        format!("/Patient/{id}"),
+        format!("/Observation?subject=Patient/{id}"),
+    ] {
+        let response = app
+            .client
+            .get(format!("{base}{path}"))
+            .header("apikey", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    // The audit trail is a FHIR base of its own, for admin applications only.
+    let audit = format!(
+        "{}/admin/audit/R4/AuditEvent?patient=Patient/{id}&_count=50",
+        app.url
+    );
+    let (status, _) = outcome(
+        app.client
+            .get(&audit)
+            .header("apikey", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "an int key does not open the audit trail");
+    let bundle: Value = app
+        .client
+        .get(&audit)
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .map(|e| e.iter().map(|e| &e["resource"]).collect())
+        .unwrap_or_default();
+    let mut interactions: Vec<&str> = events
+        .iter()
+        .map(|e| e["subtype"][0]["code"].as_str().unwrap_or_default())
+        .collect();
+    interactions.sort_unstable();
+    // Created the patient, created an observation about them, read them, searched.
+    assert_eq!(
+        interactions,
+        ["create", "create", "read", "search-type"],
+        "{bundle}"
+    );
+    for event in &events {
+        assert_eq!(
+            event["agent"][0]["who"]["identifier"]["value"],
+            client_app.id.as_str()
+        );
+        assert_eq!(event["agent"][0]["who"]["display"], "Clinic-System");
+        assert_eq!(
+            event["source"]["site"].as_str().unwrap().split(' ').next(),
+            Some("int")
+        );
+    }
 }

@@ -54,9 +54,10 @@ pub(crate) async fn transaction(
     State(base): State<BaseState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<axum::extract::Extension<crate::audit::Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         let bytes = rest::read_body(&base, body).await?;
         let bundle = crate::format::parse_body(base.version, &request.headers, &bytes)?;
@@ -287,6 +288,19 @@ async fn run_transaction(
     let indexer = base.indexer.clone();
     let version = base.version;
     let base_url = base.url.clone();
+    let audit_of = request.caller.clone().map(|caller| {
+        let audit_base = base.url.clone();
+        move |entities: &[String], patients: &[String]| {
+            crate::audit::event(
+                &caller,
+                crate::audit::Interaction::Transaction,
+                &audit_base,
+                entities,
+                patients,
+                None,
+            )
+        }
+    });
     let results = base
         .store
         .write(move |tx| {
@@ -312,6 +326,31 @@ async fn run_transaction(
                     // Any failure returns an error, which rolls the whole unit back.
                     results[i] =
                         Some(execute(tx, &key, &indexer, version, &base_url, operation).await?);
+                }
+                if let Some(make) = audit_of {
+                    // One AuditEvent for the whole transaction, naming what it wrote.
+                    let mut entities: Vec<String> = created
+                        .iter()
+                        .map(|(_, v)| format!("{}/{}", v.resource_type, v.id))
+                        .collect();
+                    for entry in results.iter().flatten() {
+                        if let Some(location) =
+                            entry.pointer("/response/location").and_then(Value::as_str)
+                        {
+                            let reference = location
+                                .trim_start_matches(base_url.as_str())
+                                .trim_start_matches('/');
+                            let reference =
+                                reference.split("/_history").next().unwrap_or(reference);
+                            entities.push(reference.to_owned());
+                        }
+                    }
+                    let patients: Vec<String> = entities
+                        .iter()
+                        .filter(|e| e.starts_with("Patient/"))
+                        .cloned()
+                        .collect();
+                    crate::audit::record_in(tx, Some(make(&entities, &patients))).await?;
                 }
                 Ok::<_, ApiError>((results, created))
             })

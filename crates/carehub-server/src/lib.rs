@@ -7,6 +7,7 @@
 //! and `carehub_store` (reads, searches, units of work), and every failure into an
 //! OperationOutcome through `error::Category`, the one table from error to status.
 
+pub mod audit;
 mod bundle;
 mod capabilities;
 pub mod error;

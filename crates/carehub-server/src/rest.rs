@@ -2,7 +2,7 @@
 //! conditional), search, history and `$validate`, plus the shared request and reply plumbing.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, ETAG, HeaderName, LAST_MODIFIED, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use carehub_fhir::{Issue, IssueType};
 use carehub_store::{Expect, HistoryRequest, StoreError, Versioned};
 use serde_json::{Value, json};
 
+use crate::audit::{self, Caller, Interaction};
 use crate::error::{ApiError, Category};
 use crate::format::{self, Format, Negotiated};
 use crate::{Base, BaseState, shape};
@@ -60,6 +61,9 @@ pub(crate) struct Request {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: HeaderMap,
     pub(crate) negotiated: Result<Negotiated, ApiError>,
+    /// Who is calling, when the gateway says; such requests are audited.
+    pub(crate) caller: Option<Caller>,
+    raw_query: Option<String>,
 }
 
 impl Request {
@@ -70,7 +74,35 @@ impl Request {
             query,
             headers,
             negotiated,
+            caller: None,
+            raw_query,
         }
+    }
+
+    pub(crate) fn with_caller(mut self, caller: Option<Extension<Caller>>) -> Request {
+        self.caller = caller.map(|Extension(caller)| caller);
+        self
+    }
+
+    /// The AuditEvent for this request, when it is audited.
+    pub(crate) fn audit(
+        &self,
+        base: &Base,
+        interaction: Interaction,
+        entities: &[String],
+        patients: &[String],
+    ) -> Option<(String, Value, Vec<carehub_fhir::search::IndexEntry>)> {
+        let caller = self.caller.as_ref()?;
+        let query = matches!(interaction, Interaction::Search)
+            .then_some(self.raw_query.as_deref().unwrap_or(""));
+        Some(audit::event(
+            caller,
+            interaction,
+            &base.url,
+            entities,
+            patients,
+            query,
+        ))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -383,13 +415,70 @@ fn gone(version: &Versioned) -> ApiError {
     })
 }
 
+/// An AuditEvent maker for writes whose id is known only inside the unit of work.
+type AuditMaker = Box<
+    dyn Fn(&str) -> Option<(String, Value, Vec<carehub_fhir::search::IndexEntry>)> + Send + Sync,
+>;
+
+fn audit_template(
+    base: &Base,
+    request: &Request,
+    interaction: Interaction,
+    resource_type: &str,
+    patients: Vec<String>,
+) -> Option<AuditMaker> {
+    let caller = request.caller.clone()?;
+    let base_url = base.url.clone();
+    let resource_type = resource_type.to_owned();
+    Some(Box::new(move |id: &str| {
+        let entity = format!("{resource_type}/{id}");
+        let mut patients = patients.clone();
+        if resource_type == "Patient" {
+            patients = vec![entity.clone()];
+        }
+        Some(audit::event(
+            &caller,
+            interaction,
+            &base_url,
+            &[entity],
+            &patients,
+            None,
+        ))
+    }))
+}
+
+/// Records that a resource version was read (when the request is audited).
+async fn audit_read(
+    base: &Base,
+    request: &Request,
+    interaction: Interaction,
+    version: &Versioned,
+) -> Result<(), ApiError> {
+    if request.caller.is_none() {
+        return Ok(());
+    }
+    let body = version
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok());
+    let entity = format!("{}/{}", version.resource_type, version.id);
+    let patients = audit::patients_of(&version.resource_type, &version.id, body.as_ref());
+    audit::record(
+        &base.store,
+        request.audit(base, interaction, &[entity], &patients),
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn read(
     State(base): State<BaseState>,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         check_id(&id)?;
@@ -402,6 +491,7 @@ pub(crate) async fn read(
         if version.is_deleted() {
             return Err(gone(&version));
         }
+        audit_read(&base, &request, Interaction::Read, &version).await?;
         if request.header("if-none-match").is_some_and(|etag| {
             etag.trim_start_matches("W/").trim_matches('"') == version.version.to_string()
         }) {
@@ -421,8 +511,9 @@ pub(crate) async fn vread(
     Path((resource_type, id, version_id)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         check_id(&id)?;
@@ -444,6 +535,7 @@ pub(crate) async fn vread(
         if version.is_deleted() {
             return Err(gone(&version));
         }
+        audit_read(&base, &request, Interaction::Vread, &version).await?;
         let body = version_body(&base, &version, summary, &elements)?;
         Ok(Reply::new(StatusCode::OK, body).version_headers(&version))
     }
@@ -511,9 +603,10 @@ pub(crate) async fn create(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         let mut resource = resource_body(&base, &request, &resource_type, body).await?;
@@ -534,6 +627,12 @@ pub(crate) async fn create(
         };
         let index = base.indexer.index(&resource);
         let id = uuid::Uuid::new_v4().to_string();
+        let audit = request.audit(
+            &base,
+            Interaction::Create,
+            &[format!("{resource_type}/{id}")],
+            &audit::patients_of(&resource_type, &id, Some(&resource)),
+        );
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         let outcome = base
@@ -554,6 +653,7 @@ pub(crate) async fn create(
                     let stored = tx
                         .put(&key, &rtype, &id, resource, &index, Expect::Absent)
                         .await?;
+                    audit::record_in(tx, audit).await?;
                     Ok::<_, ApiError>(Conditional::Written(stored))
                 })
             })
@@ -565,12 +665,15 @@ pub(crate) async fn create(
                 &stored,
                 location(&base, &stored),
             )),
-            Conditional::Existing(Some(existing)) => Ok(write_reply(
-                &request,
-                StatusCode::OK,
-                &existing,
-                location(&base, &existing),
-            )),
+            Conditional::Existing(Some(existing)) => {
+                audit_read(&base, &request, Interaction::Read, &existing).await?;
+                Ok(write_reply(
+                    &request,
+                    StatusCode::OK,
+                    &existing,
+                    location(&base, &existing),
+                ))
+            }
             Conditional::Existing(None) => Err(ApiError::fault(
                 "conditional match vanished inside its transaction",
             )),
@@ -597,9 +700,10 @@ pub(crate) async fn update(
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         check_id(&id)?;
@@ -623,12 +727,22 @@ pub(crate) async fn update(
             None => Expect::Any,
         };
         let index = base.indexer.index(&resource);
+        let audit = request.audit(
+            &base,
+            Interaction::Update,
+            &[format!("{resource_type}/{id}")],
+            &audit::patients_of(&resource_type, &id, Some(&resource)),
+        );
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         let stored = base
             .store
             .write(move |tx| {
-                Box::pin(async move { tx.put(&key, &rtype, &id, resource, &index, expect).await })
+                Box::pin(async move {
+                    let stored = tx.put(&key, &rtype, &id, resource, &index, expect).await?;
+                    audit::record_in(tx, audit).await?;
+                    Ok::<_, StoreError>(stored)
+                })
             })
             .await?;
         let status = if stored.version == 1 {
@@ -679,9 +793,10 @@ pub(crate) async fn conditional_update(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         let condition = condition(&base, &request, &resource_type, "PUT", "update")?;
@@ -690,6 +805,8 @@ pub(crate) async fn conditional_update(
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         let body_id = resource.get("id").and_then(Value::as_str).map(str::to_owned);
+        let patients = audit::patients_of(&resource_type, "", Some(&resource));
+        let audit_of = audit_template(&base, &request, Interaction::Update, &resource_type, patients);
         let stored = base
             .store
             .write(move |tx| {
@@ -713,7 +830,9 @@ pub(crate) async fn conditional_update(
                             ));
                         }
                     };
-                    Ok::<_, ApiError>(tx.put(&key, &rtype, &id, resource, &index, Expect::Any).await?)
+                    let stored = tx.put(&key, &rtype, &id, resource, &index, Expect::Any).await?;
+                    audit::record_in(tx, audit_of.and_then(|make| make(&id))).await?;
+                    Ok::<_, ApiError>(stored)
                 })
             })
             .await?;
@@ -729,8 +848,9 @@ pub(crate) async fn delete(
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         check_id(&id)?;
@@ -738,11 +858,23 @@ pub(crate) async fn delete(
             Some(version) => Expect::Version(version),
             None => Expect::Any,
         };
+        let audit = request.audit(
+            &base,
+            Interaction::Delete,
+            &[format!("{resource_type}/{id}")],
+            &audit::patients_of(&resource_type, &id, None),
+        );
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         let deleted = base
             .store
-            .write(move |tx| Box::pin(async move { tx.delete(&key, &rtype, &id, expect).await }))
+            .write(move |tx| {
+                Box::pin(async move {
+                    let deleted = tx.delete(&key, &rtype, &id, expect).await?;
+                    audit::record_in(tx, audit).await?;
+                    Ok::<_, StoreError>(deleted)
+                })
+            })
             .await?;
         let reply = Reply::new(StatusCode::NO_CONTENT, ReplyBody::Empty);
         Ok(match deleted {
@@ -759,11 +891,14 @@ pub(crate) async fn conditional_delete(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         let condition = condition(&base, &request, &resource_type, "DELETE", "delete")?;
+        let audit_of =
+            audit_template(&base, &request, Interaction::Delete, &resource_type, Vec::new());
         let key = base.store_key.clone();
         let rtype = resource_type.clone();
         base.store
@@ -779,6 +914,8 @@ pub(crate) async fn conditional_delete(
                     }
                     for id in matches {
                         tx.delete(&key, &rtype, &id, Expect::Any).await?;
+                        let audit = audit_of.as_ref().and_then(|make| make(&id));
+                        audit::record_in(tx, audit).await?;
                     }
                     Ok::<_, ApiError>(())
                 })
@@ -795,8 +932,9 @@ pub(crate) async fn search_get(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let params = request.query.clone();
     let result = search(&base, &request, &resource_type, &params).await;
     send(&base, &request, result)
@@ -807,9 +945,10 @@ pub(crate) async fn search_post(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         let content_type = request.header("content-type").unwrap_or_default();
         if !content_type.starts_with("application/x-www-form-urlencoded") {
@@ -840,6 +979,32 @@ async fn search(
     check_type(base, resource_type)?;
     let query = parse_search(base, request, resource_type, params)?;
     let page = base.store.search(&base.store_key, &query).await?;
+    if request.caller.is_some() {
+        let mut entities = Vec::new();
+        let mut patients = Vec::new();
+        for found in page
+            .matches
+            .iter()
+            .map(|m| &m.resource)
+            .chain(page.included.iter())
+        {
+            entities.push(format!("{}/{}", found.resource_type, found.id));
+            let body = found
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok());
+            for patient in audit::patients_of(&found.resource_type, &found.id, body.as_ref()) {
+                if !patients.contains(&patient) {
+                    patients.push(patient);
+                }
+            }
+        }
+        audit::record(
+            &base.store,
+            request.audit(base, Interaction::Search, &entities, &patients),
+        )
+        .await?;
+    }
     let self_params: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| k != "_cursor")
@@ -941,8 +1106,9 @@ pub(crate) async fn history_instance(
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         check_id(&id)?;
@@ -965,8 +1131,9 @@ pub(crate) async fn history_type(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = async {
         check_type(&base, &resource_type)?;
         history(&base, &request, Some(&resource_type), None).await
@@ -979,13 +1146,38 @@ pub(crate) async fn history_system(
     State(base): State<BaseState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = history(&base, &request, None, None).await;
     send(&base, &request, result)
 }
 
 async fn history(
+    base: &Base,
+    request: &Request,
+    resource_type: Option<&str>,
+    id: Option<&str>,
+) -> Result<Reply, ApiError> {
+    let reply = history_reply(base, request, resource_type, id).await?;
+    if request.caller.is_some() {
+        let (entities, patients) = match (resource_type, id) {
+            (Some(rtype), Some(id)) => (
+                vec![format!("{rtype}/{id}")],
+                audit::patients_of(rtype, id, None),
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        audit::record(
+            &base.store,
+            request.audit(base, Interaction::History, &entities, &patients),
+        )
+        .await?;
+    }
+    Ok(reply)
+}
+
+async fn history_reply(
     base: &Base,
     request: &Request,
     resource_type: Option<&str>,
@@ -1112,9 +1304,10 @@ pub(crate) async fn validate_type(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = validate(&base, &request, &resource_type, body).await;
     send(&base, &request, result)
 }
@@ -1124,9 +1317,10 @@ pub(crate) async fn validate_instance(
     Path((resource_type, _id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Response {
-    let request = Request::new(query, headers);
+    let request = Request::new(query, headers).with_caller(caller);
     let result = validate(&base, &request, &resource_type, body).await;
     send(&base, &request, result)
 }

@@ -1,0 +1,191 @@
+//! The audit trail: who read or wrote which resources, of which patient, when, and why.
+//!
+//! The gateway puts a [`Caller`] into each request it lets through; for such requests every
+//! read, search, history and write leaves a FHIR R4 AuditEvent in the store's `audit` partition.
+//! A write's AuditEvent is written in the same unit of work as the write itself, so there is
+//! never a change without its record, nor a record of a change that did not happen. A read's
+//! AuditEvent is committed before the answer leaves. Requests to the direct bases of a local
+//! install carry no `Caller` and are not audited.
+//!
+//! The `audit` partition is indexed with R4's search parameters, so it can be searched like any
+//! FHIR base (`agent`, `entity`, `patient`, `date`, `action`, `subtype`).
+
+use std::sync::LazyLock;
+
+use carehub_fhir::FhirVersion;
+use carehub_fhir::datetime::format_instant;
+use carehub_fhir::search::{IndexEntry, Indexer};
+use carehub_store::{Expect, Store, StoreError, Tx};
+use serde_json::{Value, json};
+
+/// The store partition of AuditEvents.
+pub const AUDIT_BASE: &str = "audit";
+
+/// Who is calling, as the gateway established it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The environment (`int`).
+    pub environment: String,
+    /// The API (`fhir-r4`).
+    pub api: String,
+    /// The calling application's id, when it identified itself.
+    pub app_id: Option<String>,
+    /// The application's name.
+    pub app_name: Option<String>,
+    /// The organisation (ODS code) behind the application or user.
+    pub organisation: Option<String>,
+    /// The user, for user-restricted access (SDS user id).
+    pub user: Option<String>,
+    /// The user's role (SDS role profile id or code).
+    pub role: Option<String>,
+    /// Why: the purpose of use, when the caller said.
+    pub purpose: Option<String>,
+    /// The request id, to tie the record to logs.
+    pub request_id: String,
+}
+
+/// What was done, in FHIR's terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Interaction {
+    Read,
+    Vread,
+    Search,
+    History,
+    Create,
+    Update,
+    Delete,
+    Transaction,
+}
+
+impl Interaction {
+    fn codes(self) -> (&'static str, &'static str) {
+        // (restful-interaction code, AuditEvent.action)
+        match self {
+            Interaction::Read => ("read", "R"),
+            Interaction::Vread => ("vread", "R"),
+            Interaction::Search => ("search-type", "E"),
+            Interaction::History => ("history-instance", "R"),
+            Interaction::Create => ("create", "C"),
+            Interaction::Update => ("update", "U"),
+            Interaction::Delete => ("delete", "D"),
+            Interaction::Transaction => ("transaction", "E"),
+        }
+    }
+}
+
+static INDEXER: LazyLock<Indexer> = LazyLock::new(|| Indexer::new(FhirVersion::R4));
+
+/// The patients a resource is about: itself if it is a Patient, else its `subject` or
+/// `patient` references to one.
+pub(crate) fn patients_of(resource_type: &str, id: &str, resource: Option<&Value>) -> Vec<String> {
+    if resource_type == "Patient" {
+        return vec![format!("Patient/{id}")];
+    }
+    let Some(resource) = resource else {
+        return Vec::new();
+    };
+    ["subject", "patient", "beneficiary"]
+        .iter()
+        .filter_map(|key| resource.get(*key)?.get("reference")?.as_str())
+        .filter(|reference| reference.starts_with("Patient/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An AuditEvent and its index entries.
+pub(crate) fn event(
+    caller: &Caller,
+    interaction: Interaction,
+    base_url: &str,
+    entities: &[String],
+    patients: &[String],
+    query: Option<&str>,
+) -> (String, Value, Vec<IndexEntry>) {
+    let (code, action) = interaction.codes();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let mut agent = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                              "code": "datacollector", "display": "data collector"}]},
+        "who": {
+            "identifier": {"system": "https://carehub.dev/Id/application",
+                           "value": caller.app_id.clone().unwrap_or_else(|| "anonymous".into())},
+            "display": caller.app_name.clone().unwrap_or_else(|| "anonymous".into()),
+        },
+        "requestor": true,
+    });
+    if let Some(user) = &caller.user {
+        agent["altId"] = json!(user);
+    }
+    if let Some(role) = &caller.role {
+        agent["role"] = json!([{"text": role}]);
+    }
+    if let Some(organisation) = &caller.organisation {
+        agent["location"] = json!({"display": format!("ODS {organisation}")});
+    }
+    let mut entity: Vec<Value> = entities
+        .iter()
+        .map(|reference| json!({"what": {"reference": reference}}))
+        .collect();
+    for patient in patients {
+        if !entities.contains(patient) {
+            entity.push(json!({"what": {"reference": patient},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}}));
+        }
+    }
+    if let Some(query) = query {
+        entity.push(json!({"what": {"display": "search"}, "query": base64_text(query)}));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                 "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": code}],
+        "action": action,
+        "recorded": format_instant(now),
+        "outcome": "0",
+        "agent": [agent],
+        "source": {"site": format!("{} {}", caller.environment, base_url),
+                   "observer": {"display": format!("carehub {}", caller.api)}},
+        "entity": entity,
+    });
+    if let Some(purpose) = &caller.purpose {
+        event["purposeOfEvent"] = json!([{"text": purpose}]);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    event["id"] = json!(id);
+    let index = INDEXER.index(&event);
+    (id, event, index)
+}
+
+fn base64_text(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// Writes an AuditEvent inside a unit of work (for writes).
+pub(crate) async fn record_in(
+    tx: &mut Tx<'_>,
+    audit: Option<(String, Value, Vec<IndexEntry>)>,
+) -> Result<(), StoreError> {
+    if let Some((id, event, index)) = audit {
+        tx.put(AUDIT_BASE, "AuditEvent", &id, event, &index, Expect::Absent)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes an AuditEvent on its own (for reads), committed before the caller answers.
+pub(crate) async fn record(
+    store: &Store,
+    audit: Option<(String, Value, Vec<IndexEntry>)>,
+) -> Result<(), StoreError> {
+    if audit.is_none() {
+        return Ok(());
+    }
+    store
+        .write(move |tx| Box::pin(async move { record_in(tx, audit).await }))
+        .await
+}
