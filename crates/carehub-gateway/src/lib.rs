@@ -7,6 +7,7 @@
 //! the request's extensions. **Architecture Invariant:** no product checks a credential or
 //! counts a request itself; it declares its access modes and limits in the configuration.
 
+pub mod admin;
 pub mod apps;
 pub mod config;
 pub mod keys;
@@ -176,6 +177,14 @@ pub fn router(
             axum::routing::post(oauth::token).with_state(endpoint),
         );
     }
+    router = router.merge(admin::router(
+        store.clone(),
+        platform
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect(),
+    ));
     let exposition = metrics.clone();
     router = router.route(
         "/metrics",

@@ -467,3 +467,108 @@ async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_sear
         );
     }
 }
+
+#[tokio::test]
+async fn the_admin_api_manages_applications_for_admin_applications_only() {
+    let app = spawn_app().await;
+    let (_, admin_key) = app.apps.create("Operator", "admin", "X26").await.unwrap();
+    let (_, int_key) = app.apps.create("Clinic", "int", "B82001").await.unwrap();
+    let apps_url = format!("{}/admin/apps", app.url);
+
+    let response = app.client.get(&apps_url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app
+        .client
+        .get(&apps_url)
+        .header("apikey", &int_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let response = app
+        .client
+        .post(&apps_url)
+        .header("apikey", &admin_key)
+        .json(&json!({"name": "New-App", "environment": "int", "organisation": "A1B2C"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let new_key = created["api_key"].as_str().unwrap().to_owned();
+    let id = created["app"]["id"].as_str().unwrap().to_owned();
+
+    // The new key works in int at once.
+    let patients = format!("{}/int/fhir/R4/Patient", app.url);
+    let response = app
+        .client
+        .get(&patients)
+        .header("apikey", &new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let listed: Value = app
+        .client
+        .get(format!("{apps_url}?environment=int"))
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(names.contains(&"New-App") && names.contains(&"Clinic"));
+
+    let jwk = carehub_gateway::keys::generate_for_tests("k1")
+        .unwrap()
+        .public_jwk;
+    let response = app
+        .client
+        .post(format!("{apps_url}/{id}/keys"))
+        .header("apikey", &admin_key)
+        .json(&jwk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.unwrap();
+    assert_eq!(updated["jwks"][0]["kid"], "k1");
+
+    let response = app
+        .client
+        .post(format!("{}/admin/apikeys/revoke", app.url))
+        .header("apikey", &admin_key)
+        .json(&json!({"api_key": new_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = app
+        .client
+        .get(&patients)
+        .header("apikey", &new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let response = app
+        .client
+        .post(&apps_url)
+        .header("apikey", &admin_key)
+        .json(&json!({"name": "X", "environment": "nowhere", "organisation": "A1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
