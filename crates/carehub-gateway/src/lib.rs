@@ -185,6 +185,25 @@ pub fn router(
             .map(|e| e.name.clone())
             .collect(),
     ));
+    let known = Arc::new(KnownPaths {
+        environments: platform
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect(),
+        apis: platform
+            .products
+            .iter()
+            .filter_map(|p| {
+                let api = platform.apis.iter().find(|a| a.name == p.api)?;
+                Some((p.environment.clone(), api.path.trim_matches('/').to_owned()))
+            })
+            .collect(),
+    });
+    router = router.fallback(move |request: Request| {
+        let known = known.clone();
+        async move { unknown_path(&known, request) }
+    });
     let exposition = metrics.clone();
     router = router.route(
         "/metrics",
@@ -193,7 +212,50 @@ pub fn router(
             async move { ([("content-type", "text/plain; version=0.0.4")], text) }
         }),
     );
-    carehub_server::finish(router)
+    carehub_server::layers(router)
+}
+
+/// What exists, for explaining a path that does not.
+#[derive(Debug)]
+struct KnownPaths {
+    environments: Vec<String>,
+    /// (environment, API path)
+    apis: Vec<(String, String)>,
+}
+
+/// A 404 that says what was wrong with the path: an unknown environment, or no such API in it.
+fn unknown_path(known: &KnownPaths, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let diagnostics = if known.environments.iter().any(|e| e == first) {
+        let apis: Vec<String> = known
+            .apis
+            .iter()
+            .filter(|(env, _)| env == first)
+            .map(|(_, api)| format!("/{first}/{api}"))
+            .collect();
+        format!(
+            "No API at {path}. The '{first}' environment serves: {}",
+            if apis.is_empty() {
+                "nothing yet".to_owned()
+            } else {
+                apis.join(", ")
+            }
+        )
+    } else {
+        format!(
+            "Unknown environment '{first}' in {path}. URLs are /{{environment}}/{{api}}/...; environments: {}",
+            known.environments.join(", ")
+        )
+    };
+    reject(
+        &request,
+        ApiError::new(Category::NotFound, IssueType::NotFound, diagnostics),
+    )
 }
 
 fn version_body() -> serde_json::Value {

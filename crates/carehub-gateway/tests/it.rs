@@ -339,6 +339,20 @@ async fn deprecated_products_say_so_and_retired_ones_are_gone() {
     .await;
     assert_eq!(status, 404);
     assert_eq!(body["resourceType"], "OperationOutcome");
+    assert!(
+        body.to_string().contains("Unknown environment 'nowhere'"),
+        "{body}"
+    );
+    let (status, body) = outcome(
+        app.client
+            .get(format!("{}/int/referrals/FHIR/STU3/x", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(body.to_string().contains("/int/fhir/R4"), "{body}");
 }
 
 #[test]

@@ -120,8 +120,13 @@ pub fn base(config: &ServerConfig, base: &BaseConfig, store: Store) -> Router {
 /// The layers every router gets at the outside: OperationOutcome for unknown paths and panics,
 /// gzip both ways.
 pub fn finish(router: Router) -> Router {
+    layers(router.fallback(rest::unknown_endpoint))
+}
+
+/// The outer layers alone (panics as OperationOutcome, gzip both ways), for a router that has
+/// its own fallback.
+pub fn layers(router: Router) -> Router {
     router
-        .fallback(rest::unknown_endpoint)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             rest::panic_response,
         ))
