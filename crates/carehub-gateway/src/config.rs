@@ -75,6 +75,9 @@ pub enum AccessMode {
     /// An access token from `POST /{environment}/oauth2/token` with a signed JWT client
     /// assertion, carrying the scope `urn:nhsd:apim:app:level3:{api}`.
     ApplicationRestricted,
+    /// A client certificate (over the mutual-TLS listener) that carehub's CA issued to an
+    /// application of this environment (`carehub certs issue`).
+    MutualTls,
 }
 
 impl AccessMode {
@@ -264,7 +267,11 @@ fn default_products() -> Vec<Product> {
         .map(|api| Product {
             api: api.into(),
             environment: "int".into(),
-            access: vec![AccessMode::ApiKey, AccessMode::ApplicationRestricted],
+            access: vec![
+                AccessMode::ApiKey,
+                AccessMode::ApplicationRestricted,
+                AccessMode::MutualTls,
+            ],
             api_key_header: default_api_key_header(),
             // The NHS platform's default: 5 requests per second per app, as 300 a minute.
             ratelimiting: RateLimiting {

@@ -15,6 +15,7 @@ mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -52,6 +53,10 @@ pub struct RequestContext {
     pub request_id: String,
     /// `X-Correlation-ID`, when sent.
     pub correlation_id: Option<String>,
+    /// The verified client certificate, over the mutual-TLS listener.
+    pub client_certificate: Option<tls::ClientCertificate>,
+    /// The ASID bound to that certificate, when it was issued with one.
+    pub asid: Option<String>,
 }
 
 /// One product as served: its configuration, compiled limits and the shared services.
@@ -391,30 +396,35 @@ async fn guard(
         _ => {}
     }
 
-    let (app, access) = match authenticate(&state, request.headers()).await {
-        Ok(found) => found,
-        Err(err) => {
-            let response = reject(&request, err);
-            if response.status() == StatusCode::UNAUTHORIZED {
-                state.metrics.increment(
-                    "carehub_auth_failures_total",
-                    vec![
-                        ("environment", product.environment.clone()),
-                        ("api", product.api.clone()),
-                    ],
+    let certificate = request
+        .extensions()
+        .get::<tls::ClientCertificate>()
+        .cloned();
+    let (app, access, asid) =
+        match authenticate(&state, request.headers(), certificate.as_ref()).await {
+            Ok(found) => found,
+            Err(err) => {
+                let response = reject(&request, err);
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    state.metrics.increment(
+                        "carehub_auth_failures_total",
+                        vec![
+                            ("environment", product.environment.clone()),
+                            ("api", product.api.clone()),
+                        ],
+                    );
+                }
+                log_line(
+                    &state,
+                    None,
+                    response.status(),
+                    started,
+                    &request_id,
+                    correlation_id.as_deref(),
                 );
+                return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
             }
-            log_line(
-                &state,
-                None,
-                response.status(),
-                started,
-                &request_id,
-                correlation_id.as_deref(),
-            );
-            return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
-        }
-    };
+        };
 
     let now = now_ms();
     let proxy_key = format!("proxy:{}", state.api_path);
@@ -504,6 +514,8 @@ async fn guard(
         access,
         request_id: request_id.clone(),
         correlation_id: correlation_id.clone(),
+        client_certificate: certificate,
+        asid,
     });
     request.extensions_mut().insert(state.store.clone());
     if product.audit {
@@ -540,6 +552,88 @@ async fn guard(
 
 /// Checks the credentials the product's access modes ask for.
 async fn authenticate(
+    state: &ProductState,
+    headers: &HeaderMap,
+    certificate: Option<&tls::ClientCertificate>,
+) -> Result<(Option<App>, AccessMode, Option<String>), ApiError> {
+    let product = &state.product;
+    if product.access.contains(&AccessMode::MutualTls) {
+        match certificate {
+            Some(certificate) => {
+                let (app, asid) = by_certificate(state, certificate).await?;
+                return Ok((Some(app), AccessMode::MutualTls, asid));
+            }
+            None if product.access.len() == 1 => {
+                return Err(spine_error(
+                    state.version,
+                    Category::Forbidden,
+                    IssueType::Security,
+                    (
+                        "ACCESS_DENIED",
+                        "Access has been denied to process this request",
+                    ),
+                    format!(
+                        "{} in {} needs mutual TLS: connect to carehub's TLS listener with a client certificate from 'carehub certs issue'",
+                        product.api, product.environment
+                    ),
+                    "",
+                ));
+            }
+            None => {}
+        }
+    }
+    authenticate_credentials(state, headers)
+        .await
+        .map(|(app, mode)| (app, mode, None))
+}
+
+/// The application a client certificate was issued to.
+async fn by_certificate(
+    state: &ProductState,
+    certificate: &tls::ClientCertificate,
+) -> Result<(App, Option<String>), ApiError> {
+    let product = &state.product;
+    let denied = |diagnostics: String| {
+        spine_error(
+            state.version,
+            Category::Forbidden,
+            IssueType::Security,
+            (
+                "ACCESS_DENIED",
+                "Access has been denied to process this request",
+            ),
+            diagnostics,
+            "",
+        )
+    };
+    let bound = tls::bound_app(&state.store, &certificate.serial)
+        .await
+        .map_err(|e| ApiError::fault(e.to_string()))?;
+    let Some((app_id, asid)) = bound else {
+        return Err(denied(format!(
+            "The client certificate '{}' (serial {}) is not bound to any application; issue endpoint certificates with 'carehub certs issue --app ...'",
+            certificate.subject, certificate.serial
+        )));
+    };
+    let app = state
+        .apps
+        .get(&app_id)
+        .await
+        .map_err(|e| ApiError::fault(e.to_string()))?
+        .ok_or_else(|| {
+            denied("The application of this client certificate no longer exists".into())
+        })?;
+    if app.environment != product.environment {
+        return Err(denied(format!(
+            "The client certificate belongs to application '{}' in '{}'; certificates work only in their own environment, and this is '{}'",
+            app.name, app.environment, product.environment
+        )));
+    }
+    Ok((app, asid))
+}
+
+/// API keys and bearer tokens.
+async fn authenticate_credentials(
     state: &ProductState,
     headers: &HeaderMap,
 ) -> Result<(Option<App>, AccessMode), ApiError> {

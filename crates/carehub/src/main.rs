@@ -13,6 +13,7 @@ use std::sync::Arc;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::limits::LocalLimiter;
+use carehub_gateway::tls::{LocalCa, TlsSettings};
 use carehub_server::ServerConfig;
 use carehub_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     /// Register applications and manage their API keys.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// The local certificate authority for mutual TLS.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// For benchmarks: a bare axum handler serving one file's bytes from memory, the yardstick
     /// that carehub's reads are measured against.
     BenchBaseline(BaselineArgs),
@@ -60,6 +64,37 @@ enum AppsCommand {
     Keygen(AppKeygenArgs),
     /// Print a signed client assertion for POST /{env}/oauth2/token.
     Jwt(AppJwtArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Sign an endpoint certificate from a CSR with the local CA and bind it to an
+    /// application (and its ASID), as NHS endpoint registration does.
+    Issue(CertIssueArgs),
+}
+
+#[derive(Debug, Args)]
+struct CertIssueArgs {
+    #[command(flatten)]
+    database: Database,
+    /// Where the local CA lives (created on first use); default the data directory.
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// The certificate signing request (PEM).
+    #[arg(long)]
+    csr: PathBuf,
+    /// The application the certificate is for.
+    #[arg(long)]
+    app: String,
+    /// The application's ASID, bound to the certificate.
+    #[arg(long)]
+    asid: Option<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+    /// Where to write the certificate (PEM).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -166,9 +201,18 @@ struct Listen {
     #[arg(long, env = "CAREHUB_READ_CACHE", default_value_t = 20_000)]
     cache_capacity: usize,
     /// A TOML file of environments, APIs and products (see docs/platform.md); without it,
-    /// `sandbox` and `int` with the FHIR APIs in `int` behind API keys.
+    /// `sandbox`, `int` and `admin`, with the FHIR APIs in `int`.
     #[arg(long, env = "CAREHUB_PLATFORM")]
     platform: Option<PathBuf>,
+    /// Also serve HTTPS with mutual TLS on this port (0 picks a free one), with certificates
+    /// from carehub's local CA; client certificates are optional at the handshake, and products
+    /// with the `mutual-tls` access mode require one.
+    #[arg(long, env = "CAREHUB_TLS_PORT")]
+    tls_port: Option<u16>,
+    /// Where the local CA and the listener's certificate are kept (default: the data directory
+    /// for `up`, required with --tls-port for `serve`).
+    #[arg(long, env = "CAREHUB_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +341,7 @@ fn main() -> Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Seed(args) => seed_command(args).await,
             Command::Apps(command) => apps_command(command).await,
+            Command::Certs(CertsCommand::Issue(args)) => certs_issue(args).await,
             Command::BenchBaseline(args) => bench_baseline(args).await,
         }
     })
@@ -334,7 +379,8 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     println!("carehub is up (SQLite in {})", args.data_dir.display());
     let platform = platform_config(&args.listen)?;
-    run(listener, config, platform, store, started).await
+    let tls_dir = args.listen.tls_dir.clone().unwrap_or(args.data_dir.clone());
+    run(listener, config, platform, store, started, &args.listen, Some(tls_dir)).await
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -348,7 +394,51 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .context("opening the database")?;
     let (listener, config) = bind(&args.listen).await?;
     let platform = platform_config(&args.listen)?;
-    run(listener, config, platform, store, started).await
+    let tls_dir = args.listen.tls_dir.clone();
+    run(listener, config, platform, store, started, &args.listen, tls_dir).await
+}
+
+/// The local CA in `dir`, created on first use (its key readable by the owner only).
+fn local_ca(dir: &std::path::Path) -> Result<LocalCa> {
+    let cert = dir.join("ca.pem");
+    let key = dir.join("ca-key.pem");
+    if cert.exists() && key.exists() {
+        return Ok(LocalCa {
+            cert_pem: std::fs::read_to_string(&cert)?,
+            key_pem: std::fs::read_to_string(&key)?,
+        });
+    }
+    std::fs::create_dir_all(dir)?;
+    let ca = LocalCa::create("carehub local CA")?;
+    write_private(&key, &ca.key_pem)?;
+    std::fs::write(&cert, &ca.cert_pem)?;
+    Ok(ca)
+}
+
+async fn certs_issue(args: CertIssueArgs) -> Result<()> {
+    let dir = args.tls_dir.clone().unwrap_or(args.database.data_dir.clone());
+    let ca = local_ca(&dir)?;
+    let csr = std::fs::read_to_string(&args.csr)
+        .with_context(|| format!("reading {}", args.csr.display()))?;
+    let issued = ca.issue_from_csr(&csr, args.days)?;
+    let store = open_database(&args.database).await?;
+    let app = Apps::new(store.clone())
+        .get(&args.app)
+        .await?
+        .with_context(|| format!("no application {}", args.app))?;
+    carehub_gateway::tls::bind(&store, &issued, &app.id, args.asid.as_deref()).await?;
+    store.close().await;
+    std::fs::write(&args.out, &issued.pem)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "certificate for '{}' (serial {}) issued to {} and written to {}; trust {} to verify carehub",
+        issued.subject,
+        issued.serial,
+        app.name,
+        args.out.display(),
+        dir.join("ca.pem").display()
+    );
+    Ok(())
 }
 
 fn platform_config(listen: &Listen) -> Result<PlatformConfig> {
@@ -498,6 +588,8 @@ async fn run(
     platform: PlatformConfig,
     store: Store,
     started: Instant,
+    listen: &Listen,
+    tls_dir: Option<PathBuf>,
 ) -> Result<()> {
     // The bases at /fhir/R4 and /fhir/STU3 are the local, unwrapped view of the `int` data;
     // the environments' URLs go through the gateway.
@@ -540,6 +632,31 @@ async fn run(
         "Try:  curl -s '{}/fhir/R4/Patient?_count=2' -H 'Accept: application/fhir+json'",
         config.public_url
     );
+    if let Some(port) = listen.tls_port {
+        let dir = tls_dir.context("--tls-port needs --tls-dir with `serve`")?;
+        let ca = local_ca(&dir)?;
+        let names = vec!["localhost".to_owned(), listen.host.clone()];
+        let (cert_pem, key_pem) = ca.issue_server(&names)?;
+        let settings = TlsSettings {
+            cert_pem,
+            key_pem,
+            client_ca_pem: Some(ca.cert_pem.clone()),
+            require_client_certificate: false,
+        };
+        let tls_listener = tokio::net::TcpListener::bind((listen.host.as_str(), port))
+            .await
+            .with_context(|| format!("listening on {}:{port}", listen.host))?;
+        println!(
+            "  mutual TLS https://{} (CA: {})",
+            tls_listener.local_addr()?,
+            dir.join("ca.pem").display()
+        );
+        tokio::spawn(carehub_gateway::tls::serve(
+            tls_listener,
+            app.clone(),
+            carehub_gateway::tls::server_config(&settings)?,
+        ));
+    }
     println!("API key for int:  carehub apps create --name My-App --env int --ods A12345");
     println!("ready in {} ms", started.elapsed().as_millis());
     axum::serve(listener, app)
