@@ -380,7 +380,16 @@ async fn up(args: UpArgs) -> Result<()> {
     println!("carehub is up (SQLite in {})", args.data_dir.display());
     let platform = platform_config(&args.listen)?;
     let tls_dir = args.listen.tls_dir.clone().unwrap_or(args.data_dir.clone());
-    run(listener, config, platform, store, started, &args.listen, Some(tls_dir)).await
+    run(
+        listener,
+        config,
+        platform,
+        store,
+        started,
+        &args.listen,
+        Some(tls_dir),
+    )
+    .await
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -395,7 +404,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let (listener, config) = bind(&args.listen).await?;
     let platform = platform_config(&args.listen)?;
     let tls_dir = args.listen.tls_dir.clone();
-    run(listener, config, platform, store, started, &args.listen, tls_dir).await
+    run(
+        listener,
+        config,
+        platform,
+        store,
+        started,
+        &args.listen,
+        tls_dir,
+    )
+    .await
 }
 
 /// The local CA in `dir`, created on first use (its key readable by the owner only).
@@ -416,7 +434,10 @@ fn local_ca(dir: &std::path::Path) -> Result<LocalCa> {
 }
 
 async fn certs_issue(args: CertIssueArgs) -> Result<()> {
-    let dir = args.tls_dir.clone().unwrap_or(args.database.data_dir.clone());
+    let dir = args
+        .tls_dir
+        .clone()
+        .unwrap_or(args.database.data_dir.clone());
     let ca = local_ca(&dir)?;
     let csr = std::fs::read_to_string(&args.csr)
         .with_context(|| format!("reading {}", args.csr.display()))?;
