@@ -28,6 +28,9 @@ pub struct App {
     /// Public keys (JWKs) its client assertions are signed with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jwks: Vec<Value>,
+    /// Where users may be sent back after signing in (the OAuth `redirect_uri`s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callback_urls: Vec<String>,
 }
 
 /// What went wrong managing applications.
@@ -96,6 +99,7 @@ impl Apps {
             organisation: organisation.to_ascii_uppercase(),
             asid: None,
             jwks: Vec::new(),
+            callback_urls: Vec::new(),
         };
         let key = new_key();
         let hash = key_hash(&key);
@@ -192,5 +196,76 @@ impl Apps {
                 })
             })
             .await
+    }
+}
+
+impl Apps {
+    /// Issues the application's client secret (for the authorization-code and refresh grants),
+    /// replacing any earlier one; returned once and stored only as its hash.
+    pub async fn issue_secret(&self, app_id: &str) -> Result<String, AppError> {
+        if self.get(app_id).await?.is_none() {
+            return Err(AppError::Invalid(format!("no application {app_id}")));
+        }
+        let secret = new_key();
+        let document = json!({"hash": key_hash(&format!("{app_id}\u{0}{secret}"))});
+        let id = app_id.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.put(PLATFORM, "ClientSecret", &id, document, &[], Expect::Any)
+                        .await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// Whether `secret` is the application's current client secret.
+    pub async fn secret_matches(&self, app_id: &str, secret: &str) -> Result<bool, AppError> {
+        let Some(record) = self
+            .store
+            .read_fresh(PLATFORM, "ClientSecret", app_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let body: Value = serde_json::from_str(record.body.as_deref().unwrap_or("null"))
+            .map_err(|e| AppError::Corrupt(e.to_string()))?;
+        Ok(!record.is_deleted()
+            && body.get("hash").and_then(Value::as_str)
+                == Some(key_hash(&format!("{app_id}\u{0}{secret}")).as_str()))
+    }
+
+    /// Sets the callback URLs the application may be sent back to after a user signs in.
+    pub async fn set_callback_urls(
+        &self,
+        app_id: &str,
+        urls: Vec<String>,
+    ) -> Result<App, AppError> {
+        for url in &urls {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !scheme_ok || url.contains('#') {
+                return Err(AppError::Invalid(format!(
+                    "callback URL '{url}' must be an absolute http(s) URL without a fragment"
+                )));
+            }
+        }
+        let Some(mut app) = self.get(app_id).await? else {
+            return Err(AppError::Invalid(format!("no application {app_id}")));
+        };
+        app.callback_urls = urls;
+        let document = serde_json::to_value(&app).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let id = app.id.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.put(PLATFORM, "App", &id, document, &[], Expect::Any)
+                        .await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await?;
+        Ok(app)
     }
 }

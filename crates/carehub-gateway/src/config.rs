@@ -78,6 +78,9 @@ pub enum AccessMode {
     /// A client certificate (over the mutual-TLS listener) that carehub's CA issued to an
     /// application of this environment (`carehub certs issue`).
     MutualTls,
+    /// An access token for a user signed in with a virtual smartcard (CIS2 style, combined or
+    /// separate flow), carrying `urn:nhsd:apim:user-nhs-cis2:aal{N}:{api}`.
+    UserRestricted,
 }
 
 impl AccessMode {
@@ -88,6 +91,12 @@ impl AccessMode {
             _ => None,
         }
     }
+}
+
+/// The scope a user-restricted token carries for `api` when the user signed in at assurance
+/// level `aal`.
+pub fn user_scope(aal: u8, api: &str) -> String {
+    format!("urn:nhsd:apim:user-nhs-cis2:aal{aal}:{api}")
 }
 
 /// Lifecycle of a product, from first release to retirement.
@@ -140,6 +149,10 @@ pub struct Product {
     /// itself).
     #[serde(default = "yes")]
     pub audit: bool,
+    /// The lowest authentication assurance level a user-restricted caller may have signed in
+    /// with (3 by default: a smartcard).
+    #[serde(default = "three")]
+    pub min_aal: u8,
 }
 
 /// Limits for all callers together (`proxy`) and for each application (`app`).
@@ -207,6 +220,9 @@ pub enum ConfigError {
 fn yes() -> bool {
     true
 }
+fn three() -> u8 {
+    3
+}
 fn one() -> u64 {
     1
 }
@@ -270,6 +286,7 @@ fn default_products() -> Vec<Product> {
             access: vec![
                 AccessMode::ApiKey,
                 AccessMode::ApplicationRestricted,
+                AccessMode::UserRestricted,
                 AccessMode::MutualTls,
             ],
             api_key_header: default_api_key_header(),
@@ -292,6 +309,7 @@ fn default_products() -> Vec<Product> {
             migration_guide: None,
             store_key: None,
             audit: true,
+            min_aal: 3,
         })
         .chain(std::iter::once(Product {
             api: "audit".into(),
@@ -305,6 +323,7 @@ fn default_products() -> Vec<Product> {
             migration_guide: None,
             store_key: Some("audit".into()),
             audit: false,
+            min_aal: 3,
         }))
         .collect()
 }
@@ -390,6 +409,9 @@ impl PlatformConfig {
                     "product {name}: no environment named '{}'",
                     product.environment
                 ));
+            }
+            if !(1..=3).contains(&product.min_aal) {
+                return invalid(format!("product {name}: min_aal must be 1, 2 or 3"));
             }
             if product.access.is_empty() {
                 return invalid(format!("product {name}: no access mode"));

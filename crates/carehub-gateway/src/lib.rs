@@ -10,12 +10,15 @@
 pub mod admin;
 pub mod apps;
 pub mod config;
+pub mod identity;
+mod idp;
 pub mod keys;
 mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;
 pub mod tls;
+mod user_restricted;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +38,7 @@ use serde_json::json;
 
 use apps::{App, Apps};
 use config::{AccessMode, LifecycleStatus, PlatformConfig, Product};
+use identity::{Identity, UserIdentity};
 use limits::{Decision, Limit, RateLimiter};
 
 /// Who is calling and how, as the gateway established it. Products read this from the request
@@ -57,6 +61,32 @@ pub struct RequestContext {
     pub client_certificate: Option<tls::ClientCertificate>,
     /// The ASID bound to that certificate, when it was issued with one.
     pub asid: Option<String>,
+    /// The signed-in user and selected role, for user-restricted access.
+    pub user: Option<UserIdentity>,
+    /// The scopes of the access token, when one was used.
+    pub scopes: Vec<String>,
+}
+
+/// What the credentials of a request established.
+#[derive(Debug, Clone)]
+struct Authenticated {
+    app: Option<App>,
+    access: AccessMode,
+    asid: Option<String>,
+    user: Option<UserIdentity>,
+    scopes: Vec<String>,
+}
+
+impl Authenticated {
+    fn app(app: Option<App>, access: AccessMode) -> Authenticated {
+        Authenticated {
+            app,
+            access,
+            asid: None,
+            user: None,
+            scopes: Vec::new(),
+        }
+    }
 }
 
 /// One product as served: its configuration, compiled limits and the shared services.
@@ -68,6 +98,7 @@ struct ProductState {
     proxy_limits: Vec<Limit>,
     app_limits: Vec<Limit>,
     apps: Apps,
+    identity: Identity,
     limiter: Arc<dyn RateLimiter>,
     store: Store,
     metrics: Arc<metrics::Metrics>,
@@ -117,6 +148,7 @@ pub fn router(
     extra: Router,
 ) -> Router {
     let apps = Apps::new(store.clone());
+    let identity = Identity::new(store.clone(), &server.public_url);
     let metrics = Arc::new(metrics::Metrics::default());
     let mut router = extra;
     for product in &platform.products {
@@ -142,6 +174,7 @@ pub fn router(
             proxy_limits: Limit::from_config(&product.ratelimiting.proxy),
             app_limits: Limit::from_config(&product.ratelimiting.app),
             apps: apps.clone(),
+            identity: identity.clone(),
             limiter: limiter.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
@@ -165,6 +198,13 @@ pub fn router(
             .filter(|p| p.environment == environment.name)
             .filter_map(|p| p.access.iter().find_map(|mode| mode.scope(&p.api)))
             .collect();
+        let user_products = platform
+            .products
+            .iter()
+            .filter(|p| p.environment == environment.name)
+            .filter(|p| p.access.contains(&AccessMode::UserRestricted))
+            .map(|p| (p.api.clone(), p.min_aal))
+            .collect();
         let endpoint = Arc::new(oauth::TokenEndpoint {
             environment: environment.name.clone(),
             url: format!(
@@ -173,14 +213,28 @@ pub fn router(
                 environment.name
             ),
             scopes,
+            user_products,
             apps: apps.clone(),
             store: store.clone(),
+            identity: identity.clone(),
             metrics: metrics.clone(),
         });
-        router = router.route(
-            &format!("/{}/oauth2/token", environment.name),
-            axum::routing::post(oauth::token).with_state(endpoint),
-        );
+        let oauth = Router::new()
+            .route("/token", axum::routing::post(oauth::token))
+            .route("/authorize", get(user_restricted::authorize))
+            .route("/callback", get(user_restricted::callback))
+            .with_state(endpoint);
+        let provider = Arc::new(idp::Provider {
+            environment: environment.name.clone(),
+            identity: identity.clone(),
+            apps: apps.clone(),
+        });
+        router = router
+            .nest(&format!("/{}/oauth2", environment.name), oauth)
+            .nest(
+                &format!("/{}/cis2", environment.name),
+                idp::router(provider),
+            );
     }
     router = router.merge(admin::router(
         store.clone(),
@@ -400,31 +454,31 @@ async fn guard(
         .extensions()
         .get::<tls::ClientCertificate>()
         .cloned();
-    let (app, access, asid) =
-        match authenticate(&state, request.headers(), certificate.as_ref()).await {
-            Ok(found) => found,
-            Err(err) => {
-                let response = reject(&request, err);
-                if response.status() == StatusCode::UNAUTHORIZED {
-                    state.metrics.increment(
-                        "carehub_auth_failures_total",
-                        vec![
-                            ("environment", product.environment.clone()),
-                            ("api", product.api.clone()),
-                        ],
-                    );
-                }
-                log_line(
-                    &state,
-                    None,
-                    response.status(),
-                    started,
-                    &request_id,
-                    correlation_id.as_deref(),
+    let authenticated = match authenticate(&state, request.headers(), certificate.as_ref()).await {
+        Ok(found) => found,
+        Err(err) => {
+            let response = reject(&request, err);
+            if response.status() == StatusCode::UNAUTHORIZED {
+                state.metrics.increment(
+                    "carehub_auth_failures_total",
+                    vec![
+                        ("environment", product.environment.clone()),
+                        ("api", product.api.clone()),
+                    ],
                 );
-                return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
             }
-        };
+            log_line(
+                &state,
+                None,
+                response.status(),
+                started,
+                &request_id,
+                correlation_id.as_deref(),
+            );
+            return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
+        }
+    };
+    let app = authenticated.app.clone();
 
     let now = now_ms();
     let proxy_key = format!("proxy:{}", state.api_path);
@@ -511,11 +565,13 @@ async fn guard(
         environment: product.environment.clone(),
         api: product.api.clone(),
         app: app.clone(),
-        access,
+        access: authenticated.access,
         request_id: request_id.clone(),
         correlation_id: correlation_id.clone(),
         client_certificate: certificate,
-        asid,
+        asid: authenticated.asid,
+        user: authenticated.user.clone(),
+        scopes: authenticated.scopes,
     });
     request.extensions_mut().insert(state.store.clone());
     if product.audit {
@@ -526,9 +582,15 @@ async fn guard(
                 api: product.api.clone(),
                 app_id: app.as_ref().map(|a| a.id.clone()),
                 app_name: app.as_ref().map(|a| a.name.clone()),
-                organisation: app.as_ref().map(|a| a.organisation.clone()),
-                user: None,
-                role: None,
+                // A user acts for the organisation of their selected role; an application for
+                // its own.
+                organisation: authenticated
+                    .user
+                    .as_ref()
+                    .map(|u| u.role.organisation.clone())
+                    .or_else(|| app.as_ref().map(|a| a.organisation.clone())),
+                user: authenticated.user.as_ref().map(|u| u.sds_user_id.clone()),
+                role: authenticated.user.as_ref().map(|u| u.role.id.clone()),
                 purpose: None,
                 request_id: request_id.clone(),
             });
@@ -555,13 +617,15 @@ async fn authenticate(
     state: &ProductState,
     headers: &HeaderMap,
     certificate: Option<&tls::ClientCertificate>,
-) -> Result<(Option<App>, AccessMode, Option<String>), ApiError> {
+) -> Result<Authenticated, ApiError> {
     let product = &state.product;
     if product.access.contains(&AccessMode::MutualTls) {
         match certificate {
             Some(certificate) => {
                 let (app, asid) = by_certificate(state, certificate).await?;
-                return Ok((Some(app), AccessMode::MutualTls, asid));
+                let mut found = Authenticated::app(Some(app), AccessMode::MutualTls);
+                found.asid = asid;
+                return Ok(found);
             }
             None if product.access.len() == 1 => {
                 return Err(spine_error(
@@ -582,9 +646,7 @@ async fn authenticate(
             None => {}
         }
     }
-    authenticate_credentials(state, headers)
-        .await
-        .map(|(app, mode)| (app, mode, None))
+    authenticate_credentials(state, headers).await
 }
 
 /// The application a client certificate was issued to.
@@ -636,7 +698,7 @@ async fn by_certificate(
 async fn authenticate_credentials(
     state: &ProductState,
     headers: &HeaderMap,
-) -> Result<(Option<App>, AccessMode), ApiError> {
+) -> Result<Authenticated, ApiError> {
     let product = &state.product;
     let version = state.version;
     let header_name = product.api_key_header.as_str();
@@ -655,12 +717,10 @@ async fn authenticate_credentials(
             header_name,
         )
     };
-    if product.access.contains(&AccessMode::ApplicationRestricted)
-        && let Some(authorization) = header(headers, "authorization")
-    {
-        return bearer(state, authorization)
-            .await
-            .map(|app| (Some(app), AccessMode::ApplicationRestricted));
+    let takes_tokens = product.access.contains(&AccessMode::ApplicationRestricted)
+        || product.access.contains(&AccessMode::UserRestricted);
+    if takes_tokens && let Some(authorization) = header(headers, "authorization") {
+        return bearer(state, authorization).await;
     }
     let key = header(headers, header_name).filter(|k| !k.is_empty());
     match (key, wants_key) {
@@ -678,10 +738,10 @@ async fn authenticate_credentials(
                     "The API key in the '{header_name}' header belongs to application '{}' in the '{}' environment; credentials work only in their own environment, and this is '{}'",
                     app.name, app.environment, product.environment
                 ))),
-                Some(app) => Ok((Some(app), AccessMode::ApiKey)),
+                Some(app) => Ok(Authenticated::app(Some(app), AccessMode::ApiKey)),
             }
         }
-        _ if open => Ok((None, AccessMode::Open)),
+        _ if open => Ok(Authenticated::app(None, AccessMode::Open)),
         (None, true) => Err(denied(format!(
             "Missing API key: {} in {} needs an application's API key in the '{header_name}' header",
             product.api, product.environment
@@ -703,8 +763,9 @@ async fn authenticate_credentials(
     }
 }
 
-/// Checks a bearer token for an application-restricted product.
-async fn bearer(state: &ProductState, authorization: &str) -> Result<App, ApiError> {
+/// Checks a bearer token: application-restricted (`app:level3`) or user-restricted
+/// (`user-nhs-cis2:aal{N}`), whichever the product accepts and the token carries.
+async fn bearer(state: &ProductState, authorization: &str) -> Result<Authenticated, ApiError> {
     let product = &state.product;
     let denied = |diagnostics: String| {
         spine_error(
@@ -742,18 +803,69 @@ async fn bearer(state: &ProductState, authorization: &str) -> Result<App, ApiErr
             found.environment, product.environment
         )));
     }
-    let needed = AccessMode::ApplicationRestricted
-        .scope(&product.api)
-        .unwrap_or_default();
-    if !found.scopes.contains(&needed) {
-        return Err(denied(format!(
-            "The access token lacks the scope {needed} that {} requires",
-            product.api
-        )));
+    let access = match &found.user {
+        None if product.access.contains(&AccessMode::ApplicationRestricted) => {
+            let needed = AccessMode::ApplicationRestricted
+                .scope(&product.api)
+                .unwrap_or_default();
+            if !found.scopes.contains(&needed) {
+                return Err(denied(format!(
+                    "The access token lacks the scope {needed} that {} requires",
+                    product.api
+                )));
+            }
+            AccessMode::ApplicationRestricted
+        }
+        None => {
+            return Err(denied(format!(
+                "{} in {} is user-restricted: it needs an access token of a user signed in with a smartcard (GET /{}/oauth2/authorize, or a token exchange), not an application-restricted one",
+                product.api, product.environment, product.environment
+            )));
+        }
+        Some(_) if product.access.contains(&AccessMode::UserRestricted) => {
+            let accepted = (product.min_aal..=3)
+                .map(|aal| config::user_scope(aal, &product.api))
+                .any(|scope| found.scopes.contains(&scope));
+            if !accepted {
+                return Err(denied(format!(
+                    "The access token lacks a scope {} that {} requires (a user signed in at assurance level {} or higher)",
+                    config::user_scope(product.min_aal, &product.api),
+                    product.api,
+                    product.min_aal
+                )));
+            }
+            AccessMode::UserRestricted
+        }
+        Some(_) => {
+            return Err(denied(format!(
+                "{} in {} is application-restricted: it takes an access token from the client_credentials grant, not a user's",
+                product.api, product.environment
+            )));
+        }
+    };
+    // A withdrawn smartcard stops working at once, not when its tokens expire.
+    if let Some(user) = &found.user {
+        let card = state
+            .identity
+            .card(&user.id)
+            .await
+            .map_err(|e| ApiError::fault(e.to_string()))?;
+        if card.is_none() {
+            return Err(denied(
+                "The smartcard this token was issued for has been withdrawn".into(),
+            ));
+        }
     }
-    oauth::token_app(&state.apps, &found)
-        .await
-        .ok_or_else(|| denied("The application this token was issued to no longer exists".into()))
+    let app = oauth::token_app(&state.apps, &found).await.ok_or_else(|| {
+        denied("The application this token was issued to no longer exists".into())
+    })?;
+    Ok(Authenticated {
+        app: Some(app),
+        access,
+        asid: None,
+        user: found.user,
+        scopes: found.scopes,
+    })
 }
 
 fn finish(

@@ -7,8 +7,6 @@
 //! replayed assertion fails even on another node: the `jti` record is created with
 //! "must not exist", which the database decides.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::apps::{App, Apps, PLATFORM, key_hash};
+use crate::identity::{Identity, UserIdentity, now_secs};
 
 /// Access tokens live this long (the NHS platform's `expires_in: "599"`).
 pub const TOKEN_LIFETIME_SECS: u64 = 599;
@@ -29,7 +28,7 @@ const JTI_MEMORY_SECS: u64 = 30 * 86_400;
 /// Assertions may be valid for 5 minutes, plus 10 seconds for clock drift.
 const MAX_ASSERTION_SECS: u64 = 310;
 
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// What the token endpoint of one environment needs.
 #[derive(Debug, Clone)]
@@ -40,9 +39,24 @@ pub(crate) struct TokenEndpoint {
     /// The scopes an application of this environment gets: one per application-restricted
     /// product.
     pub(crate) scopes: Vec<String>,
+    /// The user-restricted products of this environment: (API, lowest assurance level).
+    pub(crate) user_products: Vec<(String, u8)>,
     pub(crate) apps: Apps,
     pub(crate) store: Store,
+    pub(crate) identity: Identity,
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl TokenEndpoint {
+    /// The scopes a user signed in at assurance level `aal` gets: one per user-restricted
+    /// product that accepts that level.
+    pub(crate) fn user_scopes(&self, aal: u8) -> Vec<String> {
+        self.user_products
+            .iter()
+            .filter(|(_, min_aal)| aal >= *min_aal)
+            .map(|(api, _)| crate::config::user_scope(aal, api))
+            .collect()
+    }
 }
 
 /// An issued access token, as stored.
@@ -54,17 +68,12 @@ pub struct AccessToken {
     pub environment: String,
     /// What it may call.
     pub scopes: Vec<String>,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    /// The signed-in user, for user-restricted tokens.
+    pub user: Option<UserIdentity>,
 }
 
 /// An OAuth error in the NHS platform's shape.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         [
@@ -81,24 +90,41 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-fn invalid_request(description: &str) -> Response {
+pub(crate) fn invalid_request(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(key), decode(value))
-        })
-        .collect()
+/// An `application/x-www-form-urlencoded` body (or query string), by field name.
+#[derive(Debug, Default)]
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(body: &[u8]) -> Form {
+        let text = String::from_utf8_lossy(body);
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Form(
+            text.split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(key), decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    /// A field's value; empty values count as missing.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
 }
 
 /// Decodes one base64url JSON part of a JWT without checking anything else.
@@ -124,43 +150,59 @@ pub(crate) async fn token(
             "Content-Type must be application/x-www-form-urlencoded",
         );
     }
-    let fields = form(&body);
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
-    match field("grant_type") {
+    let form = Form::parse(&body);
+    let grant_type = match form.get("grant_type") {
         None => return invalid_request("grant_type is missing"),
-        Some("client_credentials") => {}
-        Some(_) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "grant_type is invalid",
-            );
-        }
-    }
-    if field("client_assertion_type") != Some(ASSERTION_TYPE) {
-        return invalid_request(
-            "Missing or invalid client_assertion_type - must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'",
-        );
-    }
-    let Some(assertion) = field("client_assertion") else {
-        return invalid_request("Missing client_assertion");
+        Some(grant_type) => grant_type,
     };
-    match client_credentials(&endpoint, assertion).await {
-        Ok(response) => response,
-        Err(response) => response,
+    let outcome = match grant_type {
+        "client_credentials" => client_credentials_grant(&endpoint, &form).await,
+        "authorization_code" => crate::user_restricted::authorization_code(&endpoint, &form).await,
+        "refresh_token" => crate::user_restricted::refresh(&endpoint, &form).await,
+        crate::user_restricted::TOKEN_EXCHANGE => {
+            crate::user_restricted::token_exchange(&endpoint, &form).await
+        }
+        _ => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type is invalid",
+        )),
+    };
+    match outcome {
+        Ok(response) | Err(response) => response,
     }
 }
 
-async fn client_credentials(
+async fn client_credentials_grant(
+    endpoint: &TokenEndpoint,
+    form: &Form,
+) -> Result<Response, Response> {
+    if form.get("client_assertion_type") != Some(ASSERTION_TYPE) {
+        return Err(invalid_request(
+            "Missing or invalid client_assertion_type - must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'",
+        ));
+    }
+    let Some(assertion) = form.get("client_assertion") else {
+        return Err(invalid_request("Missing client_assertion"));
+    };
+    client_credentials(endpoint, assertion).await
+}
+
+/// An application proved by a client assertion, and the `jti` record that must be written
+/// with whatever is issued to it.
+pub(crate) struct Asserted {
+    pub(crate) app: App,
+    /// The assertion's `iss`: the application's API key.
+    pub(crate) client_id: String,
+    /// The `jti` record's id and body.
+    pub(crate) jti: (String, Value),
+}
+
+/// Checks a signed-JWT client assertion: header, claims, the application and its key.
+pub(crate) async fn verify_assertion(
     endpoint: &TokenEndpoint,
     assertion: &str,
-) -> Result<Response, Response> {
+) -> Result<Asserted, Response> {
     let malformed = || invalid_request("Malformed JWT in client_assertion");
     if assertion.split('.').count() != 3 {
         return Err(malformed());
@@ -279,6 +321,20 @@ async fn client_credentials(
             "JWT signature verification failed",
         ));
     }
+    let jti_record = json!({"iss": iss, "expires": now + JTI_MEMORY_SECS});
+    let jti_id = key_hash(&format!("{iss}\u{0}{jti}"));
+    Ok(Asserted {
+        app,
+        client_id: iss,
+        jti: (jti_id, jti_record),
+    })
+}
+
+async fn client_credentials(
+    endpoint: &TokenEndpoint,
+    assertion: &str,
+) -> Result<Response, Response> {
+    let asserted = verify_assertion(endpoint, assertion).await?;
     if endpoint.scopes.is_empty() {
         return Err(oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -286,29 +342,86 @@ async fn client_credentials(
             "you have tried to request authorization but your application is not configured to use this authorization grant type",
         ));
     }
+    let issued = issue(
+        endpoint,
+        Grant {
+            app: &asserted.app,
+            scopes: endpoint.scopes.clone(),
+            user: None,
+            jti: Some(asserted.jti),
+            refresh: None,
+        },
+    )
+    .await?;
+    Ok(token_response(json!({
+        "access_token": issued.access_token,
+        "expires_in": TOKEN_LIFETIME_SECS.to_string(),
+        "token_type": "Bearer",
+        "issued_at": (issued.issued_at * 1000).to_string(),
+    })))
+}
 
-    // Remember the jti and issue the token in one unit of work: a replay fails on the
-    // must-not-exist write, wherever it arrives.
-    let token = format!(
+/// What to issue, and what to write with it.
+pub(crate) struct Grant<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) user: Option<UserIdentity>,
+    /// The client assertion's `jti`, remembered in the same unit of work.
+    pub(crate) jti: Option<(String, Value)>,
+    /// Issue a refresh token too, for a sign-in session that ends at this Unix time, after
+    /// so many refreshes.
+    pub(crate) refresh: Option<(u64, u64)>,
+}
+
+/// What was issued.
+pub(crate) struct Issued {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) issued_at: u64,
+}
+
+fn new_token() -> String {
+    format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
-    );
+    )
+}
+
+/// Writes an access token (and the `jti`, and a refresh token when asked) in one unit of work:
+/// a replayed assertion fails on the must-not-exist write, wherever it arrives.
+pub(crate) async fn issue(endpoint: &TokenEndpoint, grant: Grant<'_>) -> Result<Issued, Response> {
+    let now = now_secs();
+    let token = new_token();
     let token_record = json!({
-        "app": app.id,
+        "app": grant.app.id,
         "environment": endpoint.environment,
-        "scopes": endpoint.scopes,
+        "scopes": grant.scopes,
+        "user": grant.user,
         "expires": now + TOKEN_LIFETIME_SECS,
     });
-    let jti_record = json!({"iss": iss, "expires": now + JTI_MEMORY_SECS});
-    let jti_id = key_hash(&format!("{iss}\u{0}{jti}"));
     let token_id = key_hash(&token);
+    let refresh_token = grant.refresh.map(|_| new_token());
+    let refresh_record = grant.refresh.map(|(session_ends, count)| {
+        json!({
+            "app": grant.app.id,
+            "environment": endpoint.environment,
+            "scopes": grant.scopes,
+            "user": grant.user,
+            "session_ends": session_ends,
+            "refresh_count": count,
+        })
+    });
+    let refresh_id = refresh_token.as_deref().map(key_hash);
+    let jti = grant.jti;
     let stored = endpoint
         .store
         .write(move |tx| {
             Box::pin(async move {
-                tx.put(PLATFORM, "Jti", &jti_id, jti_record, &[], Expect::Absent)
-                    .await?;
+                if let Some((jti_id, jti_record)) = jti {
+                    tx.put(PLATFORM, "Jti", &jti_id, jti_record, &[], Expect::Absent)
+                        .await?;
+                }
                 tx.put(
                     PLATFORM,
                     "AccessToken",
@@ -318,6 +431,10 @@ async fn client_credentials(
                     Expect::Absent,
                 )
                 .await?;
+                if let (Some(id), Some(record)) = (refresh_id, refresh_record) {
+                    tx.put(PLATFORM, "RefreshToken", &id, record, &[], Expect::Absent)
+                        .await?;
+                }
                 Ok::<_, StoreError>(())
             })
         })
@@ -329,34 +446,45 @@ async fn client_credentials(
                 "Non-unique jti claim in client_assertion JWT",
             ));
         }
-        Err(_) => {
-            return Err(oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "the token store is not available; try again shortly",
-            ));
-        }
+        Err(_) => return Err(unavailable()),
     }
     endpoint.metrics.increment(
         "carehub_tokens_issued_total",
         vec![("environment", endpoint.environment.clone())],
     );
-    tracing::info!(target: "carehub::access", app = %app.id, environment = %endpoint.environment, "access token issued");
-    Ok((
+    tracing::info!(
+        target: "carehub::access",
+        app = %grant.app.id,
+        environment = %endpoint.environment,
+        user = grant.user.as_ref().map(|u| u.sds_user_id.as_str()).unwrap_or("-"),
+        "access token issued"
+    );
+    Ok(Issued {
+        access_token: token,
+        refresh_token,
+        issued_at: now,
+    })
+}
+
+pub(crate) fn unavailable() -> Response {
+    oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the token store is not available; try again shortly",
+    )
+}
+
+/// A 200 token response, never cached.
+pub(crate) fn token_response(body: Value) -> Response {
+    (
         StatusCode::OK,
         [
             ("content-type", "application/json"),
             ("cache-control", "no-store"),
         ],
-        json!({
-            "access_token": token,
-            "expires_in": TOKEN_LIFETIME_SECS.to_string(),
-            "token_type": "Bearer",
-            "issued_at": (now * 1000).to_string(),
-        })
-        .to_string(),
+        body.to_string(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The live access token a bearer string stands for, if any.
@@ -374,7 +502,8 @@ pub(crate) async fn lookup(store: &Store, token: &str) -> Result<Option<AccessTo
     else {
         return Ok(None);
     };
-    if body.get("expires").and_then(Value::as_u64).unwrap_or(0) <= now_secs() {
+    if record.is_deleted() || body.get("expires").and_then(Value::as_u64).unwrap_or(0) <= now_secs()
+    {
         return Ok(None);
     }
     Ok(Some(AccessToken {
@@ -389,6 +518,7 @@ pub(crate) async fn lookup(store: &Store, token: &str) -> Result<Option<AccessTo
                     .collect()
             })
             .unwrap_or_default(),
+        user: serde_json::from_value(body["user"].clone()).ok().flatten(),
     }))
 }
 

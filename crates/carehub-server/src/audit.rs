@@ -116,15 +116,28 @@ pub(crate) fn event(
         },
         "requestor": true,
     });
+    // With a signed-in user, the user is the requestor and the application the system they
+    // used; the user's organisation is where they acted.
+    let mut agents = Vec::with_capacity(2);
     if let Some(user) = &caller.user {
-        agent["altId"] = json!(user);
-    }
-    if let Some(role) = &caller.role {
-        agent["role"] = json!([{"text": role}]);
-    }
-    if let Some(organisation) = &caller.organisation {
+        agent["requestor"] = json!(false);
+        let mut person = json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                  "code": "AUT", "display": "author (originator)"}]},
+            "who": {"identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": user}},
+            "requestor": true,
+        });
+        if let Some(role) = &caller.role {
+            person["role"] = json!([{"coding": [{"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "code": role}]}]);
+        }
+        if let Some(organisation) = &caller.organisation {
+            person["location"] = json!({"display": format!("ODS {organisation}")});
+        }
+        agents.push(person);
+    } else if let Some(organisation) = &caller.organisation {
         agent["location"] = json!({"display": format!("ODS {organisation}")});
     }
+    agents.insert(0, agent);
     let mut entity: Vec<Value> = entities
         .iter()
         .map(|reference| json!({"what": {"reference": reference}}))
@@ -146,7 +159,7 @@ pub(crate) fn event(
         "action": action,
         "recorded": format_instant(now),
         "outcome": "0",
-        "agent": [agent],
+        "agent": agents,
         "source": {"site": format!("{} {}", caller.environment, base_url),
                    "observer": {"display": format!("carehub {}", caller.api)}},
         "entity": entity,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
+use carehub_gateway::identity::{self, Identity, NewSmartcard, RoleProfile};
 use carehub_gateway::limits::LocalLimiter;
 use carehub_gateway::tls::{LocalCa, TlsSettings};
 use carehub_server::ServerConfig;
@@ -45,6 +46,9 @@ enum Command {
     /// Register applications and manage their API keys.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Virtual smartcards: the users who sign in to user-restricted APIs.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// The local certificate authority for mutual TLS.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -64,6 +68,74 @@ enum AppsCommand {
     Keygen(AppKeygenArgs),
     /// Print a signed client assertion for POST /{env}/oauth2/token.
     Jwt(AppJwtArgs),
+    /// Issue a new client secret (for the authorization-code and refresh grants) and set the
+    /// callback URLs users are sent back to after signing in.
+    Secret(AppSecretArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// List an environment's virtual smartcards and their roles.
+    List(UsersListArgs),
+    /// Issue a virtual smartcard.
+    Create(UserCreateArgs),
+    /// Withdraw a smartcard; its tokens stop working at once.
+    Revoke(UserRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct UsersListArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The environment.
+    #[arg(long, default_value = "int")]
+    env: String,
+}
+
+#[derive(Debug, Args)]
+struct UserCreateArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The environment the card works in.
+    #[arg(long, default_value = "int")]
+    env: String,
+    /// Given name.
+    #[arg(long)]
+    given: String,
+    /// Family name.
+    #[arg(long)]
+    family: String,
+    /// The passcode that opens the card (at least 4 characters).
+    #[arg(long)]
+    passcode: String,
+    /// Authentication assurance level: 3 (smartcard) or 2.
+    #[arg(long, default_value_t = 3)]
+    aal: u8,
+    /// A role profile as ROLE_CODE:ODS[:BUSINESS_FUNCTION,...], e.g.
+    /// R8000:B82617:REFERRING_CLINICIAN; repeat for more roles.
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct UserRevokeArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The card's id (the user's UUID).
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Debug, Args)]
+struct AppSecretArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The application's id.
+    #[arg(long)]
+    app: String,
+    /// A callback URL (OAuth redirect_uri); repeat for more. Replaces the registered ones.
+    #[arg(long = "callback")]
+    callbacks: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +229,10 @@ struct AppCreateArgs {
     /// The owning organisation's ODS code.
     #[arg(long)]
     ods: String,
+    /// A callback URL for user sign-in (OAuth redirect_uri); repeat for more. With one, a
+    /// client secret is issued too.
+    #[arg(long = "callback")]
+    callbacks: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +417,7 @@ fn main() -> Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Seed(args) => seed_command(args).await,
             Command::Apps(command) => apps_command(command).await,
+            Command::Users(command) => users_command(command).await,
             Command::Certs(CertsCommand::Issue(args)) => certs_issue(args).await,
             Command::BenchBaseline(args) => bench_baseline(args).await,
         }
@@ -379,6 +456,19 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     println!("carehub is up (SQLite in {})", args.data_dir.display());
     let platform = platform_config(&args.listen)?;
+    // Every integration environment gets the documented virtual smartcards once.
+    let identity = Identity::new(store.clone(), &config.public_url);
+    for environment in &platform.environments {
+        if environment.kind == carehub_gateway::config::EnvironmentKind::Integration {
+            identity::seed(&identity, &environment.name)
+                .await
+                .context("seeding virtual smartcards")?;
+            println!(
+                "  smartcards in {}: `carehub users list --env {}` (seeded ones open with 1234)",
+                environment.name, environment.name
+            );
+        }
+    }
     let tls_dir = args.listen.tls_dir.clone().unwrap_or(args.data_dir.clone());
     run(
         listener,
@@ -514,9 +604,28 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
                 "application {} ({}) registered in '{}' for {}",
                 app.name, app.id, app.environment, app.organisation
             );
+            if !args.callbacks.is_empty() {
+                apps.set_callback_urls(&app.id, args.callbacks.clone())
+                    .await?;
+                let secret = apps.issue_secret(&app.id).await?;
+                println!("client secret (shown only this once): {secret}");
+                println!("callback URLs: {}", args.callbacks.join(", "));
+            }
             println!("API key (shown only this once; send it in the 'apikey' header):");
             println!("{key}");
             store.close().await;
+        }
+        AppsCommand::Secret(args) => {
+            let store = open_database(&args.database).await?;
+            let apps = Apps::new(store.clone());
+            if !args.callbacks.is_empty() {
+                apps.set_callback_urls(&args.app, args.callbacks.clone())
+                    .await?;
+            }
+            let secret = apps.issue_secret(&args.app).await?;
+            store.close().await;
+            println!("client secret (shown only this once; the previous one no longer works):");
+            println!("{secret}");
         }
         AppsCommand::Keygen(args) => {
             if args.out.exists() {
@@ -558,6 +667,89 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
                 anyhow::bail!("no live API key matches");
             }
             println!("API key revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `ROLE_CODE:ODS[:FUNCTION,...]` as a role profile.
+fn parse_role(text: &str) -> Result<RoleProfile> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(role_code), Some(organisation)) = (parts.next(), parts.next()) else {
+        anyhow::bail!("role '{text}' must look like R8000:B82617[:REFERRING_CLINICIAN,...]");
+    };
+    Ok(RoleProfile {
+        id: String::new(),
+        role_code: role_code.to_owned(),
+        role_name: role_code.to_owned(),
+        organisation: organisation.to_owned(),
+        business_functions: parts
+            .next()
+            .map(|f| f.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn print_card(card: &carehub_gateway::identity::Smartcard) {
+    println!(
+        "  {}  {:<22} SDS {}  AAL{}",
+        card.id,
+        card.name(),
+        card.sds_user_id,
+        card.aal
+    );
+    for role in &card.roles {
+        println!(
+            "      role {}  {} at {}  {}",
+            role.id,
+            role.role_code,
+            role.organisation,
+            role.business_functions.join(",")
+        );
+    }
+}
+
+async fn users_command(command: UsersCommand) -> Result<()> {
+    match command {
+        UsersCommand::List(args) => {
+            let store = open_database(&args.database).await?;
+            let cards = Identity::new(store.clone(), "").cards(&args.env).await?;
+            store.close().await;
+            println!("{} smartcards in '{}':", cards.len(), args.env);
+            cards.iter().for_each(print_card);
+        }
+        UsersCommand::Create(args) => {
+            let roles = args
+                .roles
+                .iter()
+                .map(|r| parse_role(r))
+                .collect::<Result<Vec<_>>>()?;
+            let store = open_database(&args.database).await?;
+            let card = Identity::new(store.clone(), "")
+                .issue_card(NewSmartcard {
+                    given_name: args.given,
+                    family_name: args.family,
+                    environment: args.env,
+                    aal: args.aal,
+                    passcode: args.passcode,
+                    roles,
+                    ..NewSmartcard::default()
+                })
+                .await?;
+            store.close().await;
+            println!("smartcard issued in '{}':", card.environment);
+            print_card(&card);
+        }
+        UsersCommand::Revoke(args) => {
+            let store = open_database(&args.database).await?;
+            let revoked = Identity::new(store.clone(), "")
+                .revoke_card(&args.id)
+                .await?;
+            store.close().await;
+            if !revoked {
+                anyhow::bail!("no smartcard {}", args.id);
+            }
+            println!("smartcard {} withdrawn", args.id);
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
+use carehub_gateway::identity::Identity;
 use carehub_gateway::limits::LocalLimiter;
 use carehub_server::ServerConfig;
 use carehub_store::Store;
@@ -17,6 +18,7 @@ pub(crate) struct TestApp {
     pub(crate) url: String,
     pub(crate) client: reqwest::Client,
     pub(crate) apps: Apps,
+    pub(crate) identity: Identity,
     _database: TestDatabase,
 }
 
@@ -42,10 +44,12 @@ pub(crate) async fn spawn_app(platform: &str) -> TestApp {
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
     });
+    let identity = Identity::new(store.clone(), &url);
     TestApp {
         url,
         client: reqwest::Client::new(),
-        apps: Apps::new(store),
+        apps: Apps::new(store.clone()),
+        identity,
         _database: database,
     }
 }

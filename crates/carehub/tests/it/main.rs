@@ -5,6 +5,14 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// The binary, on its embedded SQLite default: `up` always is, and the other commands must
+/// reach the same database rather than a `DATABASE_URL` the test run may have set.
+fn carehub() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    command.env_remove("DATABASE_URL");
+    command
+}
+
 struct Running {
     child: Child,
     url: String,
@@ -18,7 +26,7 @@ impl Drop for Running {
 }
 
 fn up(data_dir: &std::path::Path, patients: u64) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    let mut command = carehub();
     command
         .args([
             "up",
@@ -118,7 +126,7 @@ fn seeded_test_data_is_valid_fhir() {
 fn seed_loads_and_exits() {
     let data_dir = std::env::temp_dir().join(format!("carehub-seed-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let mut child = carehub()
         .args(["seed", "--patients", "25", "--data-dir"])
         .arg(&data_dir)
         .stdout(Stdio::null())
@@ -156,13 +164,13 @@ async fn options_from_a_config_file() {
         ),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_carehub"));
+    let mut command = carehub();
     command.args(["up", "--port", "0", "--config"]).arg(&file);
     let running = start(command);
     assert_eq!(count(&running.url, "Patient").await, 7);
     drop(running);
     std::fs::write(&file, "shoe-size = 9\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let output = carehub()
         .args(["up", "--config"])
         .arg(&file)
         .output()
@@ -177,7 +185,7 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
     let data_dir = std::env::temp_dir().join(format!("carehub-apps-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let running = up(&data_dir, 5);
-    let output = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let output = carehub()
         .args([
             "apps",
             "create",
@@ -229,7 +237,7 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
         .expect("the app id in parentheses")
         .to_owned();
     let private_key = data_dir.join("private.pem");
-    let keygen = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let keygen = carehub()
         .args(["apps", "keygen", "--app", &app_id, "--out"])
         .arg(&private_key)
         .arg("--data-dir")
@@ -242,7 +250,7 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
         String::from_utf8_lossy(&keygen.stderr)
     );
     let token_url = format!("{}/int/oauth2/token", running.url);
-    let jwt = Command::new(env!("CARGO_BIN_EXE_carehub"))
+    let jwt = carehub()
         .args([
             "apps",
             "jwt",
