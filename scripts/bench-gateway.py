@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Measures what the gateway costs: the same Patient read served directly (/fhir/R4), through
 the gateway with an API key (/int/fhir/R4: request id, credential lookup, quota counting,
-metrics and the access log line), and through Debian's nginx proxying the direct base, all
+metrics, the access log line and the read's AuditEvent), the same without the audit trail, and
+through Debian's nginx proxying the direct base, all
 in one run; then access tokens issued per second by POST /int/oauth2/token.
 
     python3 scripts/bench-gateway.py [--carehub target/release/carehub] [--duration 5]
@@ -28,6 +29,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench import row, wrk  # noqa: E402
 
 PLATFORM = """
+[[environments]]
+name = "int"
+
+# The same API and data without the audit trail, to show what auditing each read costs.
+[[environments]]
+name = "noaudit"
+
+[[products]]
+api = "fhir-r4"
+environment = "noaudit"
+access = ["api-key"]
+store_key = "r4"
+audit = false
+[products.ratelimiting.app.quota]
+limit = 1000000000
+interval = 1
+timeunit = "minute"
+
 [[products]]
 api = "fhir-r4"
 environment = "int"
@@ -82,6 +101,10 @@ def main():
              "X26", "--data-dir", data_dir], capture_output=True, text=True, check=True).stdout
         api_key = created.strip().splitlines()[-1].strip()
         app_id = created.split("(")[1].split(")")[0]
+        noaudit_key = subprocess.run(
+            [args.carehub, "apps", "create", "--name", "Bench-NoAudit", "--env", "noaudit",
+             "--ods", "X26", "--data-dir", data_dir],
+            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1].strip()
         key_file = os.path.join(work, "private.pem")
         subprocess.run([args.carehub, "apps", "keygen", "--app", app_id, "--out", key_file,
                         "--data-dir", data_dir], capture_output=True, check=True)
@@ -113,17 +136,20 @@ http {{
         processes.append(nginx)
         time.sleep(0.5)
 
-        print("| path | connections | req/s | p50 ms | p90 ms | p99 ms | non-2xx |")
-        print("|---|---|---|---|---|---|---|")
+        print("| path | connections | req/s | p50 ms | p90 ms | p99 ms |")
+        print("|---|---|---|---|---|---|")
         targets = [
             ("direct", f"{base}/fhir/R4/Patient/{patient}", None),
-            ("gateway (API key)", f"{base}/int/fhir/R4/Patient/{patient}", f"apikey: {api_key}"),
+            ("gateway (API key, audited)", f"{base}/int/fhir/R4/Patient/{patient}",
+             f"apikey: {api_key}"),
+            ("gateway (API key, no audit)", f"{base}/noaudit/fhir/R4/Patient/{patient}",
+             f"apikey: {noaudit_key}"),
             ("nginx -> direct", f"http://127.0.0.1:{nginx_port}/fhir/R4/Patient/{patient}", None),
         ]
         for connections in [int(c) for c in args.connections.split(",")]:
             for name, url, header in targets:
                 rate, percentiles, errors = wrk(url, connections, args.duration, header=header)
-                print(row(name, connections, rate, percentiles, errors))
+                row(name, connections, rate, percentiles, errors)
 
         assertions = subprocess.run(
             [args.carehub, "apps", "jwt", "--api-key", api_key, "--private-key", key_file,
