@@ -428,6 +428,21 @@ async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_sear
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+    // A batch: each entry is audited on its own, naming the patient it concerns.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": format!("Patient/{id}")}},
+        {"request": {"method": "POST", "url": "Observation"}, "resource": observation},
+    ]});
+    let response = app
+        .client
+        .post(&base)
+        .header("apikey", &key)
+        .header("content-type", "application/fhir+json")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     // The audit trail is a FHIR base of its own, for admin applications only.
     let audit = format!(
@@ -463,10 +478,11 @@ async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_sear
         .map(|e| e["subtype"][0]["code"].as_str().unwrap_or_default())
         .collect();
     interactions.sort_unstable();
-    // Created the patient, created an observation about them, read them, searched.
+    // Created the patient, created an observation about them, read them, searched, and a batch
+    // of two entries.
     assert_eq!(
         interactions,
-        ["create", "create", "read", "search-type"],
+        ["batch", "batch", "create", "create", "read", "search-type"],
         "{bundle}"
     );
     for event in &events {

@@ -55,6 +55,7 @@ pub(crate) enum Interaction {
     Update,
     Delete,
     Transaction,
+    Batch,
 }
 
 impl Interaction {
@@ -69,6 +70,7 @@ impl Interaction {
             Interaction::Update => ("update", "U"),
             Interaction::Delete => ("delete", "D"),
             Interaction::Transaction => ("transaction", "E"),
+            Interaction::Batch => ("batch", "E"),
         }
     }
 }

@@ -383,10 +383,27 @@ async fn run_batch(base: &Base, request: &Request, entries: &[Value]) -> Result<
                 let indexer = base.indexer.clone();
                 let version = base.version;
                 let base_url = base.url.clone();
+                let caller = request.caller.clone();
                 base.store
                     .write(move |tx| {
                         Box::pin(async move {
-                            execute(tx, &key, &indexer, version, &base_url, operation).await
+                            let entry =
+                                execute(tx, &key, &indexer, version, &base_url, operation).await?;
+                            // Each entry is its own unit of work, so each leaves its own
+                            // AuditEvent in that unit, naming what it read or wrote.
+                            if let Some(caller) = caller {
+                                let (entities, patients) = touched(&base_url, &entry);
+                                let event = crate::audit::event(
+                                    &caller,
+                                    crate::audit::Interaction::Batch,
+                                    &base_url,
+                                    &entities,
+                                    &patients,
+                                    None,
+                                );
+                                crate::audit::record_in(tx, Some(event)).await?;
+                            }
+                            Ok::<_, ApiError>(entry)
                         })
                     })
                     .await
@@ -402,6 +419,54 @@ async fn run_batch(base: &Base, request: &Request, entries: &[Value]) -> Result<
         });
     }
     Ok(response_bundle("batch-response", responses))
+}
+
+/// The resources a batch entry's response names, and the patients they concern: the location it
+/// wrote, the resource it returned, or the matches of its search.
+fn touched(base_url: &str, entry: &Value) -> (Vec<String>, Vec<String>) {
+    let mut entities = Vec::new();
+    let mut patients = Vec::new();
+    let mut note = |resource: &Value| {
+        let (Some(kind), Some(id)) = (
+            resource.get("resourceType").and_then(Value::as_str),
+            resource.get("id").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        entities.push(format!("{kind}/{id}"));
+        patients.extend(crate::audit::patients_of(kind, id, Some(resource)));
+    };
+    match entry.get("resource") {
+        Some(bundle) if bundle.get("resourceType").and_then(Value::as_str) == Some("Bundle") => {
+            for found in bundle
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(resource) = found.get("resource") {
+                    note(resource);
+                }
+            }
+        }
+        Some(resource) => note(resource),
+        None => {}
+    }
+    if entities.is_empty()
+        && let Some(location) = entry.pointer("/response/location").and_then(Value::as_str)
+    {
+        let reference = location
+            .trim_start_matches(base_url)
+            .trim_start_matches('/');
+        let reference = reference.split("/_history").next().unwrap_or(reference);
+        if reference.starts_with("Patient/") {
+            patients.push(reference.to_owned());
+        }
+        entities.push(reference.to_owned());
+    }
+    patients.sort();
+    patients.dedup();
+    (entities, patients)
 }
 
 fn response_bundle(kind: &str, entries: Vec<Value>) -> Reply {
