@@ -18,12 +18,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use carehub_fhir::search::{SearchQuery, Summary, Total};
 use carehub_store::Store;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::apps::{App, AppError, Apps, PLATFORM};
+use crate::apps::{App, AppError, Apps};
 
 /// The environment whose applications may administer the others.
 pub const ADMIN_ENVIRONMENT: &str = "admin";
@@ -122,27 +121,12 @@ async fn list(
     if let Err(response) = authorise(&state, &headers).await {
         return response;
     }
-    let search = SearchQuery {
-        resource_type: "App".into(),
-        filters: Vec::new(),
-        sort: Vec::new(),
-        count: 1000,
-        include: Vec::new(),
-        revinclude: Vec::new(),
-        summary: Summary::False,
-        elements: Vec::new(),
-        total: Total::None,
-        cursor: None,
-        warnings: Vec::new(),
-    };
-    let page = match state.store.search(PLATFORM, &search).await {
-        Ok(page) => page,
+    let bodies = match crate::apps::list_documents(&state.store, "App").await {
+        Ok(bodies) => bodies,
         Err(err) => return app_error(AppError::Store(err)),
     };
-    let apps: Vec<Value> = page
-        .matches
+    let apps: Vec<Value> = bodies
         .iter()
-        .filter_map(|m| m.resource.body.as_deref())
         .filter_map(|body| serde_json::from_str::<App>(body).ok())
         .filter(|app| {
             query

@@ -62,6 +62,30 @@ fn new_key() -> String {
     )
 }
 
+/// The bodies of every live platform document of one kind (`App`, `Smartcard`), up to 1000:
+/// platform records are few, and listing them is an operator's action, not a hot path.
+pub(crate) async fn list_documents(store: &Store, kind: &str) -> Result<Vec<String>, StoreError> {
+    let search = carehub_fhir::search::SearchQuery {
+        resource_type: kind.into(),
+        filters: Vec::new(),
+        sort: Vec::new(),
+        count: 1000,
+        include: Vec::new(),
+        revinclude: Vec::new(),
+        summary: carehub_fhir::search::Summary::False,
+        elements: Vec::new(),
+        total: carehub_fhir::search::Total::None,
+        cursor: None,
+        warnings: Vec::new(),
+    };
+    let page = store.search(PLATFORM, &search).await?;
+    Ok(page
+        .matches
+        .into_iter()
+        .filter_map(|m| m.resource.body)
+        .collect())
+}
+
 /// Applications over a store.
 #[derive(Debug, Clone)]
 pub struct Apps {
@@ -171,7 +195,13 @@ impl Apps {
         app.jwks
             .retain(|k| k.get("kid").and_then(Value::as_str) != Some(kid.as_str()));
         app.jwks.push(jwk);
-        let document = serde_json::to_value(&app).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        self.save(&app).await?;
+        Ok(app)
+    }
+
+    /// Stores a changed application over its previous version.
+    async fn save(&self, app: &App) -> Result<(), AppError> {
+        let document = serde_json::to_value(app).map_err(|e| AppError::Corrupt(e.to_string()))?;
         let id = app.id.clone();
         self.store
             .write(move |tx| {
@@ -181,8 +211,7 @@ impl Apps {
                     Ok::<_, AppError>(())
                 })
             })
-            .await?;
-        Ok(app)
+            .await
     }
 
     /// Revokes an API key; the application stays.
@@ -255,17 +284,7 @@ impl Apps {
             return Err(AppError::Invalid(format!("no application {app_id}")));
         };
         app.callback_urls = urls;
-        let document = serde_json::to_value(&app).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        let id = app.id.clone();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    tx.put(PLATFORM, "App", &id, document, &[], Expect::Any)
-                        .await?;
-                    Ok::<_, AppError>(())
-                })
-            })
-            .await?;
+        self.save(&app).await?;
         Ok(app)
     }
 }

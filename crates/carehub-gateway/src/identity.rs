@@ -361,24 +361,9 @@ impl Identity {
 
     /// Every card of `environment`, by name.
     pub async fn cards(&self, environment: &str) -> Result<Vec<Smartcard>, IdentityError> {
-        let search = carehub_fhir::search::SearchQuery {
-            resource_type: "Smartcard".into(),
-            filters: Vec::new(),
-            sort: Vec::new(),
-            count: 1000,
-            include: Vec::new(),
-            revinclude: Vec::new(),
-            summary: carehub_fhir::search::Summary::False,
-            elements: Vec::new(),
-            total: carehub_fhir::search::Total::None,
-            cursor: None,
-            warnings: Vec::new(),
-        };
-        let page = self.store.search(PLATFORM, &search).await?;
-        let mut cards: Vec<Smartcard> = page
-            .matches
+        let mut cards: Vec<Smartcard> = crate::apps::list_documents(&self.store, "Smartcard")
+            .await?
             .iter()
-            .filter_map(|m| m.resource.body.as_deref())
             .filter_map(|body| serde_json::from_str::<Smartcard>(body).ok())
             .filter(|card| card.environment == environment)
             .collect();
