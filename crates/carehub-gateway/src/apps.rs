@@ -266,6 +266,22 @@ impl Apps {
                 == Some(key_hash(&format!("{app_id}\u{0}{secret}")).as_str()))
     }
 
+    /// Registers the application's Accredited System ID (12 digits at most), which APIs such
+    /// as e-RS require before they answer it.
+    pub async fn set_asid(&self, app_id: &str, asid: &str) -> Result<App, AppError> {
+        if asid.is_empty() || asid.len() > 12 || !asid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AppError::Invalid(format!(
+                "'{asid}' is not an ASID (up to 12 digits)"
+            )));
+        }
+        let Some(mut app) = self.get(app_id).await? else {
+            return Err(AppError::Invalid(format!("no application {app_id}")));
+        };
+        app.asid = Some(asid.to_owned());
+        self.save(&app).await?;
+        Ok(app)
+    }
+
     /// Sets the callback URLs the application may be sent back to after a user signs in.
     pub async fn set_callback_urls(
         &self,

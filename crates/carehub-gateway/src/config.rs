@@ -57,8 +57,13 @@ pub struct Api {
     pub name: String,
     /// Its path after the environment, without slashes at the ends (`fhir/R4`).
     pub path: String,
-    /// A FHIR server of this version (`R4`, `STU3`).
+    /// A FHIR server of this version (`R4`, `STU3`); for an API that a product serves, the
+    /// version the gateway's own errors use.
     pub fhir: Option<String>,
+    /// The product that serves it (`ers`), registered with the gateway by the binary; absent
+    /// for a plain FHIR server.
+    #[serde(default)]
+    pub service: Option<String>,
     /// For people.
     #[serde(default)]
     pub title: String,
@@ -143,7 +148,7 @@ pub struct Product {
     /// Where the migration guide is, for the `Link` header and the 410 body.
     pub migration_guide: Option<String>,
     /// The store partition of its data; defaults to the FHIR version (`r4`, `stu3`) in `int`,
-    /// and `{environment}-{version}` elsewhere.
+    /// and `{environment}-{version}` elsewhere; `{service}-{environment}` for a product's API.
     pub store_key: Option<String>,
     /// Whether every call leaves an AuditEvent (on by default; off only for the audit trail
     /// itself).
@@ -260,21 +265,76 @@ fn default_apis() -> Vec<Api> {
             name: "fhir-r4".into(),
             path: "fhir/R4".into(),
             fhir: Some("R4".into()),
+            service: None,
             title: "FHIR R4 server".into(),
         },
         Api {
             name: "fhir-stu3".into(),
             path: "fhir/STU3".into(),
             fhir: Some("STU3".into()),
+            service: None,
             title: "FHIR STU3 server".into(),
         },
         Api {
             name: "audit".into(),
             path: "audit/R4".into(),
             fhir: Some("R4".into()),
+            service: None,
             title: "The audit trail, as FHIR R4 AuditEvents".into(),
         },
+        Api {
+            name: ERS_API.into(),
+            path: "referrals/FHIR".into(),
+            fhir: Some("STU3".into()),
+            service: Some("ers".into()),
+            title: "NHS e-Referral Service FHIR API".into(),
+        },
     ]
+}
+
+/// The e-RS API's name: the one the NHS scopes use (`urn:nhsd:apim:app:level3:{name}`).
+pub const ERS_API: &str = "e-referrals-service-api";
+
+/// e-RS in `int` (real state, user- and application-restricted), with the NHS product's quota
+/// of 600 requests a minute per application. The NHS product also has a spike arrest of 720 a
+/// minute (one request every 83 ms); over a local connection a script's back-to-back calls
+/// arrive closer than that, so it is left for configurations that want it.
+fn ers_products() -> Vec<Product> {
+    let limits = RateLimiting {
+        proxy: LimitConfig::default(),
+        app: LimitConfig {
+            quota: Some(QuotaConfig {
+                enabled: true,
+                limit: 600,
+                interval: 1,
+                timeunit: "minute".into(),
+            }),
+            spike_arrest: None,
+        },
+    };
+    let product = |environment: &str, access: Vec<AccessMode>| Product {
+        api: ERS_API.into(),
+        environment: environment.into(),
+        access,
+        api_key_header: default_api_key_header(),
+        ratelimiting: limits.clone(),
+        status: LifecycleStatus::Live,
+        deprecated: None,
+        sunset: None,
+        migration_guide: None,
+        store_key: None,
+        audit: true,
+        // e-RS accepts users signed in at AAL2 as well as with a smartcard (AAL3).
+        min_aal: 2,
+    };
+    // The sandbox product joins when the official scenarios are served.
+    vec![product(
+        "int",
+        vec![
+            AccessMode::UserRestricted,
+            AccessMode::ApplicationRestricted,
+        ],
+    )]
 }
 
 fn default_products() -> Vec<Product> {
@@ -325,6 +385,7 @@ fn default_products() -> Vec<Product> {
             audit: false,
             min_aal: 3,
         }))
+        .chain(ers_products())
         .collect()
 }
 
@@ -362,6 +423,25 @@ pub(crate) fn parse_rate(text: &str) -> Option<(u64, Duration)> {
 }
 
 impl PlatformConfig {
+    /// The store partition of a product's data: its `store_key`, else `{service}-{environment}`
+    /// for a product's API, else the FHIR version (`r4`) in `int` and `{environment}-{version}`
+    /// elsewhere. `None` when the product's API is unknown or has no FHIR version.
+    pub fn store_key(&self, product: &Product) -> Option<String> {
+        if let Some(key) = &product.store_key {
+            return Some(key.clone());
+        }
+        let api = self.apis.iter().find(|a| a.name == product.api)?;
+        let version = FhirVersion::parse(api.fhir.as_deref()?)?;
+        let version_key = version.label().to_ascii_lowercase();
+        Some(if let Some(service) = &api.service {
+            format!("{service}-{}", product.environment)
+        } else if product.environment == "int" {
+            version_key
+        } else {
+            format!("{}-{version_key}", product.environment)
+        })
+    }
+
     /// Parses TOML; missing sections take the defaults.
     pub fn from_toml(text: &str) -> Result<PlatformConfig, ConfigError> {
         let config: PlatformConfig = toml::from_str(text)?;

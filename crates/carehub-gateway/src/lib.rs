@@ -67,6 +67,56 @@ pub struct RequestContext {
     pub scopes: Vec<String>,
 }
 
+/// What the gateway tells a product when it mounts it in one environment.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// The environment's name (`int`).
+    pub environment: String,
+    /// Whether it is a sandbox (canned answers) or holds real state.
+    pub kind: config::EnvironmentKind,
+    /// The API's name (`e-referrals-service-api`).
+    pub api: String,
+    /// The URL path the product is nested at (`/int/referrals/FHIR`).
+    pub path: String,
+    /// The absolute URL of that path, for links and `Location` headers.
+    pub url: String,
+    /// The absolute URL of the whole server (for the identity provider's issuer).
+    pub public_url: String,
+    /// The store, shared with the platform.
+    pub store: Store,
+    /// The store partition of the product's data in this environment.
+    pub store_key: String,
+}
+
+/// Builds a product's router (relative to its mount path) for one environment.
+pub type ProductFactory = Arc<dyn Fn(&Mount) -> Router + Send + Sync>;
+
+/// The products the binary registers by service name (`ers`), for APIs whose configuration
+/// names a `service`. The gateway wraps each in the same guard as a FHIR base.
+#[derive(Clone, Default)]
+pub struct Products {
+    factories: std::collections::HashMap<String, ProductFactory>,
+}
+
+impl std::fmt::Debug for Products {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.factories.keys()).finish()
+    }
+}
+
+impl Products {
+    /// No products: only plain FHIR bases are served.
+    pub fn new() -> Products {
+        Products::default()
+    }
+
+    /// Registers the product that serves APIs configured with `service = "{name}"`.
+    pub fn with(mut self, name: &str, factory: ProductFactory) -> Products {
+        self.factories.insert(name.to_owned(), factory);
+        self
+    }
+}
+
 /// What the credentials of a request established.
 #[derive(Debug, Clone)]
 struct Authenticated {
@@ -146,6 +196,7 @@ pub fn router(
     store: Store,
     limiter: Arc<dyn RateLimiter>,
     extra: Router,
+    products: &Products,
 ) -> Router {
     let apps = Apps::new(store.clone());
     let identity = Identity::new(store.clone(), &server.public_url);
@@ -159,14 +210,9 @@ pub fn router(
             continue;
         };
         let path = format!("/{}/{}", product.environment, api.path.trim_matches('/'));
-        let store_key = product.store_key.clone().unwrap_or_else(|| {
-            let version_key = version.label().to_ascii_lowercase();
-            if product.environment == "int" {
-                version_key
-            } else {
-                format!("{}-{version_key}", product.environment)
-            }
-        });
+        let Some(store_key) = platform.store_key(product) else {
+            continue;
+        };
         let state = Arc::new(ProductState {
             product: product.clone(),
             api_path: path.clone(),
@@ -179,12 +225,43 @@ pub fn router(
             store: store.clone(),
             metrics: metrics.clone(),
         });
-        let base = BaseConfig {
-            path: path.clone(),
-            version,
-            store_key,
+        let inner = match &api.service {
+            None => {
+                let base = BaseConfig {
+                    path: path.clone(),
+                    version,
+                    store_key,
+                };
+                carehub_server::base(server, &base, store.clone())
+            }
+            Some(service) => {
+                let Some(factory) = products.factories.get(service) else {
+                    tracing::warn!(
+                        api = %api.name,
+                        service = %service,
+                        "no product is registered for this service; the API is not served"
+                    );
+                    continue;
+                };
+                let kind = platform
+                    .environments
+                    .iter()
+                    .find(|e| e.name == product.environment)
+                    .map(|e| e.kind)
+                    .unwrap_or_default();
+                factory(&Mount {
+                    environment: product.environment.clone(),
+                    kind,
+                    api: api.name.clone(),
+                    path: path.clone(),
+                    url: format!("{}{path}", server.public_url.trim_end_matches('/')),
+                    public_url: server.public_url.clone(),
+                    store: store.clone(),
+                    store_key,
+                })
+            }
         };
-        let api_router = carehub_server::base(server, &base, store.clone())
+        let api_router = inner
             .route("/_status", get(status))
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
         router = router

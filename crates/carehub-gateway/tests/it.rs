@@ -378,7 +378,14 @@ fn configuration_errors_name_the_rule() {
     }
     let defaults = PlatformConfig::from_toml("").unwrap();
     assert_eq!(defaults.environments.len(), 3);
-    assert_eq!(defaults.products.len(), 3);
+    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in int.
+    assert_eq!(defaults.products.len(), 4);
+    let ers = defaults
+        .products
+        .iter()
+        .find(|p| p.api == "e-referrals-service-api")
+        .unwrap();
+    assert_eq!(defaults.store_key(ers).as_deref(), Some("ers-int"));
 }
 
 #[tokio::test]

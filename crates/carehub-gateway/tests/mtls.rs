@@ -117,6 +117,7 @@ async fn client_certificates_from_our_ca_bound_to_an_app_open_the_product() {
         store.clone(),
         Arc::new(LocalLimiter::default()),
         axum::Router::new(),
+        &carehub_gateway::Products::new(),
     );
     tokio::spawn(tls::serve(
         listener,

@@ -46,7 +46,7 @@ pub struct Caller {
 
 /// What was done, in FHIR's terms.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Interaction {
+pub enum Interaction {
     Read,
     Vread,
     Search,
@@ -56,6 +56,9 @@ pub(crate) enum Interaction {
     Delete,
     Transaction,
     Batch,
+    /// A FHIR operation of a product (`$ers.createReferral`), with its AuditEvent action
+    /// (`C`, `R`, `U`, `D` or `E`).
+    Operation(&'static str, &'static str),
 }
 
 impl Interaction {
@@ -71,6 +74,7 @@ impl Interaction {
             Interaction::Delete => ("delete", "D"),
             Interaction::Transaction => ("transaction", "E"),
             Interaction::Batch => ("batch", "E"),
+            Interaction::Operation(_, action) => ("operation", action),
         }
     }
 }
@@ -95,7 +99,7 @@ pub(crate) fn patients_of(resource_type: &str, id: &str, resource: Option<&Value
 }
 
 /// An AuditEvent and its index entries.
-pub(crate) fn event(
+pub fn event(
     caller: &Caller,
     interaction: Interaction,
     base_url: &str,
@@ -104,6 +108,11 @@ pub(crate) fn event(
     query: Option<&str>,
 ) -> (String, Value, Vec<IndexEntry>) {
     let (code, action) = interaction.codes();
+    let mut subtype =
+        vec![json!({"system": "http://hl7.org/fhir/restful-interaction", "code": code})];
+    if let Interaction::Operation(name, _) = interaction {
+        subtype.push(json!({"system": "https://carehub.dev/CodeSystem/operation", "code": name}));
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -157,7 +166,7 @@ pub(crate) fn event(
         "resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
                  "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": code}],
+        "subtype": subtype,
         "action": action,
         "recorded": format_instant(now),
         "outcome": "0",
@@ -181,7 +190,7 @@ fn base64_text(text: &str) -> String {
 }
 
 /// Writes an AuditEvent inside a unit of work (for writes).
-pub(crate) async fn record_in(
+pub async fn record_in(
     tx: &mut Tx<'_>,
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {
@@ -193,7 +202,7 @@ pub(crate) async fn record_in(
 }
 
 /// Writes an AuditEvent on its own (for reads), committed before the caller answers.
-pub(crate) async fn record(
+pub async fn record(
     store: &Store,
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {

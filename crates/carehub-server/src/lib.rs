@@ -2,7 +2,8 @@
 //! STU3 base, say, each with its own resource types, validation and storage partition) over one
 //! store.
 //!
-//! **Architecture Invariant:** this crate and the gateway are the only ones that know HTTP. It
+//! **Architecture Invariant:** this crate, the gateway and the products' HTTP faces (never their
+//! domain modules) are the only code that knows HTTP. It
 //! turns requests into calls on `carehub_fhir` (parsing, validation, search parsing, indexing)
 //! and `carehub_store` (reads, searches, units of work), and every failure into an
 //! OperationOutcome through `error::Category`, the one table from error to status.

@@ -71,6 +71,20 @@ enum AppsCommand {
     /// Issue a new client secret (for the authorization-code and refresh grants) and set the
     /// callback URLs users are sent back to after signing in.
     Secret(AppSecretArgs),
+    /// Register the application's ASID (e-RS answers only applications that have one).
+    Asid(AppAsidArgs),
+}
+
+#[derive(Debug, Args)]
+struct AppAsidArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The application's id.
+    #[arg(long)]
+    app: String,
+    /// The Accredited System ID (up to 12 digits).
+    #[arg(long)]
+    asid: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +95,30 @@ enum UsersCommand {
     Create(UserCreateArgs),
     /// Withdraw a smartcard; its tokens stop working at once.
     Revoke(UserRevokeArgs),
+    /// Sign a user in at the identity provider from the command line (card, role, passcode)
+    /// and print the ID token, for the separate flow's token exchange.
+    SignIn(UserSignInArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserSignInArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The card's id (the user's UUID).
+    #[arg(long)]
+    card: String,
+    /// The role profile id to act in.
+    #[arg(long)]
+    role: String,
+    /// The card's passcode.
+    #[arg(long)]
+    passcode: String,
+    /// The application's API key (the ID token's audience).
+    #[arg(long)]
+    client_id: String,
+    /// The URL carehub is reached at (the issuer is `{public_url}/{env}/cis2`).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    public_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -469,6 +507,7 @@ async fn up(args: UpArgs) -> Result<()> {
             );
         }
     }
+    seed_ers(&store, &platform).await?;
     let tls_dir = args.listen.tls_dir.clone().unwrap_or(args.data_dir.clone());
     run(
         listener,
@@ -480,6 +519,36 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(tls_dir),
     )
     .await
+}
+
+/// Seeds the e-RS services directory of every integration environment that serves e-RS, once.
+async fn seed_ers(store: &Store, platform: &PlatformConfig) -> Result<()> {
+    for product in &platform.products {
+        let serves_ers = platform
+            .apis
+            .iter()
+            .any(|a| a.name == product.api && a.service.as_deref() == Some(carehub_ers::SERVICE));
+        let integration = platform.environments.iter().any(|e| {
+            e.name == product.environment
+                && e.kind == carehub_gateway::config::EnvironmentKind::Integration
+        });
+        let Some(key) = platform.store_key(product) else {
+            continue;
+        };
+        if serves_ers && integration {
+            let repo = carehub_ers::repo::Repo::new(store.clone(), &key);
+            let seeded = carehub_ers::seed::seed(&repo)
+                .await
+                .context("seeding the e-RS services directory")?;
+            if seeded > 0 {
+                println!(
+                    "  e-RS in {}: {seeded} services in the directory",
+                    product.environment
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -627,6 +696,15 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
             println!("client secret (shown only this once; the previous one no longer works):");
             println!("{secret}");
         }
+        AppsCommand::Asid(args) => {
+            let store = open_database(&args.database).await?;
+            let app = Apps::new(store.clone())
+                .set_asid(&args.app, &args.asid)
+                .await;
+            store.close().await;
+            let app = app?;
+            println!("ASID {} registered for {}", args.asid, app.name);
+        }
         AppsCommand::Keygen(args) => {
             if args.out.exists() {
                 anyhow::bail!("{} exists; choose another --out", args.out.display());
@@ -740,6 +818,28 @@ async fn users_command(command: UsersCommand) -> Result<()> {
             println!("smartcard issued in '{}':", card.environment);
             print_card(&card);
         }
+        UsersCommand::SignIn(args) => {
+            let store = open_database(&args.database).await?;
+            let identity = Identity::new(store.clone(), &args.public_url);
+            let signed_in = async {
+                let card = identity
+                    .card(&args.card)
+                    .await?
+                    .with_context(|| format!("no smartcard {}", args.card))?;
+                if !card.opens_with(&args.passcode) {
+                    anyhow::bail!("the passcode does not open this card");
+                }
+                if card.role(&args.role).is_none() {
+                    anyhow::bail!("the card holds no role profile {}", args.role);
+                }
+                Ok(identity
+                    .id_token(&card, &args.role, &args.client_id, None)
+                    .await?)
+            }
+            .await;
+            store.close().await;
+            println!("{}", signed_in?);
+        }
         UsersCommand::Revoke(args) => {
             let store = open_database(&args.database).await?;
             let revoked = Identity::new(store.clone(), "")
@@ -819,6 +919,7 @@ async fn run(
         store.clone(),
         Arc::new(LocalLimiter::default()),
         direct,
+        &carehub_gateway::Products::new().with(carehub_ers::SERVICE, carehub_ers::product()),
     );
     for base in &config.bases {
         println!(

@@ -40,6 +40,7 @@ pub(crate) async fn spawn_app(platform: &str) -> TestApp {
         store.clone(),
         Arc::new(LocalLimiter::default()),
         axum::Router::new(),
+        &carehub_gateway::Products::new(),
     );
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");

@@ -1,0 +1,14 @@
+//! The e-RS rules, with no HTTP and no SQL: who may call what ([`access`]), reference data
+//! ([`codes`]), the services directory and service search ([`service`]), referrals and their
+//! state machine ([`referral`]), the strict reading of `Parameters` bodies ([`params`]), and
+//! the e-RS error codes ([`error`]). Resources are built here as FHIR JSON; the HTTP layer
+//! only moves them.
+
+pub mod access;
+pub mod codes;
+pub mod error;
+pub mod params;
+pub mod referral;
+pub mod service;
+
+pub use error::{Class, ErsError};
