@@ -21,10 +21,14 @@ use serde_json::{Value, json};
 use crate::domain::access::{
     self, Caller, ContextHeaders, Endpoint, HeldRole, Principal, endpoints,
 };
+use crate::domain::appointment::{self, Appointment, NewAppointment};
 use crate::domain::codes::{self, BusinessFunction};
 use crate::domain::params::Params;
-use crate::domain::referral::{self, Change, NewReferral, Referral, Shortlisted};
+use crate::domain::referral::{
+    self, Change, NewReferral, Referral, Shortlisted, State as ReferralState,
+};
 use crate::domain::service::{self, PatientFacts, RequestType, SearchCriteria, Service, SortBy};
+use crate::domain::worklist;
 use crate::domain::{Class, ErsError};
 use crate::repo::{AuditRecord, Repo, RepoError};
 
@@ -73,6 +77,16 @@ pub(crate) fn router(mount: &Mount) -> Router {
             post(service_type_operation),
         )
         .route("/STU3/Task", get(available_actions))
+        .route("/STU3/Slot", get(slots))
+        .route("/STU3/Appointment", post(create_appointment))
+        .route(
+            "/STU3/Appointment/{id}",
+            get(read_appointment).put(cancel_appointment),
+        )
+        .route(
+            "/STU3/Appointment/{id}/_history/{version}",
+            get(read_appointment_version),
+        )
         .route("/R4/PractitionerRole", get(business_functions))
         .route("/R4/Practitioner", get(on_behalf_of_users))
         .route("/R4/HealthcareService", get(search_services_r4))
@@ -684,6 +698,7 @@ async fn referral_type_operation(
 ) -> Answer {
     match operation.as_str() {
         "$ers.createReferral" => create_referral(&ers, &headers, &extensions, &body).await,
+        "$ers.fetchworklist" => fetch_worklist(&ers, &headers, &extensions, &body).await,
         _ => Ok(unknown_endpoint(
             Method::POST,
             format!("/STU3/ReferralRequest/{operation}")
@@ -790,6 +805,11 @@ async fn referral_operation(
     match operation.as_str() {
         "$ers.changeShortlist" => change_shortlist(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.cancelReferral" => cancel_referral(&ers, &ubrn, &headers, &extensions, &body).await,
+        "$ers.acceptReferral" => accept_referral(&ers, &ubrn, &headers, &extensions).await,
+        "$ers.rejectReferral" => reject_referral(&ers, &ubrn, &headers, &extensions, &body).await,
+        "$ers.recordReviewOutcome" => {
+            record_review_outcome(&ers, &ubrn, &headers, &extensions, &body).await
+        }
         _ => Ok(unknown_endpoint(
             Method::POST,
             format!("/STU3/ReferralRequest/{ubrn}/{operation}")
@@ -1264,5 +1284,788 @@ async fn search_services_r4(
             entries,
         ),
         None,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// A013, A014, A028
+
+async fn accept_referral(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A013, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let (changed, version) = change_referral(
+        ers,
+        &ctx,
+        ubrn,
+        expected,
+        "$ers.acceptReferral",
+        caller,
+        Change::Accept,
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &changed.to_fhir(version, &ers.stu3_base()),
+        Some(version),
+    ))
+}
+
+async fn reject_referral(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A014, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let params = Params::read(
+        &body,
+        &[
+            "rejectionReason",
+            "rejectionComments",
+            "appointmentCancelledInPAS",
+        ],
+    )?;
+    let reason = params
+        .coding("rejectionReason")?
+        .ok_or_else(|| ErsError::missing("parameter rejectionReason"))?;
+    reason.check_system(
+        "rejectionReason",
+        appointment::APPOINTMENT_CANCELLATION_SYSTEM,
+    )?;
+    params.boolean("appointmentCancelledInPAS")?;
+    let change = Change::Reject {
+        reason: reason.code.to_owned(),
+        comment: params
+            .text("rejectionComments", "String")?
+            .map(str::to_owned),
+    };
+    let (changed, version) = change_referral(
+        ers,
+        &ctx,
+        ubrn,
+        expected,
+        "$ers.rejectReferral",
+        caller,
+        change,
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &changed.to_fhir(version, &ers.stu3_base()),
+        Some(version),
+    ))
+}
+
+async fn record_review_outcome(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A028, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let params = Params::read(
+        &body,
+        &[
+            "reviewOutcome",
+            "reviewComments",
+            "reviewPriority",
+            "reviewAttachmentFile",
+        ],
+    )?;
+    let outcome = params
+        .coding("reviewOutcome")?
+        .ok_or_else(|| ErsError::missing("parameter reviewOutcome"))?;
+    outcome.check_system("reviewOutcome", appointment::REVIEW_OUTCOME_SYSTEM)?;
+    let priority = match params.coding("reviewPriority")? {
+        Some(coding) => {
+            coding.check_system("reviewPriority", codes::PRIORITY_SYSTEM)?;
+            Some(coding.code.to_owned())
+        }
+        None => None,
+    };
+    if params.resource("reviewAttachmentFile")?.is_some() {
+        return Err(ErsError::rule(
+            "REFERENCE_NOT_FOUND",
+            "reviewAttachmentFile names a file that was not uploaded to this referral (A020 with NHSD-eRS-Referral-ID)",
+        )
+        .into());
+    }
+    let change = Change::ReviewOutcome {
+        outcome: outcome.code.to_owned(),
+        comment: params
+            .text("reviewComments", "String")?
+            .ok_or_else(|| ErsError::missing("parameter reviewComments"))?
+            .to_owned(),
+        priority,
+    };
+    let (changed, version) = change_referral(
+        ers,
+        &ctx,
+        ubrn,
+        expected,
+        "$ers.recordReviewOutcome",
+        caller,
+        change,
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &changed.to_fhir(version, &ers.stu3_base()),
+        Some(version),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// A008
+
+async fn fetch_worklist(
+    ers: &Ers,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A008, &ctx, headers).await?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let request = worklist::Request::read(&body, &caller)?;
+    let all = ers.repo.referrals().await?;
+    let mut held: Vec<(&Referral, i64)> = all
+        .iter()
+        .filter(|(r, _)| request.holds(r, &caller.organisation))
+        .map(|(r, v)| (r, *v))
+        .collect();
+    held.sort_by(|a, b| a.0.ubrn.cmp(&b.0.ubrn));
+    let list = request.to_fhir(&held, &ers.stu3_base());
+    let entities: Vec<String> = held
+        .iter()
+        .map(|(r, _)| format!("ReferralRequest/{}", r.ubrn))
+        .collect();
+    ers.audit_read(
+        &ctx,
+        Interaction::Operation("$ers.fetchworklist", "E"),
+        &entities,
+        None,
+    )
+    .await?;
+    Ok(fhir_json(StatusCode::OK, &list, None))
+}
+
+// ---------------------------------------------------------------------------------------
+// A015, A016, A038, A034
+
+const COMM_RULE_HEADER: &str = "NHSD-eRS-Comm-Rule-Org";
+
+fn pas(ers: &Ers) -> carehub_pas::Pas {
+    carehub_pas::Pas::new(ers.repo.store().clone(), ers.repo.pas_key())
+}
+
+fn bad(code: &'static str, diagnostics: impl Into<String>) -> ErsError {
+    ErsError::new(Class::BadRequest, code, diagnostics)
+}
+
+async fn slots(
+    State(ers): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    ers.caller(&endpoints::A015, &ctx, &headers).await?;
+    let commissioner = header_text(&headers, COMM_RULE_HEADER)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            bad(
+                "MISSING_HEADER",
+                format!("Missing or Empty {COMM_RULE_HEADER} header."),
+            )
+        })?
+        .to_ascii_uppercase();
+    let pairs = query_pairs(query.as_deref());
+    let known = [
+        "schedule.actor:HealthcareService",
+        "appointmentType",
+        "status",
+        "_count",
+        "page",
+        "schedule.actor:Practitioner",
+        "_include",
+    ];
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(bad(
+            "INVALID_VALUE",
+            format!(
+                "Unknown parameter '{name}'; A015 takes {}",
+                known.join(", ")
+            ),
+        )
+        .into());
+    }
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let required = |name: &'static str| {
+        get(name).ok_or_else(|| bad("MISSING_PARAMETER", format!("'{name}' is mandatory")))
+    };
+    let service_id = required("schedule.actor:HealthcareService")?;
+    let priority = required("appointmentType")?;
+    if codes::priority_display(priority).is_none() {
+        return Err(bad(
+            "INVALID_CODE",
+            format!(
+                "appointmentType '{priority}' is not a priority (ROUTINE, URGENT, TWO_WEEK_WAIT)"
+            ),
+        )
+        .into());
+    }
+    if required("status")? != "free" {
+        return Err(bad("INVALID_VALUE", "status must be 'free'").into());
+    }
+    let count: usize = required("_count")?
+        .parse()
+        .ok()
+        .filter(|c| (1..=100).contains(c))
+        .ok_or_else(|| {
+            bad(
+                "INVALID_VALUE",
+                "'_count' must be a whole number from 1 to 100",
+            )
+        })?;
+    let page_text = required("page")?;
+    let page: usize = page_text.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+        bad(
+            "INVALID_VALUE",
+            format!("'Page Number' ({page_text}) is invalid."),
+        )
+    })?;
+    if let Some(include) = get("_include")
+        && include != "Slot:schedule"
+    {
+        return Err(bad("INVALID_VALUE", "_include may only be Slot:schedule").into());
+    }
+    let (service, _) = ers
+        .repo
+        .service(service_id)
+        .await?
+        .ok_or_else(|| bad("REFERENCE_NOT_FOUND", format!("No service '{service_id}'")))?;
+    if service.bookable != service::BookableType::DirectlyBookable {
+        return Err(bad("INVALID_STATE", format!("Service {service_id} is not directly bookable: the provider arranges its appointments")).into());
+    }
+    if !service.commissioned_by.is_empty() && !service.commissioned_by.contains(&commissioner) {
+        return Err(bad(
+            "INVALID_STATE",
+            format!("Service {service_id} is not commissioned for {commissioner}"),
+        )
+        .into());
+    }
+    let mut clinics = carehub_pas::clinics(&service.id, &service.clinicians);
+    if let Some(practitioner) = get("schedule.actor:Practitioner") {
+        clinics.retain(|c| c.clinician.as_deref() == Some(practitioner));
+        if clinics.is_empty() {
+            return Err(bad(
+                "REFERENCE_NOT_FOUND",
+                format!("{practitioner} is not a named clinician of service {service_id}"),
+            )
+            .into());
+        }
+    }
+    let now = now_micros();
+    let mut free = Vec::new();
+    if service.priorities.iter().any(|p| p == priority) {
+        let pas = pas(&ers);
+        for clinic in &clinics {
+            free.extend(
+                pas.free_slots(clinic, now)
+                    .await
+                    .map_err(|e| Failure::from(RepoError::Store(e)))?,
+            );
+        }
+    }
+    free.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+    let pages = free.len().div_ceil(count).max(1);
+    if page > pages {
+        return Err(bad(
+            "INVALID_VALUE",
+            format!("'Page Number' ({page}) is invalid."),
+        )
+        .into());
+    }
+    let on_page = &free[((page - 1) * count).min(free.len())..(page * count).min(free.len())];
+    let stu3 = ers.stu3_base();
+    let mut entries: Vec<Value> = on_page
+        .iter()
+        .map(|slot| {
+            json!({
+                "fullUrl": format!("{stu3}/Slot/{}", slot.id),
+                "resource": {
+                    "resourceType": "Slot",
+                    "id": slot.id,
+                    "meta": {"profile": ["https://fhir.hl7.org.uk/STU3/StructureDefinition/CareConnect-Slot-1"]},
+                    "identifier": [{"system": "https://fhir.nhs.uk/Id/alternative-slot", "value": format!("USRN-{}", slot.id)}],
+                    "schedule": {"reference": format!("Schedule/{}", slot.schedule)},
+                    "status": "free",
+                    "start": slot.start_text(),
+                    "end": slot.end_text(),
+                },
+                "search": {"mode": "match"},
+            })
+        })
+        .collect();
+    for clinic in clinics
+        .iter()
+        .filter(|c| on_page.iter().any(|s| s.schedule == c.schedule))
+    {
+        let mut actor =
+            vec![json!({"identifier": {"system": service::SERVICE_SYSTEM, "value": service.id}})];
+        if let Some(clinician) = &clinic.clinician {
+            actor.push(
+                json!({"identifier": {"system": service::SDS_USER_SYSTEM, "value": clinician}}),
+            );
+        }
+        entries.push(json!({
+            "fullUrl": format!("{stu3}/Schedule/{}", clinic.schedule),
+            "resource": {
+                "resourceType": "Schedule",
+                "id": clinic.schedule,
+                "meta": {"profile": ["https://fhir.hl7.org.uk/STU3/StructureDefinition/CareConnect-Schedule-1"]},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/ers-schedule", "value": clinic.schedule}],
+                "actor": actor,
+            },
+            "search": {"mode": "include"},
+        }));
+    }
+    let link = |p: usize| {
+        let mut url = format!(
+            "{stu3}/Slot?schedule.actor:HealthcareService={service_id}&appointmentType={priority}&status=free&_count={count}&page={p}"
+        );
+        if let Some(practitioner) = get("schedule.actor:Practitioner") {
+            url.push_str(&format!("&schedule.actor:Practitioner={practitioner}"));
+        }
+        url
+    };
+    let mut links = vec![json!({"relation": "self", "url": link(page)})];
+    if page < pages {
+        links.push(json!({"relation": "next", "url": link(page + 1)}));
+    }
+    if page > 1 {
+        links.push(json!({"relation": "previous", "url": link(page - 1)}));
+    }
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+        "type": "searchset",
+        "total": free.len(),
+        "link": links,
+        "entry": entries,
+    });
+    Ok(fhir_json(StatusCode::OK, &bundle, None))
+}
+
+fn same_instant(given: &str, expected: i64) -> bool {
+    carehub_fhir::datetime::PartialDateTime::parse(given, carehub_fhir::datetime::DateKind::Instant)
+        .map(|parsed| parsed.range().0 == expected)
+        .unwrap_or(false)
+}
+
+async fn create_appointment(
+    State(ers): State<Shared>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    let caller = ers.caller(&endpoints::A016, &ctx, &headers).await?;
+    let body = match json_body(&headers, &body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let new = NewAppointment::read(&body)?;
+    let (current, _) = ers.referral(&new.ubrn).await?;
+    current.side_of(&caller)?;
+    if new.patient != current.patient {
+        return Err(ErsError::invalid(format!(
+            "the patient participant {} is not the patient of referral {}",
+            new.patient, new.ubrn
+        ))
+        .into());
+    }
+    let (service, _) = ers.repo.service(&new.service).await?.ok_or_else(|| {
+        ErsError::rule(
+            "REFERENCE_NOT_FOUND",
+            format!("service {} is not in the e-RS directory", new.service),
+        )
+    })?;
+    let directly_bookable = service.bookable == service::BookableType::DirectlyBookable;
+    let now = now_micros();
+    let pas = pas(&ers);
+    let (state, reason, slot, clinician) = match &new.request {
+        appointment::Request::Book {
+            slot,
+            start,
+            end,
+            clinician,
+        } => {
+            if !directly_bookable {
+                return Err(ErsError::rule(
+                    "INAPPROPRIATE_VALUE",
+                    format!("service {} is not directly bookable: send the patient's letter (A019) so they can contact the provider", service.id),
+                )
+                .into());
+            }
+            let clinics = carehub_pas::clinics(&service.id, &service.clinicians);
+            let Some((clinic, found)) = clinics.iter().find_map(|c| Some((c, c.slot(slot)?)))
+            else {
+                return Err(ErsError::rule(
+                    "INAPPROPRIATE_SLOT",
+                    format!("slot {slot} is not a slot of service {}", service.id),
+                )
+                .into());
+            };
+            if found.start <= now {
+                return Err(ErsError::rule(
+                    "INAPPROPRIATE_SLOT",
+                    format!("slot {slot} has already started"),
+                )
+                .into());
+            }
+            if !same_instant(start, found.start) || !same_instant(end, found.end) {
+                return Err(ErsError::rule(
+                    "INAPPROPRIATE_SLOT",
+                    format!(
+                        "start and end must be those of slot {slot}: {} to {}",
+                        found.start_text(),
+                        found.end_text()
+                    ),
+                )
+                .into());
+            }
+            match (&clinic.clinician, clinician) {
+                (Some(named), Some(given)) if named == given => {}
+                (Some(named), _) => {
+                    return Err(ErsError::missing(&format!(
+                        "participant (the allocated clinician {named}, type CON) for a slot of a named clinician's clinic"
+                    ))
+                    .into());
+                }
+                (None, Some(_)) => {
+                    return Err(ErsError::rule(
+                        "INAPPROPRIATE_VALUE",
+                        format!("slot {slot} has no named clinician"),
+                    )
+                    .into());
+                }
+                (None, None) => {}
+            }
+            (
+                ReferralState::Booked,
+                None,
+                Some(found),
+                clinic.clinician.clone(),
+            )
+        }
+        appointment::Request::Defer { reason, slot } => {
+            if !directly_bookable {
+                return Err(ErsError::rule("INAPPROPRIATE_VALUE", format!("service {} is not directly bookable; only bookable services defer to the provider", service.id)).into());
+            }
+            if reason == "NO_SLOTS_AT_SERVICE" && current.criteria.priority.as_str() != "" {
+                for clinic in carehub_pas::clinics(&service.id, &service.clinicians) {
+                    if !pas
+                        .free_slots(&clinic, now)
+                        .await
+                        .map_err(|e| Failure::from(RepoError::Store(e)))?
+                        .is_empty()
+                    {
+                        return Err(ErsError::rule(
+                            "SLOTS_CURRENTLY_AVAILABLE",
+                            format!("service {} has free slots (A015): book one", service.id),
+                        )
+                        .into());
+                    }
+                }
+            }
+            if reason == "SLOT_NOT_AVAILABLE"
+                && let Some(slot) = slot
+                && !pas
+                    .is_booked(slot)
+                    .await
+                    .map_err(|e| Failure::from(RepoError::Store(e)))?
+                && carehub_pas::clinics(&service.id, &service.clinicians)
+                    .iter()
+                    .any(|c| c.slot(slot).is_some_and(|s| s.start > now))
+            {
+                return Err(ErsError::rule(
+                    "THIS_SLOT_IS_AVAILABLE",
+                    format!("slot {slot} is still free: book it"),
+                )
+                .into());
+            }
+            (
+                ReferralState::DeferredToProvider,
+                Some(reason.clone()),
+                None,
+                None,
+            )
+        }
+        appointment::Request::Triage => {
+            if !service.triage {
+                return Err(ErsError::rule(
+                    "INAPPROPRIATE_VALUE",
+                    format!("service {} is not a triage service", service.id),
+                )
+                .into());
+            }
+            (
+                ReferralState::AwaitingTriage,
+                Some("TRIAGE".to_owned()),
+                None,
+                None,
+            )
+        }
+    };
+    let created = carehub_fhir::datetime::format_instant(now);
+    let slot_for_appointment = slot.clone();
+    let service_for_change = service.clone();
+    let comment = new.comment.clone();
+    let patient = new.patient.clone();
+    let ubrn = new.ubrn.clone();
+    let audit_caller = ctx.audit.clone();
+    let url = ers.url.clone();
+    let (made, version, _, _) = ers
+        .repo
+        .create_appointment(
+            &new.ubrn,
+            new.version,
+            slot,
+            move |referral, id| {
+                referral.apply(
+                    &caller,
+                    Change::Appoint {
+                        service: service_for_change.id.clone(),
+                        appointment: id.clone(),
+                        state,
+                        reason: reason.clone(),
+                    },
+                )?;
+                Ok(Appointment {
+                    id,
+                    ubrn,
+                    referral_version: 0,
+                    status: if state == ReferralState::Booked {
+                        appointment::Status::Booked
+                    } else {
+                        appointment::Status::Proposed
+                    },
+                    reason: reason.map(|code| appointment::Reason {
+                        system: appointment::REVIEW_REASON_SYSTEM.into(),
+                        code,
+                    }),
+                    comment,
+                    service: service_for_change.id.clone(),
+                    service_name: service_for_change.name.clone(),
+                    patient,
+                    start: slot_for_appointment.as_ref().map(|s| s.start_text()),
+                    end: slot_for_appointment.as_ref().map(|s| s.end_text()),
+                    slot: slot_for_appointment.map(|s| s.id),
+                    clinician,
+                    created,
+                })
+            },
+            move |referral, appointment| {
+                let caller = audit_caller.as_ref()?;
+                Some(audit::event(
+                    caller,
+                    Interaction::Operation("Appointment", "C"),
+                    &url,
+                    &[
+                        format!("Appointment/{}", appointment.id),
+                        format!("ReferralRequest/{}", referral.ubrn),
+                    ],
+                    &[format!(
+                        "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                        referral.patient
+                    )],
+                    None,
+                ))
+            },
+        )
+        .await?;
+    let stu3 = ers.stu3_base();
+    let mut response = fhir_json(
+        StatusCode::CREATED,
+        &made.to_fhir(version, &stu3),
+        Some(version),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("{stu3}/Appointment/{}", made.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn read_appointment(
+    State(ers): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    read_appointment_at(&ers, &id, None, &headers, &extensions).await
+}
+
+async fn read_appointment_version(
+    State(ers): State<Shared>,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    read_appointment_at(&ers, &id, Some(&version), &headers, &extensions).await
+}
+
+async fn read_appointment_at(
+    ers: &Ers,
+    id: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A038, &ctx, headers).await?;
+    let (found, current) = ers
+        .repo
+        .appointment(id)
+        .await?
+        .ok_or_else(|| ErsError::not_found(format!("No appointment '{id}'")))?;
+    let (referral, _) = ers.referral(&found.ubrn).await?;
+    referral.side_of(&caller)?;
+    if referral.appointment.as_deref() != Some(id) {
+        return Err(ErsError::not_found(format!(
+            "Appointment {id} is no longer the current appointment of referral {}",
+            found.ubrn
+        ))
+        .into());
+    }
+    if let Some(asked) = version
+        && asked != current.to_string()
+    {
+        return Err(ErsError::new(
+            Class::NotFound,
+            "HISTORY_NOT_SUPPORTED",
+            format!(
+                "Only the current version of appointment {id} can be read; it is version {current}"
+            ),
+        )
+        .into());
+    }
+    ers.audit_read(
+        &ctx,
+        Interaction::Read,
+        &[format!("Appointment/{id}")],
+        Some(&found.patient),
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &found.to_fhir(current, &ers.stu3_base()),
+        Some(current),
+    ))
+}
+
+async fn cancel_appointment(
+    State(ers): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    let caller = ers.caller(&endpoints::A034, &ctx, &headers).await?;
+    let expected = if_match(&headers)?;
+    let body = match json_body(&headers, &body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let (reason, comment) = appointment::read_cancellation(&body, &id)?;
+    let audit_caller = ctx.audit.clone();
+    let url = ers.url.clone();
+    let (cancelled, version) = ers
+        .repo
+        .cancel_appointment(
+            &id,
+            expected,
+            move |referral, appointment| {
+                if appointment.status != appointment::Status::Booked
+                    || referral.appointment.as_deref() != Some(appointment.id.as_str())
+                {
+                    return Err(ErsError::rule(
+                        "INVALID_REQUEST_STATE",
+                        format!(
+                            "appointment {} is not a booked appointment of its referral",
+                            appointment.id
+                        ),
+                    ));
+                }
+                referral.apply(
+                    &caller,
+                    Change::CancelAppointment {
+                        reason: reason.clone(),
+                        comment: comment.clone(),
+                    },
+                )?;
+                appointment.status = appointment::Status::Cancelled;
+                appointment.reason = Some(appointment::Reason {
+                    system: "APPOINTMENT-CANCELLATION-REASON".into(),
+                    code: reason,
+                });
+                appointment.comment = comment;
+                Ok(())
+            },
+            move |referral, appointment| {
+                let caller = audit_caller.as_ref()?;
+                Some(audit::event(
+                    caller,
+                    Interaction::Operation("Appointment", "U"),
+                    &url,
+                    &[
+                        format!("Appointment/{}", appointment.id),
+                        format!("ReferralRequest/{}", referral.ubrn),
+                    ],
+                    &[format!(
+                        "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                        referral.patient
+                    )],
+                    None,
+                ))
+            },
+        )
+        .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &cancelled.to_fhir(version, &ers.stu3_base()),
+        Some(version),
     ))
 }

@@ -8,9 +8,10 @@ use carehub_server::audit;
 use carehub_store::{Expect, Store, StoreError};
 use serde_json::{Value, json};
 
-use crate::domain::ErsError;
-use crate::domain::referral::Referral;
+use crate::domain::appointment::{self, Appointment};
+use crate::domain::referral::{Referral, State};
 use crate::domain::service::Service;
+use crate::domain::{Class, ErsError};
 
 /// A store failure or a rule the change broke.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,12 @@ pub type AuditRecord = Option<(String, Value, Vec<carehub_fhir::search::IndexEnt
 pub struct Repo {
     store: Store,
     key: String,
+    /// The partition of the test PAS that holds the slots.
+    pas: String,
 }
+
+/// Appointment ids given out in this store start here.
+const FIRST_APPOINTMENT: u64 = 100_001;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, RepoError> {
     serde_json::from_str(body).map_err(|e| RepoError::Corrupt(e.to_string()))
@@ -50,7 +56,14 @@ impl Repo {
         Repo {
             store,
             key: key.to_owned(),
+            // `ers-int` keeps its slots in the PAS of the same environment, `pas-int`.
+            pas: format!("pas-{}", key.strip_prefix("ers-").unwrap_or(key)),
         }
+    }
+
+    /// The partition of the PAS bookings.
+    pub fn pas_key(&self) -> &str {
+        &self.pas
     }
 
     /// The store, for audit records of reads.
@@ -121,6 +134,157 @@ impl Repo {
         }
     }
 
+    /// Every referral, with its version (for worklists).
+    pub async fn referrals(&self) -> Result<Vec<(Referral, i64)>, RepoError> {
+        let query = SearchQuery {
+            resource_type: "Referral".into(),
+            filters: Vec::new(),
+            sort: Vec::new(),
+            count: 100_000,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+            summary: Summary::False,
+            elements: Vec::new(),
+            total: Total::None,
+            cursor: None,
+            warnings: Vec::new(),
+        };
+        let page = self.store.search(&self.key, &query).await?;
+        page.matches
+            .into_iter()
+            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
+            .map(|(body, version)| Ok((parse(&body)?, version)))
+            .collect()
+    }
+
+    /// An appointment and its version.
+    pub async fn appointment(&self, id: &str) -> Result<Option<(Appointment, i64)>, RepoError> {
+        match self.store.read(&self.key, "Appointment", id).await? {
+            Some(found) => match found.body {
+                Some(body) => Ok(Some((parse(&body)?, found.version))),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Makes an appointment for referral `ubrn` (at `expected` version) in one unit of work:
+    /// `make` changes the referral and returns the appointment for the id it is given; the PAS
+    /// slot, if any, is booked (`SLOT_NOT_AVAILABLE` if someone took it first).
+    pub async fn create_appointment(
+        &self,
+        ubrn: &str,
+        expected: i64,
+        slot: Option<carehub_pas::Slot>,
+        make: impl FnOnce(&mut Referral, String) -> Result<Appointment, ErsError> + Send + 'static,
+        audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
+    ) -> Result<(Appointment, i64, Referral, i64), RepoError> {
+        let key = self.key.clone();
+        let pas = self.pas.clone();
+        let ubrn = ubrn.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
+                    let counter = tx.read(&key, "Counter", "appointment").await?;
+                    let (next, expect) = match &counter {
+                        Some(found) => {
+                            let body: Value = found.body.as_deref().map(parse).transpose()?.unwrap_or(Value::Null);
+                            (body.get("next").and_then(Value::as_u64).unwrap_or(FIRST_APPOINTMENT), Expect::Version(found.version))
+                        }
+                        None => (FIRST_APPOINTMENT, Expect::Absent),
+                    };
+                    tx.put(&key, "Counter", "appointment", json!({"next": next + 1}), &[], expect).await?;
+                    let mut appointment = make(&mut referral, next.to_string())?;
+                    if let Some(slot) = &slot
+                        && !carehub_pas::book_in(tx, &pas, slot, &format!("Appointment/{}", appointment.id)).await?
+                    {
+                        return Err(ErsError::rule(
+                            "SLOT_NOT_AVAILABLE",
+                            format!("slot {} has just been booked by someone else; choose another (A015)", slot.id),
+                        )
+                        .into());
+                    }
+                    appointment.referral_version = version + 1;
+                    let referral_body = serde_json::to_value(&referral).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored_referral = tx.put(&key, "Referral", &ubrn, referral_body, &[], Expect::Version(version)).await?;
+                    let body = serde_json::to_value(&appointment).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx.put(&key, "Appointment", &appointment.id, body, &[], Expect::Absent).await?;
+                    audit::record_in(tx, audit(&referral, &appointment)).await?;
+                    Ok::<_, RepoError>((appointment, stored.version, referral, stored_referral.version))
+                })
+            })
+            .await
+    }
+
+    /// Cancels booked appointment `id` (at `expected` version) and applies `change` to its
+    /// referral, freeing the slot, in one unit of work.
+    pub async fn cancel_appointment(
+        &self,
+        id: &str,
+        expected: i64,
+        change: impl FnOnce(&mut Referral, &mut Appointment) -> Result<(), ErsError> + Send + 'static,
+        audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
+    ) -> Result<(Appointment, i64), RepoError> {
+        let key = self.key.clone();
+        let pas = self.pas.clone();
+        let id = id.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx.read(&key, "Appointment", &id).await?;
+                    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version)))
+                    else {
+                        return Err(ErsError::not_found(format!("No appointment '{id}'")).into());
+                    };
+                    if version != expected {
+                        return Err(stale("appointment", &id, expected, version).into());
+                    }
+                    let mut appointment: Appointment = parse(&body)?;
+                    let found = tx.read(&key, "Referral", &appointment.ubrn).await?;
+                    let Some((referral_body, referral_version)) =
+                        found.and_then(|f| Some((f.body?, f.version)))
+                    else {
+                        return Err(RepoError::Corrupt(format!(
+                            "appointment {id} has no referral"
+                        )));
+                    };
+                    let mut referral: Referral = parse(&referral_body)?;
+                    change(&mut referral, &mut appointment)?;
+                    if let Some(slot) = &appointment.slot {
+                        carehub_pas::release_in(tx, &pas, slot).await?;
+                    }
+                    appointment.referral_version = referral_version + 1;
+                    let referral_body = serde_json::to_value(&referral)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    tx.put(
+                        &key,
+                        "Referral",
+                        &referral.ubrn,
+                        referral_body,
+                        &[],
+                        Expect::Version(referral_version),
+                    )
+                    .await?;
+                    let body = serde_json::to_value(&appointment)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx
+                        .put(
+                            &key,
+                            "Appointment",
+                            &id,
+                            body,
+                            &[],
+                            Expect::Version(version),
+                        )
+                        .await?;
+                    audit::record_in(tx, audit(&referral, &appointment)).await?;
+                    Ok::<_, RepoError>((appointment, stored.version))
+                })
+            })
+            .await
+    }
+
     /// Allocates a UBRN and stores the referral `build` makes with it, with its AuditEvent.
     pub async fn create_referral(
         &self,
@@ -180,30 +344,103 @@ impl Repo {
         audit: impl FnOnce(&Referral) -> AuditRecord + Send + 'static,
     ) -> Result<(Referral, i64), RepoError> {
         let key = self.key.clone();
+        let pas = self.pas.clone();
         let ubrn = ubrn.to_owned();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    let found = tx.read(&key, "Referral", &ubrn).await?;
-                    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
-                        return Err(ErsError::not_found(format!("No referral with UBRN {ubrn}")).into());
-                    };
-                    if version != expected {
-                        return Err(ErsError::new(
-                            crate::domain::Class::Conflict,
-                            "INVALID_VALUE",
-                            format!("If-Match asked for version {expected} of referral {ubrn}; the current version is {version}. Read it again (A005) and retry"),
-                        )
-                        .into());
-                    }
-                    let mut referral: Referral = parse(&body)?;
+                    let (mut referral, version) =
+                        read_referral_in(tx, &key, &ubrn, expected).await?;
+                    let was_booked = referral.state == State::Booked;
                     change(&mut referral)?;
-                    let body = serde_json::to_value(&referral).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx.put(&key, "Referral", &ubrn, body, &[], Expect::Version(version)).await?;
+                    // A referral that leaves BOOKED (rejected, cancelled) gives up its slot, and
+                    // its appointment is cancelled with it.
+                    if was_booked
+                        && referral.state != State::Booked
+                        && let Some(id) = referral.appointment.clone()
+                    {
+                        cancel_booked_in(tx, &key, &pas, &id, &referral, version + 1).await?;
+                    }
+                    let body = serde_json::to_value(&referral)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx
+                        .put(&key, "Referral", &ubrn, body, &[], Expect::Version(version))
+                        .await?;
                     audit::record_in(tx, audit(&referral)).await?;
                     Ok::<_, RepoError>((referral, stored.version))
                 })
             })
             .await
     }
+}
+
+fn stale(what: &str, id: &str, expected: i64, current: i64) -> ErsError {
+    ErsError::new(
+        Class::Conflict,
+        "INVALID_VALUE",
+        format!(
+            "Version {expected} of {what} {id} was given; the current version is {current}. Read it again and retry"
+        ),
+    )
+}
+
+/// The referral `ubrn` inside a unit of work, if it is at `expected` version (409 otherwise).
+async fn read_referral_in(
+    tx: &mut carehub_store::Tx<'_>,
+    key: &str,
+    ubrn: &str,
+    expected: i64,
+) -> Result<(Referral, i64), RepoError> {
+    let found = tx.read(key, "Referral", ubrn).await?;
+    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
+        return Err(ErsError::not_found(format!("No referral with UBRN {ubrn}")).into());
+    };
+    if version != expected {
+        return Err(stale("referral", ubrn, expected, version).into());
+    }
+    Ok((parse(&body)?, version))
+}
+
+/// Cancels a booked appointment whose referral left BOOKED, freeing its slot.
+async fn cancel_booked_in(
+    tx: &mut carehub_store::Tx<'_>,
+    key: &str,
+    pas: &str,
+    id: &str,
+    referral: &Referral,
+    referral_version: i64,
+) -> Result<(), RepoError> {
+    let Some(found) = tx.read(key, "Appointment", id).await? else {
+        return Ok(());
+    };
+    let Some(body) = found.body else {
+        return Ok(());
+    };
+    let mut appointment: Appointment = parse(&body)?;
+    if appointment.status != appointment::Status::Booked {
+        return Ok(());
+    }
+    if let Some(slot) = &appointment.slot {
+        carehub_pas::release_in(tx, pas, slot).await?;
+    }
+    appointment.status = appointment::Status::Cancelled;
+    appointment.referral_version = referral_version;
+    if let Some(reason) = &referral.reason {
+        appointment.reason = Some(appointment::Reason {
+            system: reason.kind.clone(),
+            code: reason.code.clone(),
+        });
+        appointment.comment = reason.comment.clone();
+    }
+    let body = serde_json::to_value(&appointment).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    tx.put(
+        key,
+        "Appointment",
+        id,
+        body,
+        &[],
+        Expect::Version(found.version),
+    )
+    .await?;
+    Ok(())
 }

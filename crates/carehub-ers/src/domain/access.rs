@@ -6,7 +6,8 @@ use super::codes::BusinessFunction;
 use super::error::{Class, ErsError};
 
 use BusinessFunction::{
-    ReferringClinician as RC, ReferringClinicianAdmin as RCA, ServiceProviderClinician as SPC,
+    ReferringAdmin as RA, ReferringClinician as RC, ReferringClinicianAdmin as RCA,
+    ServiceProviderAdmin as SPA, ServiceProviderClinician as SPC,
     ServiceProviderClinicianAdmin as SPCA,
 };
 
@@ -102,6 +103,62 @@ pub mod endpoints {
         functions: &[RC, RCA, SPC, SPCA],
         app: AppSide::Provider,
         on_behalf_of: false,
+    };
+    /// Worklists: referrer lists for RC, RCA and RA, provider lists for SPC, SPA and SPCA.
+    pub const A008: Endpoint = Endpoint {
+        id: "A008",
+        functions: &[RC, RCA, RA, SPC, SPA, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// Accept a referral.
+    pub const A013: Endpoint = Endpoint {
+        id: "A013",
+        functions: &[SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// Reject a referral.
+    pub const A014: Endpoint = Endpoint {
+        id: "A014",
+        functions: &[SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// Slots of a service.
+    pub const A015: Endpoint = Endpoint {
+        id: "A015",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// Book or defer an appointment, or send to triage.
+    pub const A016: Endpoint = Endpoint {
+        id: "A016",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// Record a triage outcome.
+    pub const A028: Endpoint = Endpoint {
+        id: "A028",
+        functions: &[SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// Cancel an appointment.
+    pub const A034: Endpoint = Endpoint {
+        id: "A034",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// Read an appointment.
+    pub const A038: Endpoint = Endpoint {
+        id: "A038",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
     };
     /// SPCs an SPCA may act for.
     pub const A040: Endpoint = Endpoint {

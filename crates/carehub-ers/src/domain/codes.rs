@@ -385,6 +385,19 @@ pub const APPOINTMENT_CANCELLATION_REASONS: &[(&str, &str)] = &[
     ("PATIENT_HOLIDAY", "Patient on holiday"),
     ("PATIENT_ILL", "Patient is sick"),
     ("PRIORITY_CHANGE", "Priority change for other reasons"),
+    ("PRIORITY_INAPPROPRIATE", "Inappropriate priority"),
+    (
+        "REDIRECTED_APPROPRIATE_CLINIC",
+        "Redirected to more appropriate clinic",
+    ),
+    (
+        "REDIRECTED_APPROPRIATE_SPECIALTY",
+        "Redirected to more appropriate specialty",
+    ),
+    (
+        "SERVICE_PREREQUISITES_NOT_COMPLETE",
+        "Pre-requisites for service not complete",
+    ),
     ("PROVIDER_CANCELLATION", "Other - Provider cancellation"),
     ("SERVICE_INAPPROPRIATE", "Inappropriate service"),
     ("SLOT_CANCELLED", "Slot cancelled"),

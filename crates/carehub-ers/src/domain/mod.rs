@@ -5,10 +5,12 @@
 //! only moves them.
 
 pub mod access;
+pub mod appointment;
 pub mod codes;
 pub mod error;
 pub mod params;
 pub mod referral;
 pub mod service;
+pub mod worklist;
 
 pub use error::{Class, ErsError};

@@ -126,6 +126,10 @@ pub enum Action {
     CancelDirectlyBookedAppointment,
     /// A028.
     RecordReviewOutcome,
+    /// A013: a provider accepts a booked referral after review (not listed by A029).
+    AcceptReferral,
+    /// A014: a provider rejects a referral at a bookable service (not listed by A029).
+    RejectReferral,
 }
 
 impl Action {
@@ -144,7 +148,14 @@ impl Action {
                 "Cancel Directly Booked Appointment",
             ),
             Action::RecordReviewOutcome => ("RECORD_REVIEW_OUTCOME", "Record Review Outcome"),
+            Action::AcceptReferral => ("ACCEPT_REFERRAL", "Accept Referral"),
+            Action::RejectReferral => ("REJECT_REFERRAL", "Reject Referral"),
         }
+    }
+
+    /// Whether A029 lists it: the spec's six actions for which an endpoint exists.
+    pub fn listed(self) -> bool {
+        !matches!(self, Action::AcceptReferral | Action::RejectReferral)
     }
 }
 
@@ -173,13 +184,11 @@ pub fn allowed(state: State, side: Side) -> Vec<Action> {
         (Side::Referrer, State::Booked) => vec![CancelDirectlyBookedAppointment, CancelReferral],
         (Side::Referrer, _) => vec![CancelReferral],
         (Side::Provider, State::AwaitingTriage) => vec![RecordReviewOutcome, CancelReferral],
-        (
-            Side::Provider,
-            State::Booked
-            | State::DeferredToProvider
-            | State::TriagedProviderToAction
-            | State::AssessmentResult,
-        ) => {
+        (Side::Provider, State::Booked) => vec![AcceptReferral, RejectReferral, CancelReferral],
+        (Side::Provider, State::DeferredToProvider) => {
+            vec![RecordReviewOutcome, RejectReferral, CancelReferral]
+        }
+        (Side::Provider, State::TriagedProviderToAction | State::AssessmentResult) => {
             vec![CancelReferral]
         }
         (Side::Provider, _) => vec![],
@@ -245,6 +254,12 @@ pub struct Referral {
     pub referring_clinician: String,
     /// The organisation whose commissioning rules apply.
     pub commissioning_organisation: String,
+    /// The current appointment (booked, proposed or cancelled), when one was made.
+    #[serde(default)]
+    pub appointment: Option<String>,
+    /// Whether the provider has reviewed a booked referral (A013).
+    #[serde(default)]
+    pub reviewed: bool,
 }
 
 /// The content of an A011 request, read and checked on its own.
@@ -576,6 +591,8 @@ impl Referral {
             created_by: caller.user.clone().unwrap_or_default(),
             referring_clinician: clinician,
             commissioning_organisation,
+            appointment: None,
+            reviewed: false,
         }
     }
 
@@ -610,7 +627,10 @@ impl Referral {
     /// The actions `caller` may take now.
     pub fn actions_for(&self, caller: &Caller) -> Result<Vec<Action>, ErsError> {
         let side = self.side_of(caller)?;
-        let mut actions = allowed(self.state, side);
+        let mut actions: Vec<Action> = allowed(self.state, side)
+            .into_iter()
+            .filter(|a| a.listed())
+            .collect();
         // An application acting for a provider may only record review outcomes and cancel.
         if caller.function == BusinessFunction::ProviderAuthorisedApplication {
             actions.retain(|a| matches!(a, Action::RecordReviewOutcome | Action::CancelReferral));
@@ -621,7 +641,8 @@ impl Referral {
     /// Checks that `caller` may take `action` now.
     pub fn check(&self, caller: &Caller, action: Action) -> Result<Side, ErsError> {
         let side = self.side_of(caller)?;
-        if !allowed(self.state, side).contains(&action) {
+        let reviewed_already = action == Action::AcceptReferral && self.reviewed;
+        if reviewed_already || !allowed(self.state, side).contains(&action) {
             return Err(ErsError::rule(
                 "INVALID_REQUEST_STATE",
                 format!(
@@ -709,6 +730,114 @@ impl Referral {
                     comment,
                 });
             }
+            Change::Appoint {
+                service,
+                appointment,
+                state,
+                reason,
+            } => {
+                self.check(caller, Action::CreateAppointment)?;
+                let Some(shortlisted) = self.shortlist.iter().find(|s| s.service == service) else {
+                    return Err(ErsError::rule(
+                        "INAPPROPRIATE_VALUE",
+                        format!(
+                            "service {service} is not on the shortlist of referral {}; change the shortlist first (A031)",
+                            self.ubrn
+                        ),
+                    ));
+                };
+                self.selected = Some(shortlisted.service.clone());
+                self.selected_provider = Some(shortlisted.provider.clone());
+                self.appointment = Some(appointment);
+                self.state = state;
+                self.reviewed = false;
+                self.reason = reason.map(|code| StateReason {
+                    kind: super::appointment::REVIEW_REASON_SYSTEM.into(),
+                    display: String::new(),
+                    code,
+                    comment: None,
+                });
+            }
+            Change::CancelAppointment { reason, comment } => {
+                self.check(caller, Action::CancelDirectlyBookedAppointment)?;
+                comment_within_limit(&comment, "comment")?;
+                self.state = State::ApptCancelledByPatient;
+                self.reason = Some(appointment_reason(&reason, comment));
+                self.selected = None;
+            }
+            Change::Accept => {
+                self.check(caller, Action::AcceptReferral)?;
+                self.reviewed = true;
+            }
+            Change::Reject { reason, comment } => {
+                self.check(caller, Action::RejectReferral)?;
+                let Some((code, comment_required)) =
+                    REJECTION_REASONS.iter().find(|(c, _)| *c == reason)
+                else {
+                    let allowed: Vec<&str> = REJECTION_REASONS.iter().map(|(c, _)| *c).collect();
+                    return Err(ErsError::invalid_code("rejectionReason", &reason, &allowed));
+                };
+                let comment = comment.filter(|c| !c.trim().is_empty());
+                if *comment_required && comment.is_none() {
+                    return Err(ErsError::rule(
+                        "MISSING_VALUE",
+                        format!("rejection reason {code} needs rejectionComments"),
+                    ));
+                }
+                comment_within_limit(&comment, "rejectionComments")?;
+                self.state = State::Rejected;
+                self.reason = Some(appointment_reason(code, comment));
+            }
+            Change::ReviewOutcome {
+                outcome,
+                comment,
+                priority,
+            } => {
+                self.check(caller, Action::RecordReviewOutcome)?;
+                if comment.trim().is_empty() {
+                    return Err(ErsError::missing("parameter reviewComments"));
+                }
+                comment_within_limit(&Some(comment.clone()), "reviewComments")?;
+                let state = match outcome.as_str() {
+                    "RETURN_TO_REFERRER_WITH_ADVICE" => {
+                        if priority.is_some() {
+                            return Err(ErsError::rule(
+                                "PRIORITY_NOT_CURRENT",
+                                "reviewPriority cannot be changed when returning the referral to the referrer",
+                            ));
+                        }
+                        State::TriageResponse
+                    }
+                    "ACCEPT_REFER_BOOK_LATER" => State::TriagedProviderToAction,
+                    other => {
+                        return Err(ErsError::invalid_code(
+                            "reviewOutcome",
+                            other,
+                            &["RETURN_TO_REFERRER_WITH_ADVICE", "ACCEPT_REFER_BOOK_LATER"],
+                        ));
+                    }
+                };
+                if let Some(priority) = priority {
+                    if codes::priority_display(&priority).is_none() {
+                        let allowed: Vec<&str> =
+                            codes::PRIORITIES.iter().map(|(c, _)| *c).collect();
+                        return Err(ErsError::invalid_code(
+                            "reviewPriority",
+                            &priority,
+                            &allowed,
+                        ));
+                    }
+                    self.criteria.priority = priority;
+                }
+                self.state = state;
+                self.reviewed = true;
+                self.reason = Some(StateReason {
+                    kind: super::appointment::REVIEW_OUTCOME_SYSTEM.into(),
+                    display: String::new(),
+                    code: outcome,
+                    comment: Some(comment),
+                });
+            }
         }
         Ok(())
     }
@@ -719,17 +848,29 @@ impl Referral {
         let mut state = vec![json!({"url": "state", "valueCoding": {
             "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1", "code": state_code, "display": state_display}})];
         if let Some(reason) = &self.reason {
-            state.push(json!({"url": "reason", "valueCoding": {
-                "system": format!("{stu3_base}/CodeSystem/{}", reason.kind), "code": reason.code, "display": reason.display}}));
+            let system = if reason.kind.contains("://") {
+                reason.kind.clone()
+            } else {
+                format!("{stu3_base}/CodeSystem/{}", reason.kind)
+            };
+            let mut coding = json!({"system": system, "code": reason.code});
+            if !reason.display.is_empty() {
+                coding["display"] = json!(reason.display);
+            }
+            state.push(json!({"url": "reason", "valueCoding": coding}));
             if let Some(comment) = &reason.comment {
                 state.push(json!({"url": "comments", "valueString": comment}));
             }
         }
-        let mut extension = vec![
+        let mut extension = Vec::new();
+        if let Some(appointment) = &self.appointment {
+            extension.push(json!({"url": format!("{EXT}Appointment-Reference-1"), "valueReference": {"reference": format!("Appointment/{appointment}")}}));
+        }
+        extension.extend([
             json!({"url": format!("{EXT}ReferralPriority-1"), "valueCodeableConcept": {"coding": [{
                 "system": codes::PRIORITY_SYSTEM, "code": self.criteria.priority,
                 "display": codes::priority_display(&self.criteria.priority).unwrap_or_default()}]}}),
-        ];
+        ]);
         if let Some(start) = &self.pathway_start {
             extension.push(
                 json!({"url": format!("{EXT}eReferralPathwayStart-1"), "valueInstant": start}),
@@ -796,6 +937,80 @@ pub enum Change {
         /// Comment.
         comment: Option<String>,
     },
+    /// A016: an appointment at a shortlisted service: booked, deferred to the provider (with
+    /// its review reason), or sent to triage.
+    Appoint {
+        /// The service.
+        service: String,
+        /// The appointment's id.
+        appointment: String,
+        /// The state it leaves the referral in: `Booked`, `DeferredToProvider` or
+        /// `AwaitingTriage`.
+        state: State,
+        /// The review reason of a deferral (`NO_SLOTS_AT_SERVICE`...) or `TRIAGE`.
+        reason: Option<String>,
+    },
+    /// A034: the referrer cancels the booked appointment.
+    CancelAppointment {
+        /// `APPOINTMENT-CANCELLATION-REASON` code.
+        reason: String,
+        /// Comment.
+        comment: Option<String>,
+    },
+    /// A013: the provider has reviewed the booked referral.
+    Accept,
+    /// A014: the provider rejects it.
+    Reject {
+        /// `APPOINTMENT-CANCELLATION-REASON` code of type provider-reject.
+        reason: String,
+        /// Comment.
+        comment: Option<String>,
+    },
+    /// A028: the outcome of triage.
+    ReviewOutcome {
+        /// `RETURN_TO_REFERRER_WITH_ADVICE` or `ACCEPT_REFER_BOOK_LATER`.
+        outcome: String,
+        /// Comments for the referrer or the provider's booking team.
+        comment: String,
+        /// A new priority (not with a return to the referrer).
+        priority: Option<String>,
+    },
+}
+
+/// The appointment cancellation reasons a provider may reject a referral with, and whether each
+/// needs a comment.
+pub const REJECTION_REASONS: [(&str, bool); 7] = [
+    ("FURTHER_INFORMATION_REQUIRED", true),
+    ("OTHER", true),
+    ("PRIORITY_INAPPROPRIATE", false),
+    ("REDIRECTED_APPROPRIATE_CLINIC", false),
+    ("REDIRECTED_APPROPRIATE_SPECIALTY", false),
+    ("SERVICE_INAPPROPRIATE", true),
+    ("SERVICE_PREREQUISITES_NOT_COMPLETE", true),
+];
+
+fn appointment_reason(code: &str, comment: Option<String>) -> StateReason {
+    StateReason {
+        kind: "APPOINTMENT-CANCELLATION-REASON".into(),
+        code: code.to_owned(),
+        display: codes::APPOINTMENT_CANCELLATION_REASONS
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, d)| (*d).to_owned())
+            .unwrap_or_default(),
+        comment,
+    }
+}
+
+fn comment_within_limit(comment: &Option<String>, what: &str) -> Result<(), ErsError> {
+    if let Some(text) = comment
+        && text.chars().count() > 2000
+    {
+        return Err(ErsError::invalid(format!(
+            "{what}: at most 2000 characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads an `eRS-ChangeShortlist-Parameters-1`: criteria, service ids, letter intention and
@@ -880,6 +1095,8 @@ mod tests {
             created_by: "555000000001".into(),
             referring_clinician: "555000000001".into(),
             commissioning_organisation: "B82617".into(),
+            appointment: None,
+            reviewed: false,
         }
     }
 

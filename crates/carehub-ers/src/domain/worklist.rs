@@ -1,0 +1,340 @@
+//! Worklists (A008): which referrals each list holds for the caller's organisation, the
+//! filters of provider lists, and the `eRS-FetchWorklist-List-1` view.
+
+use serde_json::{Value, json};
+
+use super::access::Caller;
+use super::codes::{self, BusinessFunction};
+use super::error::ErsError;
+use super::params::Params;
+use super::referral::{NHS_NUMBER_SYSTEM, Referral, State};
+use super::service::{SDS_USER_SYSTEM, SERVICE_SYSTEM};
+
+const SD: &str = "https://fhir.nhs.uk/STU3/StructureDefinition/";
+const LIST_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1";
+const ASSIGNED_SYSTEM: &str = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AssignedIndicator-1";
+
+/// A worklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListType {
+    /// Referrer: referrals still needing a referral letter.
+    LettersOutstanding,
+    /// Referrer: rejected, or returned with a triage response.
+    RejectedTriageResponse,
+    /// Referrer: assessed, cancelled by the provider, or did not attend.
+    AssessmentReturnedCancelledDna,
+    /// Referrer: bookable, not booked (awaiting triage, deferred, appointment cancelled).
+    AwaitingBooking,
+    /// Provider: booked and triage referrals to review.
+    ReferralsForReview,
+    /// Provider: deferred to the provider for want of slots.
+    AppointmentSlotIssues,
+}
+
+impl ListType {
+    const ALL: [(ListType, &'static str, &'static str); 6] = [
+        (
+            ListType::LettersOutstanding,
+            "LETTERS_OUTSTANDING",
+            "LettersOutstanding",
+        ),
+        (
+            ListType::RejectedTriageResponse,
+            "REJECTED_TRIAGE_RESPONSE",
+            "RejectedTriageResponse",
+        ),
+        (
+            ListType::AssessmentReturnedCancelledDna,
+            "ASSESSMENT_RETURNED_CANCELLED_DNA",
+            "AssessmentReturnedCancelledDna",
+        ),
+        (
+            ListType::AwaitingBooking,
+            "AWAITING_BOOKING",
+            "AwaitingBooking",
+        ),
+        (
+            ListType::ReferralsForReview,
+            "REFERRALS_FOR_REVIEW",
+            "ReferralsforReview",
+        ),
+        (
+            ListType::AppointmentSlotIssues,
+            "APPOINTMENT_SLOT_ISSUES",
+            "AppointmentSlotIssues",
+        ),
+    ];
+
+    fn parse(code: &str) -> Result<ListType, ErsError> {
+        ListType::ALL
+            .iter()
+            .find(|(_, c, _)| *c == code)
+            .map(|(t, _, _)| *t)
+            .ok_or_else(|| {
+                let allowed: Vec<&str> = ListType::ALL.iter().map(|(_, c, _)| *c).collect();
+                ErsError::invalid_code("listType", code, &allowed)
+            })
+    }
+
+    fn item_extension(self) -> String {
+        let name = ListType::ALL
+            .iter()
+            .find(|(t, _, _)| *t == self)
+            .map(|(_, _, n)| *n)
+            .unwrap_or_default();
+        format!("{SD}Extension-eRS-{name}-WorkListItem-1")
+    }
+
+    fn for_provider(self) -> bool {
+        matches!(
+            self,
+            ListType::ReferralsForReview | ListType::AppointmentSlotIssues
+        )
+    }
+}
+
+/// A worklist request, read and checked against the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Which list.
+    pub list: ListType,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this specialty.
+    pub specialty: Option<String>,
+    /// Only referrals with (`Some(true)`) or without a named clinician.
+    pub clinician_assigned: Option<bool>,
+    /// Only this named clinician.
+    pub clinician: Option<String>,
+}
+
+fn assigned(params: &Params<'_>, name: &str) -> Result<Option<bool>, ErsError> {
+    let Some(value) = params.value(name, "CodeableConcept")? else {
+        return Ok(None);
+    };
+    match value.pointer("/coding/0/code").and_then(Value::as_str) {
+        Some("ASSIGNED") => Ok(Some(true)),
+        Some("NOT_ASSIGNED") => Ok(Some(false)),
+        Some(other) => Err(ErsError::invalid_code(
+            name,
+            other,
+            &["ASSIGNED", "NOT_ASSIGNED"],
+        )),
+        None => Err(ErsError::missing(&format!(
+            "{name}.coding[0].code ({ASSIGNED_SYSTEM})"
+        ))),
+    }
+}
+
+impl Request {
+    /// Reads an `eRS-FetchWorklist-Parameters-1` for `caller`.
+    pub fn read(body: &Value, caller: &Caller) -> Result<Request, ErsError> {
+        let params = Params::read(
+            body,
+            &[
+                "listType",
+                "service",
+                "specialtyAssignedIndicator",
+                "specialty",
+                "location",
+                "clinicianAssignedIndicator",
+                "clinician",
+            ],
+        )?;
+        let list = params
+            .value("listType", "CodeableConcept")?
+            .ok_or_else(|| ErsError::missing("parameter listType"))?;
+        let coding = list
+            .pointer("/coding/0")
+            .ok_or_else(|| ErsError::missing("listType.coding"))?;
+        let coding = super::params::Coding::read(coding, "listType")?;
+        coding.check_system("listType", LIST_SYSTEM)?;
+        let list = ListType::parse(coding.code)?;
+        let service = params.identifier("service")?.map(|(_, id)| id.to_owned());
+        let specialty = params
+            .value("specialty", "CodeableConcept")?
+            .and_then(|v| v.pointer("/coding/0/code"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let clinician_assigned = assigned(&params, "clinicianAssignedIndicator")?;
+        let clinician = params.identifier("clinician")?.map(|(_, id)| id.to_owned());
+        if clinician.is_some() && clinician_assigned != Some(true) {
+            return Err(ErsError::rule(
+                "INAPPROPRIATE_VALUE",
+                "clinician may only be given with clinicianAssignedIndicator ASSIGNED",
+            ));
+        }
+        assigned(&params, "specialtyAssignedIndicator")?;
+        let filtered = service.is_some()
+            || specialty.is_some()
+            || clinician_assigned.is_some()
+            || params.value("location", "Identifier")?.is_some();
+        let provider = caller.function.is_provider();
+        if list.for_provider() != provider {
+            return Err(ErsError::forbidden(format!(
+                "{} is a {} worklist; {} cannot fetch it",
+                coding.code,
+                if list.for_provider() {
+                    "provider"
+                } else {
+                    "referrer"
+                },
+                caller.function.code()
+            )));
+        }
+        if !list.for_provider() && filtered {
+            return Err(ErsError::rule(
+                "FIELD_NOT_PERMITTED",
+                "referrer worklists take no filters",
+            ));
+        }
+        if caller.function == BusinessFunction::ProviderAuthorisedApplication && service.is_none() {
+            return Err(ErsError::rule(
+                "MISSING_VALUE",
+                "an application must filter the worklist by service (parameter service)",
+            ));
+        }
+        Ok(Request {
+            list,
+            service,
+            specialty,
+            clinician_assigned,
+            clinician,
+        })
+    }
+
+    /// Whether `referral` is on this list for `organisation`.
+    pub fn holds(&self, referral: &Referral, organisation: &str) -> bool {
+        let at = |ods: &str| ods.eq_ignore_ascii_case(organisation);
+        let on_list = match self.list {
+            ListType::ReferralsForReview => {
+                referral.selected_provider.as_deref().is_some_and(at)
+                    && (referral.state == State::AwaitingTriage
+                        || (referral.state == State::Booked && !referral.reviewed))
+            }
+            ListType::AppointmentSlotIssues => {
+                referral.selected_provider.as_deref().is_some_and(at)
+                    && referral.state == State::DeferredToProvider
+            }
+            ListType::LettersOutstanding => {
+                at(&referral.referrer_organisation)
+                    && referral.letter_intention == "NEED_TO_ADD_LATER"
+                    && referral.state != State::CancelledReferral
+            }
+            ListType::RejectedTriageResponse => {
+                at(&referral.referrer_organisation)
+                    && matches!(referral.state, State::Rejected | State::TriageResponse)
+            }
+            ListType::AssessmentReturnedCancelledDna => {
+                at(&referral.referrer_organisation)
+                    && (matches!(
+                        referral.state,
+                        State::AssessmentResult | State::DidNotAttend
+                    ) || (referral.state == State::CancelledReferral
+                        && referral.selected_provider.is_some()
+                        && referral.reason.as_ref().is_some_and(|r| {
+                            codes::REFERRAL_CANCELLATION_REASONS
+                                .iter()
+                                .any(|(c, _, _, by)| {
+                                    *c == r.code && *by == codes::CancelledBy::Provider
+                                })
+                        })))
+            }
+            ListType::AwaitingBooking => {
+                at(&referral.referrer_organisation)
+                    && matches!(
+                        referral.state,
+                        State::NotBooked
+                            | State::AwaitingTriage
+                            | State::DeferredToProvider
+                            | State::ApptCancelledByPatient
+                            | State::ApptCancelledByProvider
+                    )
+            }
+        };
+        on_list
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|s| referral.selected.as_ref() == Some(s))
+            && self
+                .specialty
+                .as_ref()
+                .is_none_or(|s| referral.criteria.specialty.as_ref() == Some(s))
+            && self
+                .clinician_assigned
+                .is_none_or(|a| a == referral.criteria.named_clinician.is_some())
+            && self
+                .clinician
+                .as_ref()
+                .is_none_or(|c| referral.criteria.named_clinician.as_ref() == Some(c))
+    }
+
+    /// The `eRS-FetchWorklist-List-1` of `referrals` (each with its version).
+    pub fn to_fhir(&self, referrals: &[(&Referral, i64)], stu3_base: &str) -> Value {
+        let mut contained = Vec::new();
+        let entries: Vec<Value> = referrals
+            .iter()
+            .map(|(referral, version)| {
+                let (state_code, state_display) = referral.state.coding();
+                let mut parts = vec![
+                    json!({"url": "priority", "valueCodeableConcept": {"coding": [{"system": codes::PRIORITY_SYSTEM, "code": referral.criteria.priority}]}}),
+                ];
+                if let Some(specialty) = &referral.criteria.specialty {
+                    parts.push(json!({"url": "specialty", "valueCodeableConcept": {"coding": [{
+                        "system": format!("{stu3_base}/CodeSystem/SPECIALTY"), "code": specialty}]}}));
+                }
+                if self.list == ListType::ReferralsForReview {
+                    let id = format!("Patient-{}", referral.patient);
+                    if !contained.iter().any(|c: &Value| c["id"] == json!(id)) {
+                        contained.push(json!({"resourceType": "Patient", "id": id,
+                            "meta": {"profile": [format!("{SD}eRS-Patient-1")]},
+                            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": referral.patient}]}));
+                    }
+                    parts.push(json!({"url": "patient", "valueReference": {"reference": format!("#{id}")}}));
+                } else {
+                    parts.push(json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}));
+                }
+                if let Some(clinician) = &referral.criteria.named_clinician {
+                    parts.push(json!({"url": "namedClinician", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": clinician}}}));
+                }
+                if self.list.for_provider() {
+                    if let Some(start) = &referral.pathway_start {
+                        parts.push(json!({"url": "eReferralPathwayStart", "valueDateTime": start}));
+                    }
+                    parts.push(json!({"url": "clinicalInfoPrinted", "valueBoolean": false}));
+                    if let Some(service) = &referral.selected {
+                        let name = referral.shortlist.iter().find(|s| &s.service == service).map(|s| s.name.clone()).unwrap_or_default();
+                        parts.push(json!({"url": "service", "valueReference": {"identifier": {"system": SERVICE_SYSTEM, "value": service}, "display": name}}));
+                    }
+                    parts.push(json!({"url": "referralRequestVersion", "valueInteger": version}));
+                } else {
+                    parts.push(json!({"url": "referrer", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": referral.referring_clinician}}}));
+                    parts.push(json!({"url": "status", "valueCoding": {
+                        "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1", "code": state_code, "display": state_display}}));
+                    if let Some(reason) = &referral.reason
+                        && self.list != ListType::LettersOutstanding
+                    {
+                        let system = if reason.kind.contains("://") { reason.kind.clone() } else { format!("{stu3_base}/CodeSystem/{}", reason.kind) };
+                        parts.push(json!({"url": "reason", "valueCoding": {"system": system, "code": reason.code}}));
+                    }
+                }
+                json!({
+                    "item": {"reference": format!("ReferralRequest/{}", referral.ubrn)},
+                    "extension": [{"url": self.list.item_extension(), "extension": parts}],
+                })
+            })
+            .collect();
+        let mut list = json!({
+            "resourceType": "List",
+            "meta": {"profile": [format!("{SD}eRS-FetchWorklist-List-1")]},
+            "status": "current",
+            "mode": "snapshot",
+            "entry": entries,
+        });
+        if !contained.is_empty() {
+            list["contained"] = Value::Array(contained);
+        }
+        list
+    }
+}

@@ -1,0 +1,548 @@
+//! e-RS journeys across both sides, through the gateway with real tokens: book a slot on the
+//! test PAS and cancel it, send to triage and get advice back, a provider reviewing, accepting
+//! and rejecting, and the worklists that show each side what to do.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Sides {
+    referrer: As,
+    provider: As,
+}
+
+async fn sides(env: &Env) -> Sides {
+    Sides {
+        referrer: As::user(
+            &env.user_token(ADA, ADA_GP_ROLE).await,
+            GP,
+            "REFERRING_CLINICIAN",
+        ),
+        provider: As::user(
+            &env.user_token(CARA, CARA_ROLE).await,
+            TRUST,
+            "SERVICE_PROVIDER_CLINICIAN",
+        ),
+    }
+}
+
+async fn refer(env: &Env, who: &As, clinic: &str, services: &[&str]) -> String {
+    let body = create_body(
+        PATIENT,
+        shortlist(criteria("ROUTINE", "CARDIOLOGY", Some(clinic)), services),
+        vec![],
+    );
+    let (status, _, referral) = env
+        .post(
+            who,
+            "/STU3/ReferralRequest/$ers.createReferral",
+            None,
+            &body,
+        )
+        .await;
+    assert_eq!(status, 201, "{referral}");
+    referral["id"].as_str().unwrap().to_owned()
+}
+
+fn appointment(ubrn: &str, version: i64, service: &str, status: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "resourceType": "Appointment",
+        "id": "appointment",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-Appointment-1"]},
+        "language": "en",
+        "status": status,
+        "description": "e-Referral Appointment",
+        "incomingReferral": [{"reference": format!("ReferralRequest/{ubrn}/_history/{version}")}],
+        "participant": [
+            {"actor": {"identifier": {"system": "http://fhir.nhs.net/Id/ers-service", "value": service}}, "status": "accepted"},
+            {"actor": {"identifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}}, "status": "accepted"},
+        ],
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+fn review_reason(code: &str) -> Value {
+    json!({"reason": [{"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1", "code": code}]}]})
+}
+
+async fn slots(env: &Env, who: &As, service: &str, count: usize, page: usize) -> (u16, Value) {
+    let response = who
+        .apply(env.client.get(env.url(&format!(
+            "/STU3/Slot?schedule.actor:HealthcareService={service}&appointmentType=ROUTINE&status=free&_count={count}&page={page}&_include=Slot:schedule"
+        ))))
+        .header("NHSD-eRS-Comm-Rule-Org", GP)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = answer(response).await;
+    (status, body)
+}
+
+async fn worklist(env: &Env, who: &As, list: &str) -> Vec<String> {
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "listType", "valueCodeableConcept": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1", "code": list}]}}]});
+    let (status, _, list) = env
+        .post(who, "/STU3/ReferralRequest/$ers.fetchworklist", None, &body)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["item"]["reference"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("ReferralRequest/")
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn version_of(env: &Env, who: &As, ubrn: &str) -> (i64, Value) {
+    let (status, etag, referral) = env.get(who, &format!("/STU3/ReferralRequest/{ubrn}")).await;
+    assert_eq!(status, 200, "{referral}");
+    let etag = etag.unwrap();
+    let version = etag
+        .trim_start_matches("W/\"")
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    (version, referral)
+}
+
+fn first_slot(bundle: &Value) -> Value {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"].clone())
+        .expect("a free slot")
+}
+
+fn book_extra(slot: &Value) -> Value {
+    json!({
+        "start": slot["start"], "end": slot["end"],
+        "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap())}],
+    })
+}
+
+#[tokio::test]
+async fn a_referrer_books_a_slot_the_provider_accepts_and_the_patient_cancels() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001", "20002"]).await;
+
+    // A015: the PAS's free slots, paged, with their schedules.
+    let (status, page) = slots(&env, &referrer, "20001", 5, 1).await;
+    assert_eq!(status, 200, "{page}");
+    let total = page["total"].as_u64().unwrap();
+    assert!(total > 100, "four weeks of clinics: {total}");
+    let matches = page["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .count();
+    assert_eq!(matches, 5);
+    assert!(
+        page["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource"]["resourceType"] == "Schedule")
+    );
+    assert!(
+        page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["relation"] == "next")
+    );
+    let (status, outcome) = slots(&env, &referrer, "20001", 100, 999).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (400, "INVALID_VALUE"),
+        "{outcome}"
+    );
+    assert_eq!(
+        outcome["issue"][0]["diagnostics"],
+        "'Page Number' (999) is invalid."
+    );
+    let (status, outcome) = slots(&env, &referrer, "20002", 5, 1).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (400, "INVALID_STATE"),
+        "a triage service has no slots"
+    );
+
+    // A016: book the first slot; the referral is BOOKED and points at the appointment.
+    let slot = first_slot(&page);
+    let body = appointment(&ubrn, 1, "20001", "booked", book_extra(&slot));
+    let (status, etag, booked) = env.post(&referrer, "/STU3/Appointment", None, &body).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(etag.as_deref(), Some("W/\"1\""));
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(
+        booked["slot"][0]["reference"],
+        format!("Slot/{}", slot["id"].as_str().unwrap())
+    );
+    let appointment_id = booked["id"].as_str().unwrap().to_owned();
+    let (version, referral) = version_of(&env, &referrer, &ubrn).await;
+    assert_eq!((version, state(&referral)), (2, "BOOKED"));
+    assert_eq!(
+        referral["extension"][0]["valueReference"]["reference"],
+        format!("Appointment/{appointment_id}")
+    );
+    assert_eq!(
+        booked["incomingReferral"][0]["reference"],
+        format!("ReferralRequest/{ubrn}/_history/2")
+    );
+    // Booking again at the version read before is stale.
+    let (status, _, _) = env.post(&referrer, "/STU3/Appointment", None, &body).await;
+    assert_eq!(status, 409);
+
+    // The slot is taken: it is no longer offered, and another referral cannot have it.
+    let (_, after) = slots(&env, &referrer, "20001", 5, 1).await;
+    assert_eq!(after["total"].as_u64().unwrap(), total - 1);
+    let other = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let (status, _, taken) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&other, 1, "20001", "booked", book_extra(&slot)),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&taken)),
+        (422, "SLOT_NOT_AVAILABLE"),
+        "{taken}"
+    );
+    // Deferring while slots are free is refused.
+    let (status, _, refused) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(
+                &other,
+                1,
+                "20001",
+                "proposed",
+                review_reason("NO_SLOTS_AT_SERVICE"),
+            ),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "SLOTS_CURRENTLY_AVAILABLE"));
+
+    // A038: both sides read the appointment.
+    let (status, etag, read) = env
+        .get(&provider, &format!("/STU3/Appointment/{appointment_id}"))
+        .await;
+    assert_eq!((status, etag.as_deref()), (200, Some("W/\"1\"")), "{read}");
+    assert_eq!(
+        read["participant"][0]["actor"]["identifier"]["value"],
+        "20001"
+    );
+
+    // The provider reviews it: on REFERRALS_FOR_REVIEW until accepted (A013).
+    assert!(
+        worklist(&env, &provider, "REFERRALS_FOR_REVIEW")
+            .await
+            .contains(&ubrn)
+    );
+    let accept = format!("/STU3/ReferralRequest/{ubrn}/$ers.acceptReferral");
+    let (status, etag, accepted) = env
+        .post(&provider, &accept, Some("W/\"2\""), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(etag.as_deref(), Some("W/\"3\""));
+    let (status, _, again) = env
+        .post(&provider, &accept, Some("W/\"3\""), &json!({}))
+        .await;
+    assert_eq!((status, code(&again)), (422, "INVALID_REQUEST_STATE"));
+    assert!(
+        !worklist(&env, &provider, "REFERRALS_FOR_REVIEW")
+            .await
+            .contains(&ubrn)
+    );
+
+    // A029 for the referrer, then A034: the patient cannot come; the slot is free again.
+    let (_, _, tasks) = env
+        .get(
+            &referrer,
+            &format!(
+                "/STU3/Task?focus=ReferralRequest/{ubrn}/_history/3&intent=proposal&status=ready"
+            ),
+        )
+        .await;
+    let codes: Vec<&str> = tasks["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["CANCEL_DIRECTLY_BOOKED_APPOINTMENT", "CANCEL_REFERRAL"]
+    );
+    let mut cancel = read.clone();
+    cancel["status"] = json!("cancelled");
+    cancel["reason"] = json!([{"coding": [{"system": "_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", "code": "OTHER"}]}]);
+    let put = |body: Value, if_match: Option<&'static str>| {
+        let mut request = referrer
+            .apply(
+                env.client
+                    .put(env.url(&format!("/STU3/Appointment/{appointment_id}"))),
+            )
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+        if let Some(version) = if_match {
+            request = request.header("if-match", version);
+        }
+        request
+    };
+    let (status, _, missing) =
+        answer(put(cancel.clone(), Some("W/\"1\"")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code(&missing)),
+        (422, "MISSING_VALUE"),
+        "OTHER needs a comment: {missing}"
+    );
+    cancel["reason"][0]["coding"][0]["code"] = json!("PATIENT_ILL");
+    let (status, _, _) = answer(put(cancel.clone(), None).send().await.unwrap()).await;
+    assert_eq!(status, 412);
+    let (status, etag, cancelled) =
+        answer(put(cancel.clone(), Some("W/\"1\"")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(
+        (cancelled["status"].as_str(), etag.as_deref()),
+        (Some("cancelled"), Some("W/\"2\""))
+    );
+    let (_, referral) = version_of(&env, &referrer, &ubrn).await;
+    assert_eq!(state(&referral), "APPT_CANCELLED_BY_PATIENT");
+    let (_, freed) = slots(&env, &referrer, "20001", 5, 1).await;
+    assert_eq!(freed["total"].as_u64().unwrap(), total);
+    assert!(
+        worklist(&env, &referrer, "AWAITING_BOOKING")
+            .await
+            .contains(&ubrn)
+    );
+}
+
+#[tokio::test]
+async fn triage_returns_advice_to_the_referrer() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001", "20002"]).await;
+
+    // Booking a triage service is refused; sending it to triage is how.
+    let (status, _, refused) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20001", "proposed", review_reason("TRIAGE")),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "INAPPROPRIATE_VALUE"),
+        "20001 is no triage service"
+    );
+    let (status, _, sent) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20002", "proposed", review_reason("TRIAGE")),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["status"], "proposed");
+    let (version, referral) = version_of(&env, &provider, &ubrn).await;
+    assert_eq!(state(&referral), "AWAITING_TRIAGE");
+    assert!(
+        worklist(&env, &provider, "REFERRALS_FOR_REVIEW")
+            .await
+            .contains(&ubrn)
+    );
+    assert!(
+        worklist(&env, &referrer, "AWAITING_BOOKING")
+            .await
+            .contains(&ubrn)
+    );
+    // Worklists belong to a side.
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "listType", "valueCodeableConcept": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1", "code": "REFERRALS_FOR_REVIEW"}]}}]});
+    let (status, _, _) = env
+        .post(
+            &referrer,
+            "/STU3/ReferralRequest/$ers.fetchworklist",
+            None,
+            &body,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // A028: the outcome; a return to the referrer keeps the priority.
+    let path = format!("/STU3/ReferralRequest/{ubrn}/$ers.recordReviewOutcome");
+    let outcome = |code: &str, priority: Option<&str>| {
+        let mut parameter = vec![
+            json!({"name": "reviewOutcome", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewOutcome-1", "code": code}}),
+            json!({"name": "reviewComments", "valueString": "Start a statin and refer again if no better"}),
+        ];
+        if let Some(priority) = priority {
+            parameter.push(json!({"name": "reviewPriority", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "code": priority}}));
+        }
+        json!({"resourceType": "Parameters", "parameter": parameter})
+    };
+    let if_match = format!("W/\"{version}\"");
+    let (status, _, refused) = env
+        .post(
+            &provider,
+            &path,
+            Some(&if_match),
+            &outcome("RETURN_TO_REFERRER_WITH_ADVICE", Some("URGENT")),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "PRIORITY_NOT_CURRENT"));
+    let (status, _, returned) = env
+        .post(
+            &provider,
+            &path,
+            Some(&if_match),
+            &outcome("RETURN_TO_REFERRER_WITH_ADVICE", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{returned}");
+    assert_eq!(state(&returned), "TRIAGE_RESPONSE");
+    let reason = &returned["extension"].as_array().unwrap().last().unwrap()["extension"];
+    assert_eq!(
+        reason[1]["valueCoding"]["code"],
+        "RETURN_TO_REFERRER_WITH_ADVICE"
+    );
+    assert_eq!(
+        reason[2]["valueString"],
+        "Start a statin and refer again if no better"
+    );
+    assert!(
+        !worklist(&env, &provider, "REFERRALS_FOR_REVIEW")
+            .await
+            .contains(&ubrn)
+    );
+    assert!(
+        worklist(&env, &referrer, "REJECTED_TRIAGE_RESPONSE")
+            .await
+            .contains(&ubrn)
+    );
+    // The provider has nothing more to do; the referrer may rework and resend.
+    let (status, _, again) = env
+        .post(
+            &provider,
+            &path,
+            Some(&format!("W/\"{}\"", version + 1)),
+            &outcome("ACCEPT_REFER_BOOK_LATER", None),
+        )
+        .await;
+    assert_eq!((status, code(&again)), (422, "INVALID_REQUEST_STATE"));
+}
+
+#[tokio::test]
+async fn a_provider_rejects_a_booked_referral_and_its_slot_is_freed() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let (_, page) = slots(&env, &referrer, "20001", 1, 1).await;
+    let total = page["total"].as_u64().unwrap();
+    let slot = first_slot(&page);
+    // A slot the clinic never offers, and one at the wrong time.
+    let mut wrong = book_extra(&slot);
+    wrong["slot"] = json!([{"reference": "Slot/20001-203001010905"}]);
+    let (status, _, outcome) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20001", "booked", wrong),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (422, "INAPPROPRIATE_SLOT"),
+        "{outcome}"
+    );
+    let mut moved = book_extra(&slot);
+    moved["start"] = json!("2030-01-01T09:00:00Z");
+    let (status, _, outcome) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20001", "booked", moved),
+        )
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "INAPPROPRIATE_SLOT"));
+    let (status, _, booked) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20001", "booked", book_extra(&slot)),
+        )
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["id"].as_str().unwrap().to_owned();
+
+    // A014: a reason that needs a comment; then the rejection.
+    let path = format!("/STU3/ReferralRequest/{ubrn}/$ers.rejectReferral");
+    let reject = |reason: &str, comment: Option<&str>| {
+        let mut parameter = vec![json!({"name": "rejectionReason", "valueCoding": {
+            "system": "_baseurl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", "code": reason}})];
+        if let Some(comment) = comment {
+            parameter.push(json!({"name": "rejectionComments", "valueString": comment}));
+        }
+        parameter.push(json!({"name": "appointmentCancelledInPAS", "valueBoolean": true}));
+        json!({"resourceType": "Parameters", "parameter": parameter})
+    };
+    let (status, _, missing) = env
+        .post(&provider, &path, Some("W/\"2\""), &reject("OTHER", None))
+        .await;
+    assert_eq!((status, code(&missing)), (422, "MISSING_VALUE"));
+    let (status, _, rejected) = env
+        .post(
+            &provider,
+            &path,
+            Some("W/\"2\""),
+            &reject(
+                "REDIRECTED_APPROPRIATE_CLINIC",
+                Some("Lipid clinic instead"),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(state(&rejected), "REJECTED");
+    // The appointment went with it, and the slot is offered again.
+    let (status, _, cancelled) = env.get(&referrer, &format!("/STU3/Appointment/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        cancelled["reason"][0]["coding"][0]["code"],
+        "REDIRECTED_APPROPRIATE_CLINIC"
+    );
+    let (_, page) = slots(&env, &referrer, "20001", 1, 1).await;
+    assert_eq!(page["total"].as_u64().unwrap(), total);
+    assert!(
+        worklist(&env, &referrer, "REJECTED_TRIAGE_RESPONSE")
+            .await
+            .contains(&ubrn)
+    );
+    // The PAS holds no booking for it.
+    assert_eq!(env.store.count("pas-int", "SlotBooking").await.unwrap(), 0);
+}
