@@ -22,6 +22,7 @@ use crate::domain::access::{
     self, Caller, ContextHeaders, Endpoint, HeldRole, Principal, endpoints,
 };
 use crate::domain::appointment::{self, Appointment, NewAppointment};
+use crate::domain::attachment;
 use crate::domain::codes::{self, BusinessFunction};
 use crate::domain::params::Params;
 use crate::domain::referral::{
@@ -40,6 +41,10 @@ pub(crate) struct Ers {
     environment: String,
     /// `{public}/int/referrals/FHIR`
     url: String,
+    /// `{public}/int/referrals/ObjectStore`: where A042 sends downloads.
+    object_store: String,
+    /// The largest file A020 takes.
+    file_size_limit: u64,
 }
 
 impl Ers {
@@ -50,15 +55,33 @@ impl Ers {
 
 type Shared = Arc<Ers>;
 
-/// The router of e-RS in one stateful environment, relative to its mount path.
-pub(crate) fn router(mount: &Mount) -> Router {
+/// The routers of e-RS in one stateful environment: the API relative to its mount path, and
+/// the object store that signed download URLs point at.
+pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
+    // `/int/referrals/FHIR` -> `/int/referrals/ObjectStore`
+    let parent = mount.path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    let object_path = format!("{parent}/ObjectStore");
     let ers = Arc::new(Ers {
         repo: Repo::new(mount.store.clone(), &mount.store_key),
         identity: Identity::new(mount.store.clone(), &mount.public_url),
         environment: mount.environment.clone(),
         url: mount.url.clone(),
+        object_store: format!("{}{object_path}", mount.public_url.trim_end_matches('/')),
+        file_size_limit: mount.file_size_limit,
     });
-    Router::new()
+    // Bodies up to the file limit reach A020, which answers FILE_SIZE_ERROR itself; far larger
+    // ones are refused before they are read.
+    let body_limit = usize::try_from(mount.file_size_limit)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .max(16 << 20);
+    let public = Router::new()
+        .route(&format!("{object_path}/{{id}}"), get(object_store))
+        .with_state(ers.clone());
+    let api = Router::new()
+        .route("/STU3/Binary", post(upload_file))
+        .route("/STU3/Binary/{id}", get(download_stu3))
+        .route("/R4/Binary/{id}", get(download_r4))
         .route("/STU3/CodeSystem/{kind}", get(code_system))
         .route(
             "/STU3/ReferralRequest/{id}",
@@ -92,7 +115,9 @@ pub(crate) fn router(mount: &Mount) -> Router {
         .route("/R4/HealthcareService", get(search_services_r4))
         .route("/R4/HealthcareService/{id}", get(read_service_r4))
         .fallback(unknown_endpoint)
-        .with_state(ers)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(ers);
+    carehub_gateway::ProductRouter { api, public }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -806,6 +831,9 @@ async fn referral_operation(
         "$ers.changeShortlist" => change_shortlist(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.cancelReferral" => cancel_referral(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.acceptReferral" => accept_referral(&ers, &ubrn, &headers, &extensions).await,
+        "$ers.maintainReferralLetter" => {
+            maintain_letter(&ers, &ubrn, &headers, &extensions, &body).await
+        }
         "$ers.rejectReferral" => reject_referral(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.recordReviewOutcome" => {
             record_review_outcome(&ers, &ubrn, &headers, &extensions, &body).await
@@ -2066,6 +2094,340 @@ async fn cancel_appointment(
     Ok(fhir_json(
         StatusCode::OK,
         &cancelled.to_fhir(version, &ers.stu3_base()),
+        Some(version),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// A020, A006, A042, A012
+
+const FILE_NAME_HEADER: &str = "NHSD-eRS-File-Name";
+const REFERRAL_ID_HEADER: &str = "NHSD-eRS-Referral-ID";
+/// How long a signed download URL works.
+const DOWNLOAD_SECONDS: u64 = 60;
+
+async fn upload_file(
+    State(ers): State<Shared>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    let caller = ers.caller(&endpoints::A020, &ctx, &headers).await?;
+    let content_type = header_text(&headers, "content-type").unwrap_or("");
+    let essence = attachment::media_essence(content_type);
+    if !attachment::MEDIA_TYPES.iter().any(|(t, _)| *t == essence) {
+        let allowed: Vec<&str> = attachment::MEDIA_TYPES.iter().map(|(t, _)| *t).collect();
+        return Ok((
+            Category::UnsupportedMediaType.status(),
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!(
+                "Unsupported Media Type: '{content_type}'; e-RS takes {}",
+                allowed.join(", ")
+            ),
+        )
+            .into_response());
+    }
+    let name = header_text(&headers, FILE_NAME_HEADER)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ErsError::missing(&format!("header {FILE_NAME_HEADER}")))?;
+    attachment::check_upload(name, content_type, body.len() as u64, ers.file_size_limit)?;
+    let referral = match header_text(&headers, REFERRAL_ID_HEADER)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        Some(ubrn) => {
+            let (found, _) = ers.repo.referral(ubrn).await?.ok_or_else(|| {
+                ErsError::rule(
+                    "REFERENCE_NOT_FOUND",
+                    format!("{REFERRAL_ID_HEADER}: no referral with UBRN '{ubrn}'"),
+                )
+            })?;
+            found.side_of(&caller)?;
+            Some(ubrn.to_owned())
+        }
+        None => None,
+    };
+    let file = attachment::StoredFile {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_owned(),
+        content_type: essence,
+        size: body.len() as u64,
+        uploaded_by: caller.user.clone().unwrap_or_default(),
+        organisation: caller.organisation.clone(),
+        referral,
+        created: carehub_fhir::datetime::format_instant(now_micros()),
+    };
+    let id = file.id.clone();
+    let record = ers.audit_record(
+        &ctx,
+        Interaction::Operation("Binary", "C"),
+        &[format!("Binary/{id}")],
+        None,
+    );
+    ers.repo.put_file(file, body.to_vec(), record).await?;
+    let mut response = StatusCode::CREATED.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("Binary/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The file `id` if `caller` may have it.
+async fn readable_file(
+    ers: &Ers,
+    caller: &Caller,
+    id: &str,
+) -> Result<attachment::StoredFile, Failure> {
+    let file = ers
+        .repo
+        .file(id)
+        .await?
+        .ok_or_else(|| ErsError::not_found(format!("No file '{id}'")))?;
+    let mut on_referral = false;
+    if let Some(ubrn) = &file.referral
+        && let Some((referral, _)) = ers.repo.referral(ubrn).await?
+    {
+        on_referral = referral.side_of(caller).is_ok()
+            && referral.letters.iter().any(|l| l.file.id == file.id);
+    }
+    if !file.readable_by(caller, on_referral) {
+        return Err(ErsError::rule(
+            "NO_RELATIONSHIP",
+            format!(
+                "file {id} is not attached to a referral {} has a relationship with",
+                caller.organisation
+            ),
+        )
+        .into());
+    }
+    Ok(file)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn signature(key: &[u8], id: &str, expires: u64) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    hex(aws_lc_rs::hmac::sign(&key, format!("{id}\n{expires}").as_bytes()).as_ref())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A042: a 307 to a signed URL that works for a minute.
+async fn download_r4(
+    State(ers): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    let ctx = context(&extensions).map_err(Failure::r4)?;
+    let caller = ers
+        .caller(&endpoints::A042, &ctx, &headers)
+        .await
+        .map_err(Failure::r4)?;
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(Failure::from(bad(
+            "INVALID_VALUE",
+            format!("'{id}' is not an attachment id (a UUID from A020)"),
+        ))
+        .r4());
+    }
+    let file = readable_file(&ers, &caller, &id)
+        .await
+        .map_err(Failure::r4)?;
+    let key = ers
+        .repo
+        .signing_key()
+        .await
+        .map_err(|e| Failure::from(e).r4())?;
+    let expires = now_secs() + DOWNLOAD_SECONDS;
+    let url = format!(
+        "{}/{}?expires={expires}&signature={}",
+        ers.object_store,
+        file.id,
+        signature(&key, &file.id, expires)
+    );
+    ers.audit_read(&ctx, Interaction::Read, &[format!("Binary/{id}")], None)
+        .await
+        .map_err(Failure::r4)?;
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn file_response(file: &attachment::StoredFile, bytes: Vec<u8>) -> Response {
+    // RFC 6266: an ASCII fallback and the UTF-8 name, percent-encoded.
+    let ascii: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded =
+        percent_encoding::utf8_percent_encode(&file.name, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, file.content_type.clone()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The object store: a file, for a URL signed within the last minute.
+async fn object_store(
+    State(ers): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let refused = |why: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain")],
+            why.to_owned(),
+        )
+            .into_response()
+    };
+    let (Some(expires), Some(given)) = (
+        get("expires").and_then(|e| e.parse::<u64>().ok()),
+        get("signature"),
+    ) else {
+        return refused("This URL is not signed; ask e-RS for the file again (A042)");
+    };
+    let key = match ers.repo.signing_key().await {
+        Ok(key) => key,
+        Err(err) => return fault(err).into_response(),
+    };
+    let expected = signature(&key, &id, expires);
+    let matches = expected.len() == given.len()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes())
+            .is_ok();
+    if !matches {
+        return refused("The signature of this URL is not valid");
+    }
+    if now_secs() > expires {
+        return refused("This URL has expired; ask e-RS for the file again (A042)");
+    }
+    let (file, bytes) = match (ers.repo.file(&id).await, ers.repo.file_data(&id).await) {
+        (Ok(Some(file)), Ok(Some(bytes))) => (file, bytes),
+        (Ok(_), Ok(_)) => {
+            return (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain")],
+                "No such object",
+            )
+                .into_response();
+        }
+        (Err(err), _) | (_, Err(err)) => return Failure::from(err).into_response(),
+    };
+    file_response(&file, bytes)
+}
+
+/// A006 (deprecated): the file itself, up to 5 MB.
+async fn download_stu3(
+    State(ers): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    let caller = ers.caller(&endpoints::A006, &ctx, &headers).await?;
+    let file = readable_file(&ers, &caller, &id).await?;
+    if file.size > 5 * 1024 * 1024 {
+        return Err(ErsError::rule(
+            "FILE_SIZE_ERROR",
+            "files over 5 MB are fetched with A042 (GET /R4/Binary/{id})",
+        )
+        .into());
+    }
+    let bytes = ers
+        .repo
+        .file_data(&id)
+        .await?
+        .ok_or_else(|| ErsError::not_found(format!("No file '{id}'")))?;
+    ers.audit_read(&ctx, Interaction::Read, &[format!("Binary/{id}")], None)
+        .await?;
+    Ok(file_response(&file, bytes))
+}
+
+async fn maintain_letter(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A012, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let letters = attachment::read_letters(&body)?;
+    let mut attached = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let file = ers.repo.file(&letter.file).await?.ok_or_else(|| {
+            ErsError::rule(
+                "REFERENCE_NOT_FOUND",
+                format!("No file Binary/{} (upload it with A020 first)", letter.file),
+            )
+        })?;
+        if file.referral.as_deref() != Some(ubrn) {
+            return Err(ErsError::rule(
+                "INAPPROPRIATE_VALUE",
+                format!("file {} was not uploaded for referral {ubrn}: upload it with the {REFERRAL_ID_HEADER} header", file.id),
+            )
+            .into());
+        }
+        attached.push(attachment::Attached {
+            file,
+            description: letter.description,
+            indexed: letter.indexed,
+        });
+    }
+    let (changed, version) = change_referral(
+        ers,
+        &ctx,
+        ubrn,
+        expected,
+        "$ers.maintainReferralLetter",
+        caller,
+        Change::Letters(attached),
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &changed.to_fhir(version, &ers.stu3_base()),
         Some(version),
     ))
 }

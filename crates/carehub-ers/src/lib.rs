@@ -14,12 +14,12 @@ pub mod seed;
 
 use std::sync::Arc;
 
-use carehub_gateway::{Mount, ProductFactory};
+use carehub_gateway::ProductFactory;
 
 /// The service name APIs use in the platform configuration (`service = "ers"`).
 pub const SERVICE: &str = "ers";
 
 /// The product factory the binary registers with the gateway.
 pub fn product() -> ProductFactory {
-    Arc::new(|mount: &Mount| http::router(mount))
+    Arc::new(http::router)
 }

@@ -9,6 +9,7 @@ use carehub_store::{Expect, Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::domain::appointment::{self, Appointment};
+use crate::domain::attachment::StoredFile;
 use crate::domain::referral::{Referral, State};
 use crate::domain::service::Service;
 use crate::domain::{Class, ErsError};
@@ -283,6 +284,117 @@ impl Repo {
                 })
             })
             .await
+    }
+
+    /// Keeps an uploaded file: its description and its bytes, as two records so that reading
+    /// a referral never loads file contents.
+    pub async fn put_file(
+        &self,
+        file: StoredFile,
+        bytes: Vec<u8>,
+        audit: AuditRecord,
+    ) -> Result<(), RepoError> {
+        use base64::Engine;
+        let key = self.key.clone();
+        let data = json!({"data": base64::engine::general_purpose::STANDARD.encode(bytes)});
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let meta = serde_json::to_value(&file)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    tx.put(&key, "File", &file.id, meta, &[], Expect::Absent)
+                        .await?;
+                    tx.put(&key, "FileData", &file.id, data, &[], Expect::Absent)
+                        .await?;
+                    audit::record_in(tx, audit).await?;
+                    Ok::<_, RepoError>(())
+                })
+            })
+            .await
+    }
+
+    /// A file's description.
+    pub async fn file(&self, id: &str) -> Result<Option<StoredFile>, RepoError> {
+        match self.store.read(&self.key, "File", id).await? {
+            Some(found) => found.body.as_deref().map(parse).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// A file's bytes.
+    pub async fn file_data(&self, id: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        use base64::Engine;
+        let Some(found) = self.store.read(&self.key, "FileData", id).await? else {
+            return Ok(None);
+        };
+        let Some(body) = found.body else {
+            return Ok(None);
+        };
+        let value: Value = parse(&body)?;
+        let text = value
+            .get("data")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Some)
+            .map_err(|e| RepoError::Corrupt(e.to_string()))
+    }
+
+    /// The key that signs download URLs, made once per environment and shared by every node.
+    pub async fn signing_key(&self) -> Result<Vec<u8>, RepoError> {
+        use base64::Engine;
+        let decode = |body: &str| -> Result<Vec<u8>, RepoError> {
+            let value: Value = parse(body)?;
+            base64::engine::general_purpose::STANDARD
+                .decode(value.get("key").and_then(Value::as_str).unwrap_or_default())
+                .map_err(|e| RepoError::Corrupt(e.to_string()))
+        };
+        if let Some(found) = self
+            .store
+            .read_fresh(&self.key, "Secret", "object-store")
+            .await?
+            && let Some(body) = found.body
+        {
+            return decode(&body);
+        }
+        let fresh: Vec<u8> = uuid::Uuid::new_v4()
+            .as_bytes()
+            .iter()
+            .chain(uuid::Uuid::new_v4().as_bytes())
+            .copied()
+            .collect();
+        let document = json!({"key": base64::engine::general_purpose::STANDARD.encode(&fresh)});
+        let key = self.key.clone();
+        let written = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.put(
+                        &key,
+                        "Secret",
+                        "object-store",
+                        document,
+                        &[],
+                        Expect::Absent,
+                    )
+                    .await
+                })
+            })
+            .await;
+        match written {
+            Ok(_) => Ok(fresh),
+            // Another node made it first: use theirs.
+            Err(StoreError::AlreadyExists { .. }) => match self
+                .store
+                .read_fresh(&self.key, "Secret", "object-store")
+                .await?
+            {
+                Some(found) => decode(found.body.as_deref().unwrap_or_default()),
+                None => Err(RepoError::Corrupt("the signing key vanished".into())),
+            },
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Allocates a UBRN and stores the referral `build` makes with it, with its AuditEvent.

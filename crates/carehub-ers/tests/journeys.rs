@@ -546,3 +546,198 @@ async fn a_provider_rejects_a_booked_referral_and_its_slot_is_freed() {
     // The PAS holds no booking for it.
     assert_eq!(env.store.count("pas-int", "SlotBooking").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_referral_letter_is_uploaded_attached_and_downloaded_by_the_provider() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let pdf = b"%PDF-1.4\n% a referral letter\n".to_vec();
+    let upload = |name: Option<&str>, content_type: &str, referral: Option<&str>, body: Vec<u8>| {
+        let mut request = referrer
+            .apply(env.client.post(env.url("/STU3/Binary")))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(name) = name {
+            request = request.header("NHSD-eRS-File-Name", name);
+        }
+        if let Some(ubrn) = referral {
+            request = request.header("NHSD-eRS-Referral-ID", ubrn);
+        }
+        request.send()
+    };
+
+    // A020: the rules of uploads.
+    let response = upload(
+        Some("letter.pdf"),
+        "application/pdf",
+        Some(&ubrn),
+        pdf.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(response.text().await.unwrap().is_empty());
+    // (file name, media type, body, status, e-RS code)
+    type Case<'a> = (Option<&'a str>, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (None, "application/pdf", pdf.clone(), 422, "MISSING_VALUE"),
+        (
+            Some("letter.txt"),
+            "application/pdf",
+            pdf.clone(),
+            422,
+            "CONFLICTING_VALUES",
+        ),
+        (
+            Some("empty.pdf"),
+            "application/pdf",
+            Vec::new(),
+            422,
+            "FILE_SIZE_ERROR",
+        ),
+        (
+            Some("big.pdf"),
+            "application/pdf",
+            vec![b'x'; 5 * 1024 * 1024 + 1],
+            422,
+            "FILE_SIZE_ERROR",
+        ),
+    ];
+    for (name, content_type, body, status, expected) in cases {
+        let (got, _, outcome) =
+            answer(upload(name, content_type, Some(&ubrn), body).await.unwrap()).await;
+        assert_eq!(
+            (got, code(&outcome)),
+            (status, expected),
+            "{name:?}: {outcome}"
+        );
+    }
+    let refused = upload(
+        Some("run.exe"),
+        "application/x-msdownload",
+        Some(&ubrn),
+        pdf.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 415);
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    // Only files uploaded for this referral can be attached to it.
+    let stray = upload(Some("other.pdf"), "application/pdf", None, pdf.clone())
+        .await
+        .unwrap();
+    let stray = stray.headers()["location"].to_str().unwrap().to_owned();
+    let response = upload(
+        Some("letter.pdf"),
+        "application/pdf",
+        Some(&ubrn),
+        pdf.clone(),
+    )
+    .await
+    .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("Binary/"));
+    let file = location.trim_start_matches("Binary/").to_owned();
+    let letters = |urls: &[&str]| {
+        json!({"resourceType": "Parameters", "parameter": urls.iter().map(|url| json!({"name": "referralLetterFile", "resource": {
+            "resourceType": "DocumentReference",
+            "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": "REFERRER"}]},
+            "status": "current", "indexed": "2026-11-30T10:00:00Z", "description": "Referral letter",
+            "content": [{"attachment": {"url": url}}]}})).collect::<Vec<_>>()})
+    };
+    let path = format!("/STU3/ReferralRequest/{ubrn}/$ers.maintainReferralLetter");
+    let (status, _, outcome) = env
+        .post(&referrer, &path, Some("W/\"1\""), &letters(&[&stray]))
+        .await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (422, "INAPPROPRIATE_VALUE"),
+        "{outcome}"
+    );
+    assert!(
+        worklist(&env, &referrer, "LETTERS_OUTSTANDING")
+            .await
+            .contains(&ubrn)
+    );
+    // A012: the letter is attached and the referral no longer waits for one.
+    let (status, etag, referral) = env
+        .post(&referrer, &path, Some("W/\"1\""), &letters(&[&location]))
+        .await;
+    assert_eq!(status, 200, "{referral}");
+    assert_eq!(etag.as_deref(), Some("W/\"2\""));
+    assert_eq!(
+        referral["supportingInfo"][0]["reference"],
+        format!("#DocumentReference-{file}")
+    );
+    let document = referral["contained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resourceType"] == "DocumentReference")
+        .unwrap();
+    assert_eq!(document["content"][0]["attachment"]["title"], "letter.pdf");
+    assert_eq!(document["content"][0]["attachment"]["size"], pdf.len());
+    assert!(
+        !worklist(&env, &referrer, "LETTERS_OUTSTANDING")
+            .await
+            .contains(&ubrn)
+    );
+    let (status, _, unchanged) = env
+        .post(&referrer, &path, Some("W/\"2\""), &letters(&[&location]))
+        .await;
+    assert_eq!((status, code(&unchanged)), (422, "NO_CHANGES_DETECTED"));
+
+    // A042: the provider of a shortlisted service is sent to a signed URL that needs no token.
+    let redirect = provider
+        .apply(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .get(env.url(&format!("/R4/Binary/{file}"))),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 307);
+    let signed = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(signed.contains("/int/referrals/ObjectStore/"), "{signed}");
+    let fetched = env.client.get(&signed).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.headers()["content-type"], "application/pdf");
+    assert!(
+        fetched.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("letter.pdf")
+    );
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), pdf);
+    let tampered = signed.replace("signature=", "signature=0");
+    assert_eq!(
+        env.client.get(&tampered).send().await.unwrap().status(),
+        403
+    );
+    // A006, deprecated: the file itself.
+    let direct = provider
+        .apply(env.client.get(env.url(&format!("/STU3/Binary/{file}"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+    assert_eq!(direct.bytes().await.unwrap().to_vec(), pdf);
+    // The stray file is its uploader's organisation's alone.
+    let (status, _, outcome) = env
+        .get(
+            &provider,
+            &format!("/STU3/Binary/{}", stray.trim_start_matches("Binary/")),
+        )
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "NO_RELATIONSHIP"));
+}

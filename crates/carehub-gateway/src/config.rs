@@ -158,6 +158,9 @@ pub struct Product {
     /// with (3 by default: a smartcard).
     #[serde(default = "three")]
     pub min_aal: u8,
+    /// The largest file a product takes (e-RS attachments), in bytes: 5 MB by default, as e-RS.
+    #[serde(default = "five_megabytes")]
+    pub file_size_limit: u64,
 }
 
 /// Limits for all callers together (`proxy`) and for each application (`app`).
@@ -227,6 +230,9 @@ fn yes() -> bool {
 }
 fn three() -> u8 {
     3
+}
+fn five_megabytes() -> u64 {
+    5 * 1024 * 1024
 }
 fn one() -> u64 {
     1
@@ -326,6 +332,7 @@ fn ers_products() -> Vec<Product> {
         audit: true,
         // e-RS accepts users signed in at AAL2 as well as with a smartcard (AAL3).
         min_aal: 2,
+        file_size_limit: five_megabytes(),
     };
     // The sandbox product joins when the official scenarios are served.
     vec![product(
@@ -370,6 +377,7 @@ fn default_products() -> Vec<Product> {
             store_key: None,
             audit: true,
             min_aal: 3,
+            file_size_limit: five_megabytes(),
         })
         .chain(std::iter::once(Product {
             api: "audit".into(),
@@ -384,6 +392,7 @@ fn default_products() -> Vec<Product> {
             store_key: Some("audit".into()),
             audit: false,
             min_aal: 3,
+            file_size_limit: five_megabytes(),
         }))
         .chain(ers_products())
         .collect()

@@ -86,10 +86,22 @@ pub struct Mount {
     pub store: Store,
     /// The store partition of the product's data in this environment.
     pub store_key: String,
+    /// The largest file the product accepts, in bytes.
+    pub file_size_limit: u64,
 }
 
-/// Builds a product's router (relative to its mount path) for one environment.
-pub type ProductFactory = Arc<dyn Fn(&Mount) -> Router + Send + Sync>;
+/// What a product serves in one environment.
+#[derive(Debug, Default)]
+pub struct ProductRouter {
+    /// Routes relative to the mount path, behind the gateway's guard.
+    pub api: Router,
+    /// Routes at absolute paths that carry their own proof (signed, short-lived URLs, as an
+    /// object store's), served without credentials.
+    pub public: Router,
+}
+
+/// Builds a product's routers for one environment.
+pub type ProductFactory = Arc<dyn Fn(&Mount) -> ProductRouter + Send + Sync>;
 
 /// The products the binary registers by service name (`ers`), for APIs whose configuration
 /// names a `service`. The gateway wraps each in the same guard as a FHIR base.
@@ -225,6 +237,7 @@ pub fn router(
             store: store.clone(),
             metrics: metrics.clone(),
         });
+        let mut public = Router::new();
         let inner = match &api.service {
             None => {
                 let base = BaseConfig {
@@ -249,7 +262,7 @@ pub fn router(
                     .find(|e| e.name == product.environment)
                     .map(|e| e.kind)
                     .unwrap_or_default();
-                factory(&Mount {
+                let routers = factory(&Mount {
                     environment: product.environment.clone(),
                     kind,
                     api: api.name.clone(),
@@ -258,7 +271,10 @@ pub fn router(
                     public_url: server.public_url.clone(),
                     store: store.clone(),
                     store_key,
-                })
+                    file_size_limit: product.file_size_limit,
+                });
+                public = routers.public;
+                routers.api
             }
         };
         let api_router = inner
@@ -266,7 +282,8 @@ pub fn router(
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
         router = router
             .route(&format!("{path}/_ping"), get(ping))
-            .nest(&path, api_router);
+            .nest(&path, api_router)
+            .merge(public);
     }
     for environment in &platform.environments {
         let scopes = platform

@@ -160,6 +160,34 @@ pub mod endpoints {
         app: AppSide::None,
         on_behalf_of: true,
     };
+    /// Download an attachment (STU3, deprecated).
+    pub const A006: Endpoint = Endpoint {
+        id: "A006",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// Maintain the referral letter.
+    pub const A012: Endpoint = Endpoint {
+        id: "A012",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// Upload a file.
+    pub const A020: Endpoint = Endpoint {
+        id: "A020",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// Download an attachment (R4, by redirect).
+    pub const A042: Endpoint = Endpoint {
+        id: "A042",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
     /// SPCs an SPCA may act for.
     pub const A040: Endpoint = Endpoint {
         id: "A040",

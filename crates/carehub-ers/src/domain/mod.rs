@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod appointment;
+pub mod attachment;
 pub mod codes;
 pub mod error;
 pub mod params;

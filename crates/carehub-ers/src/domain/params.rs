@@ -191,6 +191,21 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Every embedded resource of `name` (a repeating parameter), with its location.
+    pub fn resources(&self, name: &str) -> Result<Vec<(String, &'a Value)>, ErsError> {
+        self.all(name)
+            .map(|(location, parameter)| match parameter.get("resource") {
+                Some(resource) if resource.is_object() => {
+                    Ok((format!("{location}/resource"), resource))
+                }
+                _ => Err(ErsError::rule(
+                    "INVALID_FHIR_STRUCTURE",
+                    format!("'{location}' ({name}) must carry a resource"),
+                )),
+            })
+            .collect()
+    }
+
     /// An embedded Parameters, read with its own accepted names.
     pub fn nested(
         &self,

@@ -130,6 +130,8 @@ pub enum Action {
     AcceptReferral,
     /// A014: a provider rejects a referral at a bookable service (not listed by A029).
     RejectReferral,
+    /// A012: the referrer replaces the referral letter files (not listed by A029).
+    MaintainReferralLetter,
 }
 
 impl Action {
@@ -150,12 +152,18 @@ impl Action {
             Action::RecordReviewOutcome => ("RECORD_REVIEW_OUTCOME", "Record Review Outcome"),
             Action::AcceptReferral => ("ACCEPT_REFERRAL", "Accept Referral"),
             Action::RejectReferral => ("REJECT_REFERRAL", "Reject Referral"),
+            Action::MaintainReferralLetter => {
+                ("MAINTAIN_REFERRAL_LETTER", "Maintain Referral Letter")
+            }
         }
     }
 
     /// Whether A029 lists it: the spec's six actions for which an endpoint exists.
     pub fn listed(self) -> bool {
-        !matches!(self, Action::AcceptReferral | Action::RejectReferral)
+        !matches!(
+            self,
+            Action::AcceptReferral | Action::RejectReferral | Action::MaintainReferralLetter
+        )
     }
 }
 
@@ -170,6 +178,16 @@ pub enum Side {
 
 /// The actions the state machine allows `side` in `state`.
 pub fn allowed(state: State, side: Side) -> Vec<Action> {
+    use Action::*;
+    let mut actions = allowed_by_state(state, side);
+    // The referrer keeps the letter up to date for as long as the referral lives.
+    if side == Side::Referrer && state != State::CancelledReferral {
+        actions.push(MaintainReferralLetter);
+    }
+    actions
+}
+
+fn allowed_by_state(state: State, side: Side) -> Vec<Action> {
     use Action::*;
     match (side, state) {
         (_, State::CancelledReferral) => vec![],
@@ -260,6 +278,9 @@ pub struct Referral {
     /// Whether the provider has reviewed a booked referral (A013).
     #[serde(default)]
     pub reviewed: bool,
+    /// The referral letter files (A012).
+    #[serde(default)]
+    pub letters: Vec<super::attachment::Attached>,
 }
 
 /// The content of an A011 request, read and checked on its own.
@@ -593,6 +614,7 @@ impl Referral {
             commissioning_organisation,
             appointment: None,
             reviewed: false,
+            letters: Vec::new(),
         }
     }
 
@@ -765,6 +787,22 @@ impl Referral {
                 self.reason = Some(appointment_reason(&reason, comment));
                 self.selected = None;
             }
+            Change::Letters(letters) => {
+                self.check(caller, Action::MaintainReferralLetter)?;
+                let same = letters.len() == self.letters.len()
+                    && letters
+                        .iter()
+                        .zip(&self.letters)
+                        .all(|(a, b)| a.file.id == b.file.id && a.description == b.description);
+                if same {
+                    return Err(ErsError::rule(
+                        "NO_CHANGES_DETECTED",
+                        "the referral letter files are already these",
+                    ));
+                }
+                self.letters = letters;
+                self.letter_intention = "ALREADY_ADDED".into();
+            }
             Change::Accept => {
                 self.check(caller, Action::AcceptReferral)?;
                 self.reviewed = true;
@@ -899,14 +937,17 @@ impl Referral {
             "id": self.ubrn,
             "meta": {"versionId": version.to_string(), "profile": [PROFILE]},
             "extension": extension,
-            "contained": [self.criteria.to_fhir("serviceSearchCriteria", stu3_base), shortlist],
+            "contained": std::iter::once(self.criteria.to_fhir("serviceSearchCriteria", stu3_base))
+                .chain(std::iter::once(shortlist))
+                .chain(self.letters.iter().map(|l| l.file.document_reference(l, stu3_base)))
+                .collect::<Vec<_>>(),
             "identifier": [{"system": "https://fhir.nhs.uk/Id/ers-request-id", "value": self.request_id}],
             "status": status,
             "intent": "plan",
             "subject": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": self.patient}},
             "requester": {"agent": {"identifier": {"system": SDS_USER_SYSTEM, "value": self.referring_clinician}},
                           "onBehalfOf": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": self.referrer_organisation}}},
-            "supportingInfo": [],
+            "supportingInfo": self.letters.iter().map(|l| json!({"reference": format!("#DocumentReference-{}", l.file.id)})).collect::<Vec<_>>(),
         });
         if let Some(specialty) = &self.criteria.specialty {
             resource["specialty"] = json!({"coding": [{"system": format!("{stu3_base}/CodeSystem/SPECIALTY"),
@@ -959,6 +1000,8 @@ pub enum Change {
     },
     /// A013: the provider has reviewed the booked referral.
     Accept,
+    /// A012: the whole new set of referral letter files.
+    Letters(Vec<super::attachment::Attached>),
     /// A014: the provider rejects it.
     Reject {
         /// `APPOINTMENT-CANCELLATION-REASON` code of type provider-reject.
@@ -1097,6 +1140,7 @@ mod tests {
             commissioning_organisation: "B82617".into(),
             appointment: None,
             reviewed: false,
+            letters: Vec::new(),
         }
     }
 
