@@ -1487,17 +1487,27 @@ async fn fetch_worklist(
         .collect();
     held.sort_by(|a, b| a.0.ubrn.cmp(&b.0.ubrn));
     let list = request.to_fhir(&held, &ers.stu3_base());
-    let entities: Vec<String> = held
-        .iter()
-        .map(|(r, _)| format!("ReferralRequest/{}", r.ubrn))
-        .collect();
-    ers.audit_read(
-        &ctx,
-        Interaction::Operation("$ers.fetchworklist", "E"),
-        &entities,
-        None,
-    )
-    .await?;
+    // One AuditEvent names the list and every referral it disclosed, in its query rather than
+    // as indexed entities: a worklist can hold tens of thousands of referrals.
+    if let Some(audit_caller) = &ctx.audit {
+        let disclosed: Vec<&str> = held.iter().map(|(r, _)| r.ubrn.as_str()).collect();
+        let query = format!(
+            "listType={}&ubrn={}",
+            request.list_code(),
+            disclosed.join(",")
+        );
+        let record = audit::event(
+            audit_caller,
+            Interaction::Operation("$ers.fetchworklist", "E"),
+            &ers.url,
+            &[],
+            &[],
+            Some(&query),
+        );
+        audit::record(ers.repo.store(), Some(record))
+            .await
+            .map_err(|e| Failure::from(RepoError::Store(e)))?;
+    }
     Ok(fhir_json(StatusCode::OK, &list, None))
 }
 

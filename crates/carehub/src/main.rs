@@ -433,6 +433,11 @@ fn parse_cli() -> Result<Cli> {
     Ok(Cli::from_arg_matches(&matches)?)
 }
 
+/// glibc's allocator spent about 40% of a large response's time consolidating and unlinking
+/// chunks (measured on a 10,000-referral e-RS worklist, `docs/benchmarks.md`); mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let cli = parse_cli()?;
     tracing_subscriber::fmt()

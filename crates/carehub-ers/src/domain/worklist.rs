@@ -203,6 +203,15 @@ impl Request {
         })
     }
 
+    /// The list's code.
+    pub fn list_code(&self) -> &'static str {
+        ListType::ALL
+            .iter()
+            .find(|(t, _, _)| *t == self.list)
+            .map(|(_, c, _)| *c)
+            .unwrap_or_default()
+    }
+
     /// Whether `referral` is on this list for `organisation`.
     pub fn holds(&self, referral: &Referral, organisation: &str) -> bool {
         let at = |ods: &str| ods.eq_ignore_ascii_case(organisation);
