@@ -790,7 +790,10 @@ async fn create_referral(
         .create_referral(
             move |ubrn| {
                 let refs: Vec<&Service> = shortlisted.iter().collect();
-                Referral::create(ubrn, new, &refs, &build_caller, clinician, commissioner)
+                let mut referral =
+                    Referral::create(ubrn, new, &refs, &build_caller, clinician, commissioner);
+                referral.created = carehub_fhir::datetime::format_instant(now_micros());
+                referral
             },
             move |referral| {
                 let caller = audit_caller.as_ref()?;
@@ -831,6 +834,8 @@ async fn referral_operation(
         "$ers.changeShortlist" => change_shortlist(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.cancelReferral" => cancel_referral(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.acceptReferral" => accept_referral(&ers, &ubrn, &headers, &extensions).await,
+        "$ers.generatePatientLetter" => patient_letter(&ers, &ubrn, &headers, &extensions).await,
+        "$ers.generateCRI" => clinical_information(&ers, &ubrn, &headers, &extensions).await,
         "$ers.maintainReferralLetter" => {
             maintain_letter(&ers, &ubrn, &headers, &extensions, &body).await
         }
@@ -2439,5 +2444,88 @@ async fn maintain_letter(
         StatusCode::OK,
         &changed.to_fhir(version, &ers.stu3_base()),
         Some(version),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// A019, A007
+
+fn pdf_response(file_name: &str, bytes: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `20261201094500`, for file names.
+fn stamp() -> String {
+    let text = carehub_fhir::datetime::format_instant(now_micros());
+    text.chars().filter(char::is_ascii_digit).take(14).collect()
+}
+
+async fn patient_letter(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A019, &ctx, headers).await?;
+    let (referral, _) = ers.referral(ubrn).await?;
+    referral.side_of(&caller)?;
+    let appointment = match &referral.appointment {
+        Some(id) => ers.repo.appointment(id).await?.map(|(a, _)| a),
+        None => None,
+    };
+    let directory = ers.directory().await?;
+    let lines =
+        crate::domain::letters::patient_letter(&referral, appointment.as_ref(), &directory)?;
+    let pdf = crate::domain::pdf::document(&format!("Referral {ubrn}"), &lines);
+    ers.audit_read(
+        &ctx,
+        Interaction::Operation("$ers.generatePatientLetter", "R"),
+        &[format!("ReferralRequest/{ubrn}")],
+        Some(&referral.patient),
+    )
+    .await?;
+    Ok(pdf_response(
+        &format!("{ubrn}_Appointment_Confirmation_Summary_{}.pdf", stamp()),
+        pdf,
+    ))
+}
+
+async fn clinical_information(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A007, &ctx, headers).await?;
+    let (referral, _) = ers.referral(ubrn).await?;
+    referral.side_of(&caller)?;
+    let pdf = crate::domain::pdf::document(
+        &format!("Clinical information {ubrn}"),
+        &crate::domain::letters::clinical_information(&referral),
+    );
+    ers.audit_read(
+        &ctx,
+        Interaction::Operation("$ers.generateCRI", "R"),
+        &[format!("ReferralRequest/{ubrn}")],
+        Some(&referral.patient),
+    )
+    .await?;
+    Ok(pdf_response(
+        &format!("{ubrn}_Clinical_Information_Summary_{}.pdf", stamp()),
+        pdf,
     ))
 }

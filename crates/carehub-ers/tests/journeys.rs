@@ -741,3 +741,66 @@ async fn a_referral_letter_is_uploaded_attached_and_downloaded_by_the_provider()
         .await;
     assert_eq!((status, code(&outcome)), (422, "NO_RELATIONSHIP"));
 }
+
+#[tokio::test]
+async fn letters_for_the_patient_and_the_clinician_are_pdfs_of_the_referral() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001", "20002"]).await;
+    let post = |who: &As, operation: &str| {
+        who.apply(
+            env.client
+                .post(env.url(&format!("/STU3/ReferralRequest/{ubrn}/{operation}"))),
+        )
+        .send()
+    };
+    let letter = post(&referrer, "$ers.generatePatientLetter").await.unwrap();
+    assert_eq!(letter.status(), 200);
+    assert_eq!(letter.headers()["content-type"], "application/pdf");
+    let disposition = letter.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains(&format!("{ubrn}_Appointment_Confirmation_Summary_")),
+        "{disposition}"
+    );
+    let bytes = letter.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("%PDF-1.4"));
+    assert!(text.contains(&format!(
+            "(Booking reference number \\(UBRN\\): {})",
+            ubrn.as_bytes()
+                .chunks(4)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+    assert!(text.contains("Heart Failure Clinic"));
+    // The patient letter is the referrer's to print; the summary is for both sides.
+    assert_eq!(
+        post(&provider, "$ers.generatePatientLetter")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let summary = post(&provider, "$ers.generateCRI").await.unwrap();
+    assert_eq!(summary.status(), 200);
+    let text = String::from_utf8_lossy(&summary.bytes().await.unwrap()).into_owned();
+    assert!(text.contains(&format!("(UBRN: {ubrn})")));
+    assert!(text.contains("(Specialty: Cardiology)"));
+    // Nothing to tell the patient once it is cancelled.
+    let (status, _, _) = env
+        .post(
+            &referrer,
+            &format!("/STU3/ReferralRequest/{ubrn}/$ers.cancelReferral"),
+            Some("W/\"1\""),
+            &cancel_body("RAISED_IN_ERROR", None),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, outcome) =
+        answer(post(&referrer, "$ers.generatePatientLetter").await.unwrap()).await;
+    assert_eq!((status, code(&outcome)), (422, "INVALID_REQUEST_STATE"));
+}

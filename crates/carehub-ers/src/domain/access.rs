@@ -188,6 +188,20 @@ pub mod endpoints {
         app: AppSide::Provider,
         on_behalf_of: true,
     };
+    /// The clinical information summary PDF.
+    pub const A007: Endpoint = Endpoint {
+        id: "A007",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// The patient's letter PDF.
+    pub const A019: Endpoint = Endpoint {
+        id: "A019",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
     /// SPCs an SPCA may act for.
     pub const A040: Endpoint = Endpoint {
         id: "A040",

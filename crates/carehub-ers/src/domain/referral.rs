@@ -281,6 +281,23 @@ pub struct Referral {
     /// The referral letter files (A012).
     #[serde(default)]
     pub letters: Vec<super::attachment::Attached>,
+    /// The password printed on the patient's letter (A019), with which they book or check
+    /// their referral themselves.
+    #[serde(default)]
+    pub access_code: Option<String>,
+    /// When it was created.
+    #[serde(default)]
+    pub created: String,
+}
+
+/// A four-letter access code, as e-RS prints on patient letters.
+fn access_code() -> String {
+    // Letters that cannot be mistaken for one another when read aloud or handwritten.
+    const LETTERS: &[u8] = b"abcdefghjkmnpqrstuvwxyz";
+    uuid::Uuid::new_v4().as_bytes()[..4]
+        .iter()
+        .map(|b| LETTERS[usize::from(*b) % LETTERS.len()] as char)
+        .collect()
 }
 
 /// The content of an A011 request, read and checked on its own.
@@ -615,6 +632,8 @@ impl Referral {
             appointment: None,
             reviewed: false,
             letters: Vec::new(),
+            access_code: Some(access_code()),
+            created: String::new(),
         }
     }
 
@@ -1141,6 +1160,8 @@ mod tests {
             appointment: None,
             reviewed: false,
             letters: Vec::new(),
+            access_code: None,
+            created: String::new(),
         }
     }
 
