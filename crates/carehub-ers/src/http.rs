@@ -100,6 +100,20 @@ pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
             post(service_type_operation),
         )
         .route("/STU3/Task", get(available_actions))
+        .route(
+            "/STU3/CommunicationRequest/{id}",
+            get(read_advice).post(advice_type_operation),
+        )
+        .route(
+            "/STU3/CommunicationRequest/{id}/_history/{version}",
+            get(read_advice_version),
+        )
+        .route(
+            "/STU3/CommunicationRequest/{id}/{operation}",
+            post(advice_operation),
+        )
+        .route("/STU3/Communication", get(conversation))
+        .route("/R4/ServiceRequest", get(service_requests))
         .route("/STU3/Slot", get(slots))
         .route("/STU3/Appointment", post(create_appointment))
         .route(
@@ -724,6 +738,9 @@ async fn referral_type_operation(
     match operation.as_str() {
         "$ers.createReferral" => create_referral(&ers, &headers, &extensions, &body).await,
         "$ers.fetchworklist" => fetch_worklist(&ers, &headers, &extensions, &body).await,
+        "$ers.createFromCommunicationRequestActionLater" => {
+            convert_advice(&ers, &headers, &extensions, &body).await
+        }
         _ => Ok(unknown_endpoint(
             Method::POST,
             format!("/STU3/ReferralRequest/{operation}")
@@ -2528,4 +2545,643 @@ async fn clinical_information(
         &format!("{ubrn}_Clinical_Information_Summary_{}.pdf", stamp()),
         pdf,
     ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Advice and guidance: A044, A023, A024, A025, A026, A027, A043, and A041
+
+use crate::domain::advice::{self, AdviceRequest};
+
+async fn advice_type_operation(
+    State(ers): State<Shared>,
+    Path(operation): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Answer {
+    match operation.as_str() {
+        "$ers.createAdviceAndGuidance" => create_advice(&ers, &headers, &extensions, &body).await,
+        "$ers.fetchworklist" => advice_worklist(&ers, &headers, &extensions, &body).await,
+        _ => Ok(unknown_endpoint(
+            Method::POST,
+            format!("/STU3/CommunicationRequest/{operation}")
+                .parse()
+                .unwrap_or_default(),
+        )
+        .await),
+    }
+}
+
+async fn advice_operation(
+    State(ers): State<Shared>,
+    Path((ubrn, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Answer {
+    match operation.as_str() {
+        "$ers.sendCommunicationToRequester" => {
+            respond_to_advice(&ers, &ubrn, &headers, &extensions, &body).await
+        }
+        "$ers.generateCRI" => advice_overview(&ers, &ubrn, &headers, &extensions).await,
+        _ => Ok(unknown_endpoint(
+            Method::POST,
+            format!("/STU3/CommunicationRequest/{ubrn}/{operation}")
+                .parse()
+                .unwrap_or_default(),
+        )
+        .await),
+    }
+}
+
+fn advice_audit(
+    ctx: &Context,
+    url: String,
+    operation: &'static str,
+    action: &'static str,
+) -> impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static {
+    let audit_caller = ctx.audit.clone();
+    move |advice| {
+        let caller = audit_caller.as_ref()?;
+        Some(audit::event(
+            caller,
+            Interaction::Operation(operation, action),
+            &url,
+            &[format!("CommunicationRequest/{}", advice.ubrn)],
+            &[format!(
+                "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                advice.patient
+            )],
+            None,
+        ))
+    }
+}
+
+async fn create_advice(
+    ers: &Ers,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A044, &ctx, headers).await?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let new = advice::NewAdvice::read(&body)?;
+    let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
+        ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let clinician =
+        referral::referring_clinician(&caller, new.referring_clinician.as_deref(), |user, _| {
+            clinicians.iter().any(|c| c.sds_user_id == user)
+        })?;
+    let directory = ers.directory().await?;
+    let commissioner = caller.organisation.clone();
+    let chosen = referral::check_shortlist(std::slice::from_ref(&new.service), &directory, |s| {
+        service::mismatch(
+            s,
+            &new.criteria,
+            RequestType::Advice,
+            Some(&commissioner),
+            None,
+        )
+    })?;
+    let service = chosen[0].clone();
+    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let (created, version) = ers
+        .repo
+        .create_advice(
+            move |ubrn| AdviceRequest::create(ubrn, new, &service, &caller, clinician, now),
+            advice_audit(&ctx, ers.url.clone(), "$ers.createAdviceAndGuidance", "C"),
+        )
+        .await?;
+    let stu3 = ers.stu3_base();
+    let parameters = json!({
+        "resourceType": "Parameters",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-CreateAdviceAndGuidance-Response-Parameters-1"]},
+        "parameter": [
+            {"name": "createdCommunicationRequest", "resource": created.to_fhir(version, &stu3)},
+            {"name": "createdCommunication", "resource": created.communication(&created.messages[0], version, true)},
+        ],
+    });
+    // As e-RS answers A044: 200, not 201.
+    Ok(fhir_json(StatusCode::OK, &parameters, Some(version)))
+}
+
+async fn advice_worklist(
+    ers: &Ers,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A023, &ctx, headers).await?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let params = Params::read(&body, &["listType", "service", "specialty"])?;
+    let list = params
+        .value("listType", "CodeableConcept")?
+        .and_then(|v| v.pointer("/coding/0"))
+        .ok_or_else(|| ErsError::missing("parameter listType"))?;
+    let list = crate::domain::params::Coding::read(list, "listType")?;
+    list.check_system(
+        "listType",
+        "https://fhir.nhs.uk/STU3/CodeSystem/eRS-CommunicationListSelector-1",
+    )?;
+    if list.code != "ADVICE_AND_GUIDANCE_REQUESTS" {
+        return Err(ErsError::invalid_code(
+            "listType",
+            list.code,
+            &["ADVICE_AND_GUIDANCE_REQUESTS"],
+        )
+        .into());
+    }
+    let service = params.identifier("service")?.map(|(_, id)| id.to_owned());
+    let specialty = params
+        .value("specialty", "CodeableConcept")?
+        .and_then(|v| v.pointer("/coding/0/code"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let all = ers.repo.advices().await?;
+    let mut held: Vec<&(AdviceRequest, i64)> = all
+        .iter()
+        .filter(|(a, _)| {
+            a.provider.eq_ignore_ascii_case(&caller.organisation)
+                && a.category == advice::Category::ProviderResponseRequired
+                && service.as_ref().is_none_or(|s| &a.service == s)
+                && specialty
+                    .as_ref()
+                    .is_none_or(|s| a.criteria.specialty.as_ref() == Some(s))
+        })
+        .collect();
+    held.sort_by(|a, b| a.0.ubrn.cmp(&b.0.ubrn));
+    let stu3 = ers.stu3_base();
+    let list = json!({
+        "resourceType": "List",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-List-1"]},
+        "status": "current",
+        "mode": "snapshot",
+        "entry": held.iter().map(|(a, v)| a.worklist_entry(*v, &stu3)).collect::<Vec<_>>(),
+    });
+    if let Some(audit_caller) = &ctx.audit {
+        let disclosed: Vec<&str> = held.iter().map(|(a, _)| a.ubrn.as_str()).collect();
+        let query = format!(
+            "listType=ADVICE_AND_GUIDANCE_REQUESTS&ubrn={}",
+            disclosed.join(",")
+        );
+        let record = audit::event(
+            audit_caller,
+            Interaction::Operation("$ers.fetchworklist", "E"),
+            &ers.url,
+            &[],
+            &[],
+            Some(&query),
+        );
+        audit::record(ers.repo.store(), Some(record))
+            .await
+            .map_err(|e| Failure::from(RepoError::Store(e)))?;
+    }
+    Ok(fhir_json(StatusCode::OK, &list, None))
+}
+
+/// The advice request `ubrn` for `caller`: 404 if unknown, `INVALID_REQUEST_TYPE` if the UBRN is
+/// a referral's, `NO_RELATIONSHIP` if the caller is on neither side.
+async fn advice_for(
+    ers: &Ers,
+    caller: &Caller,
+    ubrn: &str,
+) -> Result<(AdviceRequest, i64), Failure> {
+    let Some((found, version)) = ers.repo.advice(ubrn).await? else {
+        if ers.repo.referral(ubrn).await?.is_some() {
+            return Err(ErsError::rule(
+                "INVALID_REQUEST_TYPE",
+                format!("{ubrn} is a referral, not an advice and guidance request"),
+            )
+            .into());
+        }
+        return Err(ErsError::not_found(format!(
+            "No advice and guidance request with UBRN '{ubrn}'"
+        ))
+        .into());
+    };
+    found.check_relationship(caller)?;
+    Ok((found, version))
+}
+
+async fn read_advice(
+    State(ers): State<Shared>,
+    Path(ubrn): Path<String>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    read_advice_at(&ers, &ubrn, None, &headers, &extensions).await
+}
+
+async fn read_advice_version(
+    State(ers): State<Shared>,
+    Path((ubrn, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    read_advice_at(&ers, &ubrn, Some(&version), &headers, &extensions).await
+}
+
+async fn read_advice_at(
+    ers: &Ers,
+    ubrn: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A024, &ctx, headers).await?;
+    let (found, current) = advice_for(ers, &caller, ubrn).await?;
+    if let Some(asked) = version
+        && asked != current.to_string()
+    {
+        return Err(ErsError::new(
+            Class::NotFound,
+            "HISTORY_NOT_SUPPORTED",
+            format!("Only the current version of advice request {ubrn} can be read; it is version {current}"),
+        )
+        .into());
+    }
+    ers.audit_read(
+        &ctx,
+        Interaction::Read,
+        &[format!("CommunicationRequest/{ubrn}")],
+        Some(&found.patient),
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &found.to_fhir(current, &ers.stu3_base()),
+        Some(current),
+    ))
+}
+
+async fn conversation(
+    State(ers): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    let ctx = context(&extensions)?;
+    let caller = ers.caller(&endpoints::A024, &ctx, &headers).await?;
+    let pairs = query_pairs(query.as_deref());
+    let mut based_on = None;
+    let mut include_roles = false;
+    for (name, value) in &pairs {
+        match name.as_str() {
+            "based-on" => based_on = Some(value.clone()),
+            "_include" => match value.as_str() {
+                "Communication:requester-practitionerrole:PractitionerRole"
+                | "Communication:sender-practitionerrole:PractionerRole"
+                | "Communication:sender-practitionerrole:PractitionerRole" => include_roles = true,
+                "Communication:content-reference:DocumentReference" => {}
+                other => {
+                    return Err(bad(
+                        "INVALID_VALUE",
+                        format!("_include '{other}' is not supported"),
+                    )
+                    .into());
+                }
+            },
+            other => {
+                return Err(bad(
+                    "INVALID_VALUE",
+                    format!("Unknown parameter '{other}'; A025 takes based-on and _include"),
+                )
+                .into());
+            }
+        }
+    }
+    let based_on = based_on.ok_or_else(|| {
+        bad(
+            "MISSING_PARAMETER",
+            "based-on is mandatory: CommunicationRequest/{ubrn}/_history/{version}",
+        )
+    })?;
+    let (ubrn, version) = based_on
+        .strip_prefix("CommunicationRequest/")
+        .and_then(|rest| rest.split_once("/_history/"))
+        .ok_or_else(|| bad("INVALID_VALUE", format!("based-on '{based_on}' must be CommunicationRequest/{{ubrn}}/_history/{{version}}")))?;
+    let (found, current) = advice_for(&ers, &caller, ubrn)
+        .await
+        .map_err(|mut failure| {
+            // A025 answers these as 400s.
+            if failure.error.class == Class::Unprocessable {
+                failure.error.class = Class::BadRequest;
+            }
+            failure
+        })?;
+    if version != current.to_string() {
+        return Err(ErsError::not_found(format!(
+            "advice request {ubrn} is at version {current}, not {version}"
+        ))
+        .into());
+    }
+    let stu3 = ers.stu3_base();
+    let mut entries: Vec<Value> = found
+        .messages
+        .iter()
+        .map(|m| {
+            json!({"fullUrl": format!("{stu3}/Communication/{}", m.id),
+                   "resource": found.communication(m, current, false), "search": {"mode": "match"}})
+        })
+        .collect();
+    let total = entries.len();
+    if include_roles {
+        entries.extend(found.roles().into_iter().map(|role| {
+            json!({"fullUrl": format!("{stu3}/PractitionerRole/{}", role["id"].as_str().unwrap_or_default()),
+                   "resource": role, "search": {"mode": "include"}})
+        }));
+    }
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": format!("{stu3}/Communication?based-on={based_on}")}],
+        "entry": entries,
+    });
+    ers.audit_read(
+        &ctx,
+        Interaction::Search,
+        &[format!("CommunicationRequest/{ubrn}")],
+        Some(&found.patient),
+    )
+    .await?;
+    Ok(fhir_json(StatusCode::OK, &bundle, None))
+}
+
+async fn respond_to_advice(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A026, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let response = advice::Response::read(&body)?;
+    advice_for(ers, &caller, ubrn).await?;
+    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let (updated, version, _) = ers
+        .repo
+        .update_advice(
+            ubrn,
+            expected,
+            move |advice| advice.respond(&caller, response, now).map(|()| None),
+            advice_audit(
+                &ctx,
+                ers.url.clone(),
+                "$ers.sendCommunicationToRequester",
+                "U",
+            ),
+        )
+        .await?;
+    let stu3 = ers.stu3_base();
+    let last = updated.messages.last().expect("a response was just added");
+    let parameters = json!({
+        "resourceType": "Parameters",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-SendCommunicationToRequester-Response-Parameters-1"]},
+        "parameter": [
+            {"name": "updatedCommunicationRequest", "resource": updated.to_fhir(version, &stu3)},
+            {"name": "createdCommunication", "resource": updated.communication(last, version, true)},
+        ],
+    });
+    Ok(fhir_json(StatusCode::OK, &parameters, Some(version)))
+}
+
+async fn convert_advice(
+    ers: &Ers,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A027, &ctx, headers).await?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let conversion = advice::Conversion::read(&body)?;
+    advice_for(ers, &caller, &conversion.ubrn).await?;
+    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let ubrn = conversion.ubrn.clone();
+    let expected = conversion.version;
+    let (_, _, created) = ers
+        .repo
+        .update_advice(
+            &ubrn,
+            expected,
+            move |advice| {
+                advice.convert(&caller, &conversion, now)?;
+                Ok(Some(advice::referral_from(advice, &conversion, &caller)))
+            },
+            advice_audit(
+                &ctx,
+                ers.url.clone(),
+                "$ers.createFromCommunicationRequestActionLater",
+                "C",
+            ),
+        )
+        .await?;
+    let (referral, version) = created.ok_or_else(|| fault("a conversion made no referral"))?;
+    let stu3 = ers.stu3_base();
+    let mut response = fhir_json(
+        StatusCode::CREATED,
+        &referral.to_fhir(version, &stu3),
+        Some(version),
+    );
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("{stu3}/ReferralRequest/{}", referral.ubrn))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn advice_overview(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A024, &ctx, headers).await?;
+    let (found, _) = advice_for(ers, &caller, ubrn).await?;
+    let mut lines = vec![
+        crate::domain::pdf::Line::Heading("Advice and guidance".into()),
+        crate::domain::pdf::Line::Gap,
+        crate::domain::pdf::Line::Text(format!("UBRN: {}", found.ubrn)),
+        crate::domain::pdf::Line::Text(format!("Patient NHS number: {}", found.patient)),
+        crate::domain::pdf::Line::Text(format!(
+            "Service: {} ({})",
+            found.service_name, found.service
+        )),
+        crate::domain::pdf::Line::Text(format!(
+            "Priority: {}",
+            codes::priority_display(&found.priority).unwrap_or(&found.priority)
+        )),
+        crate::domain::pdf::Line::Gap,
+        crate::domain::pdf::Line::Heading("Conversation".into()),
+    ];
+    for message in &found.messages {
+        let who = match message.sent_by {
+            advice::SentBy::Requester => "Referrer",
+            advice::SentBy::Responder => "Provider",
+        };
+        lines.push(crate::domain::pdf::Line::Text(format!(
+            "{who} ({}), {}:",
+            message.author.user, message.sent
+        )));
+        lines.push(crate::domain::pdf::Line::Text(message.text.clone()));
+        lines.push(crate::domain::pdf::Line::Gap);
+    }
+    let pdf = crate::domain::pdf::document(&format!("Advice and guidance {ubrn}"), &lines);
+    ers.audit_read(
+        &ctx,
+        Interaction::Operation("$ers.generateCRI", "R"),
+        &[format!("CommunicationRequest/{ubrn}")],
+        Some(&found.patient),
+    )
+    .await?;
+    Ok(pdf_response(
+        &format!("{ubrn}_Advice_And_Guidance_{}.pdf", stamp()),
+        pdf,
+    ))
+}
+
+/// A041: the ServiceRequests (referral, advice request, or both) behind a UBRN.
+async fn service_requests(
+    State(ers): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Answer {
+    let ctx = context(&extensions).map_err(Failure::r4)?;
+    let caller = ers
+        .caller(&endpoints::A041, &ctx, &headers)
+        .await
+        .map_err(Failure::r4)?;
+    let pairs = query_pairs(query.as_deref());
+    let identifier =
+        match pairs.as_slice() {
+            [(name, value)] if name == "identifier" => value.clone(),
+            _ => return Err(Failure::from(bad_request(
+                "A041 takes exactly one parameter, identifier=[https://fhir.nhs.uk/Id/UBRN|]{ubrn}",
+            ))
+            .r4()),
+        };
+    let ubrn = match identifier.split_once('|') {
+        Some((referral::UBRN_SYSTEM, ubrn)) => ubrn.to_owned(),
+        Some((system, _)) => {
+            return Err(Failure::from(bad_request(format!(
+                "identifier system must be {}, not '{system}'",
+                referral::UBRN_SYSTEM
+            )))
+            .r4());
+        }
+        None => identifier.clone(),
+    };
+    if ubrn.len() != 12 || !ubrn.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::from(bad_request(format!("'{ubrn}' is not a UBRN (12 digits)"))).r4());
+    }
+    let r4 = format!("{}/R4", ers.url);
+    let mut entries = Vec::new();
+    let service_request = |id: &str, version: i64, status: &str, code: &str, patient: &str| {
+        json!({
+            "fullUrl": format!("{r4}/ServiceRequest/{id}"),
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "id": id,
+                "meta": {"versionId": version.to_string()},
+                "identifier": [{"system": referral::UBRN_SYSTEM, "value": ubrn}],
+                "status": status,
+                "intent": "order",
+                "category": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest", "code": "request"}]}],
+                "code": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/servicerequest-code", "code": code}]},
+                "subject": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient}},
+            },
+            "search": {"mode": "match"},
+        })
+    };
+    let mut patient = None;
+    if let Some((advice, version)) = ers
+        .repo
+        .advice(&ubrn)
+        .await
+        .map_err(|e| Failure::from(e).r4())?
+        && advice.check_relationship(&caller).is_ok()
+    {
+        let status = if advice.category == advice::Category::AdviceConverted {
+            "completed"
+        } else {
+            "active"
+        };
+        entries.push(service_request(
+            &advice.request_id,
+            version,
+            status,
+            "advice-and-guidance",
+            &advice.patient,
+        ));
+        patient = Some(advice.patient.clone());
+    }
+    if let Some((found, version)) = ers
+        .repo
+        .referral(&ubrn)
+        .await
+        .map_err(|e| Failure::from(e).r4())?
+        && found.side_of(&caller).is_ok()
+    {
+        let status = if found.state == ReferralState::CancelledReferral {
+            "revoked"
+        } else {
+            "active"
+        };
+        entries.push(service_request(
+            &found.request_id,
+            version,
+            status,
+            "referral",
+            &found.patient,
+        ));
+        patient = Some(found.patient.clone());
+    }
+    let encoded =
+        percent_encoding::utf8_percent_encode(&identifier, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "searchset",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": format!("{r4}/ServiceRequest?identifier={encoded}")}],
+        "entry": entries,
+    });
+    ers.audit_read(
+        &ctx,
+        Interaction::Search,
+        &[format!("ServiceRequest?identifier={ubrn}")],
+        patient.as_deref(),
+    )
+    .await
+    .map_err(Failure::r4)?;
+    Ok(fhir_json(StatusCode::OK, &bundle, None))
 }

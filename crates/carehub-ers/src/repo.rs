@@ -8,6 +8,7 @@ use carehub_server::audit;
 use carehub_store::{Expect, Store, StoreError};
 use serde_json::{Value, json};
 
+use crate::domain::advice::AdviceRequest;
 use crate::domain::appointment::{self, Appointment};
 use crate::domain::attachment::StoredFile;
 use crate::domain::referral::{Referral, State};
@@ -286,6 +287,128 @@ impl Repo {
             .await
     }
 
+    /// An advice request and its version.
+    pub async fn advice(&self, ubrn: &str) -> Result<Option<(AdviceRequest, i64)>, RepoError> {
+        match self.store.read(&self.key, "AdviceRequest", ubrn).await? {
+            Some(found) => match found.body {
+                Some(body) => Ok(Some((parse(&body)?, found.version))),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Every advice request, with its version (for the A&G worklist).
+    pub async fn advices(&self) -> Result<Vec<(AdviceRequest, i64)>, RepoError> {
+        let query = SearchQuery {
+            resource_type: "AdviceRequest".into(),
+            filters: Vec::new(),
+            sort: Vec::new(),
+            count: 100_000,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+            summary: Summary::False,
+            elements: Vec::new(),
+            total: Total::None,
+            cursor: None,
+            warnings: Vec::new(),
+        };
+        let page = self.store.search(&self.key, &query).await?;
+        page.matches
+            .into_iter()
+            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
+            .map(|(body, version)| Ok((parse(&body)?, version)))
+            .collect()
+    }
+
+    /// Allocates a UBRN and stores the advice request `build` makes with it.
+    pub async fn create_advice(
+        &self,
+        build: impl FnOnce(String) -> AdviceRequest + Send + 'static,
+        audit: impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static,
+    ) -> Result<(AdviceRequest, i64), RepoError> {
+        let key = self.key.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let ubrn = next_ubrn(tx, &key).await?;
+                    let advice = build(ubrn);
+                    let body = serde_json::to_value(&advice)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx
+                        .put(
+                            &key,
+                            "AdviceRequest",
+                            &advice.ubrn,
+                            body,
+                            &[],
+                            Expect::Absent,
+                        )
+                        .await?;
+                    audit::record_in(tx, audit(&advice)).await?;
+                    Ok::<_, RepoError>((advice, stored.version))
+                })
+            })
+            .await
+    }
+
+    /// Applies `change` to advice request `ubrn` at `expected` version (409 otherwise); when it
+    /// returns a referral (a conversion), that referral is created in the same unit of work.
+    pub async fn update_advice(
+        &self,
+        ubrn: &str,
+        expected: i64,
+        change: impl FnOnce(&mut AdviceRequest) -> Result<Option<Referral>, ErsError> + Send + 'static,
+        audit: impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static,
+    ) -> Result<(AdviceRequest, i64, Option<(Referral, i64)>), RepoError> {
+        let key = self.key.clone();
+        let ubrn = ubrn.to_owned();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let found = tx.read(&key, "AdviceRequest", &ubrn).await?;
+                    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version)))
+                    else {
+                        return Err(ErsError::not_found(format!(
+                            "No advice request with UBRN {ubrn}"
+                        ))
+                        .into());
+                    };
+                    if version != expected {
+                        return Err(stale("advice request", &ubrn, expected, version).into());
+                    }
+                    let mut advice: AdviceRequest = parse(&body)?;
+                    let referral = change(&mut advice)?;
+                    let body = serde_json::to_value(&advice)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx
+                        .put(
+                            &key,
+                            "AdviceRequest",
+                            &ubrn,
+                            body,
+                            &[],
+                            Expect::Version(version),
+                        )
+                        .await?;
+                    let created = match referral {
+                        Some(referral) => {
+                            let body = serde_json::to_value(&referral)
+                                .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                            let made = tx
+                                .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                                .await?;
+                            Some((referral, made.version))
+                        }
+                        None => None,
+                    };
+                    audit::record_in(tx, audit(&advice)).await?;
+                    Ok::<_, RepoError>((advice, stored.version, created))
+                })
+            })
+            .await
+    }
+
     /// Keeps an uploaded file: its description and its bytes, as two records so that reading
     /// a referral never loads file contents.
     pub async fn put_file(
@@ -407,33 +530,8 @@ impl Repo {
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    let counter = tx.read(&key, "Counter", "ubrn").await?;
-                    let (next, expect) = match &counter {
-                        Some(found) => {
-                            let body: Value = found
-                                .body
-                                .as_deref()
-                                .map(parse)
-                                .transpose()?
-                                .unwrap_or(Value::Null);
-                            let next = body
-                                .get("next")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(FIRST_UBRN);
-                            (next, Expect::Version(found.version))
-                        }
-                        None => (FIRST_UBRN, Expect::Absent),
-                    };
-                    tx.put(
-                        &key,
-                        "Counter",
-                        "ubrn",
-                        json!({"next": next + 1}),
-                        &[],
-                        expect,
-                    )
-                    .await?;
-                    let referral = build(format!("{next:012}"));
+                    let next = next_ubrn(tx, &key).await?;
+                    let referral = build(next);
                     let body = serde_json::to_value(&referral)
                         .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                     let stored = tx
@@ -555,4 +653,35 @@ async fn cancel_booked_in(
     )
     .await?;
     Ok(())
+}
+
+/// Gives out the next UBRN of the environment (referrals and advice requests share them).
+async fn next_ubrn(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<String, RepoError> {
+    let counter = tx.read(key, "Counter", "ubrn").await?;
+    let (next, expect) = match &counter {
+        Some(found) => {
+            let body: Value = found
+                .body
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .unwrap_or(Value::Null);
+            let next = body
+                .get("next")
+                .and_then(Value::as_u64)
+                .unwrap_or(FIRST_UBRN);
+            (next, Expect::Version(found.version))
+        }
+        None => (FIRST_UBRN, Expect::Absent),
+    };
+    tx.put(
+        key,
+        "Counter",
+        "ubrn",
+        json!({"next": next + 1}),
+        &[],
+        expect,
+    )
+    .await?;
+    Ok(format!("{next:012}"))
 }

@@ -804,3 +804,284 @@ async fn letters_for_the_patient_and_the_clinician_are_pdfs_of_the_referral() {
         answer(post(&referrer, "$ers.generatePatientLetter").await.unwrap()).await;
     assert_eq!((status, code(&outcome)), (422, "INVALID_REQUEST_STATE"));
 }
+
+fn advice_body(services: &[&str], authorised: bool, request: &str) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}},
+        {"name": "providerConversionAuthorisation", "valueCoding": {
+            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ProviderConversionAuthorisation-1",
+            "code": if authorised { "AUTHORISED_TO_CONVERT" } else { "NOT_AUTHORISED_TO_CONVERT" }}},
+        {"name": "shortlist", "resource": shortlist(criteria("ROUTINE", "CARDIOLOGY", None), services)},
+        {"name": "request", "valueString": request},
+    ]})
+}
+
+fn category(request: &Value) -> &str {
+    request["category"][0]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn advice_and_guidance_is_asked_answered_and_converted() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ask = "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance";
+
+    // A044: one advice service, which must give advice.
+    let (status, _, outcome) = env
+        .post(
+            &referrer,
+            ask,
+            None,
+            &advice_body(&["20001"], true, "Statin?"),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (422, "SHORTLISTED_SERVICE_NOT_IN_RESULTS"),
+        "{outcome}"
+    );
+    let (status, _, outcome) = env
+        .post(
+            &referrer,
+            ask,
+            None,
+            &advice_body(&["20002", "20011"], true, "Statin?"),
+        )
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "TOO_MANY_ITEMS"));
+    let (status, etag, created) = env
+        .post(
+            &referrer,
+            ask,
+            None,
+            &advice_body(
+                &["20002"],
+                false,
+                "Raised LDL despite diet: start a statin?",
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(etag.as_deref(), Some("W/\"1\""));
+    let request = &created["parameter"][0]["resource"];
+    let ubrn = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(category(request), "PROVIDER_RESPONSE_REQUIRED");
+    assert_eq!(
+        created["parameter"][1]["resource"]["category"][0]["coding"][0]["code"],
+        "REQUESTER"
+    );
+
+    // The provider's worklist, the summary and the conversation.
+    let worklist_body = json!({"resourceType": "Parameters", "parameter": [{"name": "listType", "valueCodeableConcept": {"coding": [{
+        "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-CommunicationListSelector-1", "code": "ADVICE_AND_GUIDANCE_REQUESTS"}]}}]});
+    let (status, _, list) = env
+        .post(
+            &provider,
+            "/STU3/CommunicationRequest/$ers.fetchworklist",
+            None,
+            &worklist_body,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["entry"][0]["item"]["reference"],
+        format!("CommunicationRequest/{ubrn}")
+    );
+    let (status, _, summary) = env
+        .get(&provider, &format!("/STU3/CommunicationRequest/{ubrn}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        summary["identifier"][0]["value"].as_str().unwrap().get(..2),
+        Some("a.")
+    );
+    let conversation = |version: i64| {
+        format!(
+            "/STU3/Communication?based-on=CommunicationRequest/{ubrn}/_history/{version}&_include=Communication:sender-practitionerrole:PractionerRole"
+        )
+    };
+    let (status, _, bundle) = env.get(&referrer, &conversation(1)).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["total"], 1);
+    assert_eq!(
+        bundle["entry"][0]["resource"]["note"][0]["text"],
+        "Raised LDL despite diet: start a statin?"
+    );
+
+    // A026: an answer needs a recommendation; asking for more does not take one.
+    let answer_body = |outcome: &str, recommendation: Option<&str>| {
+        let mut parameter = vec![
+            json!({"name": "guidanceOutcome", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceResponseOutcome-1", "code": outcome}}),
+            json!({"name": "guidance", "valueString": "Please send the last two lipid profiles"}),
+            json!({"name": "updatedPriority", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "code": "ROUTINE"}}),
+        ];
+        if let Some(code) = recommendation {
+            parameter.push(json!({"name": "guidanceIntendedRecommendation", "valueCoding": {
+                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceIntendedRecommendation-1", "code": code}}));
+        }
+        json!({"resourceType": "Parameters", "parameter": parameter})
+    };
+    let respond = format!("/STU3/CommunicationRequest/{ubrn}/$ers.sendCommunicationToRequester");
+    let (status, _, outcome) = env
+        .post(
+            &provider,
+            &respond,
+            Some("W/\"1\""),
+            &answer_body("RETURN_TO_REFERRER_WITH_ADVICE", None),
+        )
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "VALUE_IS_REQUIRED"));
+    let (status, _, outcome) = env
+        .post(
+            &referrer,
+            &respond,
+            Some("W/\"1\""),
+            &answer_body("REQUIRE_FURTHER_INFORMATION", None),
+        )
+        .await;
+    assert_eq!(status, 403, "the referrer does not answer: {outcome}");
+    let (status, etag, answered) = env
+        .post(
+            &provider,
+            &respond,
+            Some("W/\"1\""),
+            &answer_body("REQUIRE_FURTHER_INFORMATION", None),
+        )
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(etag.as_deref(), Some("W/\"2\""));
+    assert_eq!(
+        category(&answered["parameter"][0]["resource"]),
+        "REFERRER_TO_SUBMIT_FURTHER_INFORMATION"
+    );
+    assert_eq!(
+        answered["parameter"][1]["resource"]["category"][0]["coding"][0]["code"],
+        "RESPONDER"
+    );
+    let (_, _, bundle) = env.get(&referrer, &conversation(2)).await;
+    assert_eq!(bundle["total"], 2);
+    let (status, _, _) = env.get(&referrer, &conversation(1)).await;
+    assert_eq!(
+        status, 404,
+        "the conversation is read at the current version"
+    );
+    let (status, _, outcome) = env
+        .post(
+            &provider,
+            &respond,
+            Some("W/\"2\""),
+            &answer_body("REQUIRE_FURTHER_INFORMATION", None),
+        )
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "INVALID_REQUEST_STATE"));
+    let (_, _, list) = env
+        .post(
+            &provider,
+            "/STU3/CommunicationRequest/$ers.fetchworklist",
+            None,
+            &worklist_body,
+        )
+        .await;
+    assert!(list["entry"].as_array().unwrap().is_empty());
+
+    // A027: only with the referrer's authorisation; the referral keeps the UBRN.
+    let convert = |ubrn: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "createFrom", "valueReference": {"reference": format!("CommunicationRequest/{ubrn}/_history/1")}},
+            {"name": "guidance", "valueString": "Seen in clinic: book a lipid review"},
+            {"name": "newReferralPriority", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "code": "URGENT"}},
+            {"name": "reviewComments", "valueString": "Book within two weeks"},
+        ]})
+    };
+    let path = "/STU3/ReferralRequest/$ers.createFromCommunicationRequestActionLater";
+    let (_, _, second) = env
+        .post(
+            &referrer,
+            ask,
+            None,
+            &advice_body(&["20002"], false, "Another question"),
+        )
+        .await;
+    let unauthorised = second["parameter"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, outcome) = env
+        .post(&provider, path, None, &convert(&unauthorised))
+        .await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (422, "INAPPROPRIATE_VALUE"),
+        "{outcome}"
+    );
+    let (_, _, third) = env
+        .post(
+            &referrer,
+            ask,
+            None,
+            &advice_body(&["20002"], true, "Please see"),
+        )
+        .await;
+    let authorised = third["parameter"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, etag, referral) = env.post(&provider, path, None, &convert(&authorised)).await;
+    assert_eq!(status, 201, "{referral}");
+    assert_eq!(etag.as_deref(), Some("W/\"1\""));
+    assert_eq!(referral["id"], authorised.as_str());
+    assert_eq!(state(&referral), "TRIAGED_PROVIDER_TO_ACTION");
+    let (status, _, read) = env
+        .get(&referrer, &format!("/STU3/ReferralRequest/{authorised}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        read["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+        "URGENT"
+    );
+    let (_, _, summary) = env
+        .get(
+            &referrer,
+            &format!("/STU3/CommunicationRequest/{authorised}"),
+        )
+        .await;
+    assert_eq!(
+        (category(&summary), summary["status"].as_str()),
+        ("ADVICE_CONVERTED", Some("completed"))
+    );
+
+    // A041: both service requests behind the UBRN; A024 refuses a referral-only UBRN.
+    let (status, _, requests) = env
+        .get(
+            &referrer,
+            &format!("/R4/ServiceRequest?identifier=https://fhir.nhs.uk/Id/UBRN|{authorised}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{requests}");
+    let codes: Vec<&str> = requests["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["advice-and-guidance", "referral"]);
+    let plain = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let (status, _, outcome) = env
+        .get(&referrer, &format!("/STU3/CommunicationRequest/{plain}"))
+        .await;
+    assert_eq!((status, code(&outcome)), (422, "INVALID_REQUEST_TYPE"));
+
+    // A043: the overview PDF, with the conversation.
+    let pdf = provider
+        .apply(env.client.post(env.url(&format!(
+            "/STU3/CommunicationRequest/{ubrn}/$ers.generateCRI"
+        ))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    let text = String::from_utf8_lossy(&pdf.bytes().await.unwrap()).into_owned();
+    assert!(text.contains("(Please send the last two lipid profiles)"));
+}

@@ -202,6 +202,48 @@ pub mod endpoints {
         app: AppSide::None,
         on_behalf_of: false,
     };
+    /// Ask for advice and guidance.
+    pub const A044: Endpoint = Endpoint {
+        id: "A044",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// The provider's advice and guidance worklist.
+    pub const A023: Endpoint = Endpoint {
+        id: "A023",
+        functions: &[SPC, SPA, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// Read an advice request, its conversation, or its overview PDF (A024, A025, A043).
+    pub const A024: Endpoint = Endpoint {
+        id: "A024",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::Provider,
+        on_behalf_of: true,
+    };
+    /// Answer an advice request.
+    pub const A026: Endpoint = Endpoint {
+        id: "A026",
+        functions: &[SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// Convert an advice request into a referral.
+    pub const A027: Endpoint = Endpoint {
+        id: "A027",
+        functions: &[SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// The ServiceRequests behind a UBRN (R4).
+    pub const A041: Endpoint = Endpoint {
+        id: "A041",
+        functions: &[RC, RCA, SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
     /// SPCs an SPCA may act for.
     pub const A040: Endpoint = Endpoint {
         id: "A040",

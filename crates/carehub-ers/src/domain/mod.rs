@@ -5,6 +5,7 @@
 //! only moves them.
 
 pub mod access;
+pub mod advice;
 pub mod appointment;
 pub mod attachment;
 pub mod codes;
