@@ -741,6 +741,16 @@ async fn referral_type_operation(
         "$ers.createFromCommunicationRequestActionLater" => {
             convert_advice(&ers, &headers, &extensions, &body).await
         }
+        "$ers.createReferralAndSendForTriage" => {
+            let response = create_and_send_for_triage(&ers, &headers, &extensions, &body).await;
+            let successor = format!("{}/ReferralRequest/$ers.createReferral", ers.stu3_base());
+            Ok(deprecated(
+                response.unwrap_or_else(IntoResponse::into_response),
+                None,
+                None,
+                &successor,
+            ))
+        }
         _ => Ok(unknown_endpoint(
             Method::POST,
             format!("/STU3/ReferralRequest/{operation}")
@@ -851,6 +861,24 @@ async fn referral_operation(
         "$ers.changeShortlist" => change_shortlist(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.cancelReferral" => cancel_referral(&ers, &ubrn, &headers, &extensions, &body).await,
         "$ers.acceptReferral" => accept_referral(&ers, &ubrn, &headers, &extensions).await,
+        "$ers.cancelAppointmentActionLater" => {
+            action_later(&ers, &ubrn, &headers, &extensions, &body).await
+        }
+        "$ers.changeShortlistAndSendForTriage" => {
+            let response =
+                change_shortlist_and_send_for_triage(&ers, &ubrn, &headers, &extensions, &body)
+                    .await;
+            let successor = format!(
+                "{}/ReferralRequest/{ubrn}/$ers.changeShortlist",
+                ers.stu3_base()
+            );
+            Ok(deprecated(
+                response.unwrap_or_else(IntoResponse::into_response),
+                None,
+                None,
+                &successor,
+            ))
+        }
         "$ers.generatePatientLetter" => patient_letter(&ers, &ubrn, &headers, &extensions).await,
         "$ers.generateCRI" => clinical_information(&ers, &ubrn, &headers, &extensions).await,
         "$ers.maintainReferralLetter" => {
@@ -1227,7 +1255,9 @@ async fn on_behalf_of_users(
                 "resource": {
                     "resourceType": "Practitioner",
                     "id": card.sds_user_id,
-                    "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": card.sds_user_id}],
+                    // An object, not an array: the shape e-RS sends (a known defect of its
+                    // A040), so that clients built here read the real service too.
+                    "identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": card.sds_user_id},
                     "name": [{"family": card.family_name, "given": [card.given_name]}],
                 },
                 "search": {"mode": "match"},
@@ -2384,16 +2414,30 @@ async fn object_store(
     file_response(&file, bytes)
 }
 
-/// A006 (deprecated): the file itself, up to 5 MB.
+/// A006 (deprecated since February 2025, retirement planned for February 2026): the file
+/// itself, up to 5 MB.
 async fn download_stu3(
     State(ers): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
+) -> Response {
+    let successor = format!("{}/R4/Binary/{id}", ers.url);
+    let response = download_stu3_file(&ers, &id, &headers, &extensions)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    deprecated(response, Some("2025-02-01"), Some("2026-02-01"), &successor)
+}
+
+async fn download_stu3_file(
+    ers: &Ers,
+    id: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
 ) -> Answer {
-    let ctx = context(&extensions)?;
-    let caller = ers.caller(&endpoints::A006, &ctx, &headers).await?;
-    let file = readable_file(&ers, &caller, &id).await?;
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A006, &ctx, headers).await?;
+    let file = readable_file(ers, &caller, id).await?;
     if file.size > 5 * 1024 * 1024 {
         return Err(ErsError::rule(
             "FILE_SIZE_ERROR",
@@ -2403,7 +2447,7 @@ async fn download_stu3(
     }
     let bytes = ers
         .repo
-        .file_data(&id)
+        .file_data(id)
         .await?
         .ok_or_else(|| ErsError::not_found(format!("No file '{id}'")))?;
     ers.audit_read(&ctx, Interaction::Read, &[format!("Binary/{id}")], None)
@@ -3184,4 +3228,314 @@ async fn service_requests(
     .await
     .map_err(Failure::r4)?;
     Ok(fhir_json(StatusCode::OK, &bundle, None))
+}
+
+// ---------------------------------------------------------------------------------------
+// Deprecated endpoints (A006, A021, A032) and A022
+
+/// Marks a deprecated endpoint's answer: `Deprecation` and `Sunset` where the dates are
+/// published, and a `Link` to the endpoint that replaces it.
+fn deprecated(
+    mut response: Response,
+    since: Option<&str>,
+    sunset: Option<&str>,
+    successor: &str,
+) -> Response {
+    let mut headers =
+        carehub_gateway::deprecation_headers(since.unwrap_or(""), sunset.unwrap_or(""), None);
+    headers.push(("link", format!("<{successor}>; rel=\"successor-version\"")));
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+async fn action_later(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A022, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let params = Params::read(
+        &body,
+        &[
+            "comments",
+            "priority",
+            "appointmentCancelledInPAS",
+            "providerAttachmentFile",
+        ],
+    )?;
+    let comment = params
+        .text("comments", "String")?
+        .ok_or_else(|| ErsError::missing("parameter comments"))?
+        .to_owned();
+    let priority = match params.coding("priority")? {
+        Some(coding) => {
+            coding.check_system("priority", codes::PRIORITY_SYSTEM)?;
+            Some(coding.code.to_owned())
+        }
+        None => None,
+    };
+    params.boolean("appointmentCancelledInPAS")?;
+    if !params.resources("providerAttachmentFile")?.is_empty() {
+        return Err(ErsError::rule(
+            "INAPPROPRIATE_VALUE",
+            "providerAttachmentFile: attachments are not taken here yet",
+        )
+        .into());
+    }
+    let (changed, version) = change_referral(
+        ers,
+        &ctx,
+        ubrn,
+        expected,
+        "$ers.cancelAppointmentActionLater",
+        caller,
+        Change::ActionLater { comment, priority },
+    )
+    .await?;
+    Ok(fhir_json(
+        StatusCode::OK,
+        &changed.to_fhir(version, &ers.stu3_base()),
+        Some(version),
+    ))
+}
+
+/// The one triage service of a deprecated send-for-triage shortlist.
+fn one_triage_service<'d>(
+    services: &[String],
+    directory: &'d [Service],
+) -> Result<&'d Service, ErsError> {
+    let [id] = services else {
+        return Err(ErsError::rule(
+            "INAPPROPRIATE_VALUE",
+            "to send for triage the shortlist holds exactly one triage service",
+        ));
+    };
+    directory
+        .iter()
+        .find(|s| &s.id == id && s.triage)
+        .ok_or_else(|| {
+            ErsError::rule(
+                "INAPPROPRIATE_VALUE",
+                format!("service {id} is not a triage service"),
+            )
+        })
+}
+
+fn triage_appointment(
+    id: String,
+    referral: &Referral,
+    service: &Service,
+    now: String,
+) -> Appointment {
+    Appointment {
+        id,
+        ubrn: referral.ubrn.clone(),
+        referral_version: 0,
+        status: appointment::Status::Proposed,
+        reason: Some(appointment::Reason {
+            system: appointment::REVIEW_REASON_SYSTEM.into(),
+            code: "TRIAGE".into(),
+        }),
+        comment: None,
+        service: service.id.clone(),
+        service_name: service.name.clone(),
+        patient: referral.patient.clone(),
+        slot: None,
+        start: None,
+        end: None,
+        clinician: None,
+        created: now,
+    }
+}
+
+fn appointment_audit(
+    ctx: &Context,
+    url: String,
+    operation: &'static str,
+) -> impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static {
+    let audit_caller = ctx.audit.clone();
+    move |referral, appointment| {
+        let caller = audit_caller.as_ref()?;
+        Some(audit::event(
+            caller,
+            Interaction::Operation(operation, "C"),
+            &url,
+            &[
+                format!("ReferralRequest/{}", referral.ubrn),
+                format!("Appointment/{}", appointment.id),
+            ],
+            &[format!(
+                "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                referral.patient
+            )],
+            None,
+        ))
+    }
+}
+
+/// A021 (deprecated): A011 and A016's send-to-triage at once.
+async fn create_and_send_for_triage(
+    ers: &Ers,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A021, &ctx, headers).await?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let new = NewReferral::read(&body, now_micros())?;
+    let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
+        ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let clinician =
+        referral::referring_clinician(&caller, new.referring_clinician.as_deref(), |user, _| {
+            clinicians.iter().any(|c| c.sds_user_id == user)
+        })?;
+    let directory = ers.directory().await?;
+    let service = one_triage_service(&new.services, &directory)?.clone();
+    let commissioner = caller.organisation.clone();
+    referral::check_shortlist(&new.services, &directory, |s| {
+        service::mismatch(
+            s,
+            &new.criteria,
+            RequestType::Appointment,
+            Some(&commissioner),
+            None,
+        )
+    })?;
+    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let (created, version) = ers
+        .repo
+        .create_referral_with_appointment(
+            move |ubrn, appointment_id| {
+                let mut referral =
+                    Referral::create(ubrn, new, &[&service], &caller, clinician, commissioner);
+                referral.created = now.clone();
+                referral.apply(
+                    &caller,
+                    Change::Appoint {
+                        service: service.id.clone(),
+                        appointment: appointment_id.clone(),
+                        state: ReferralState::AwaitingTriage,
+                        reason: Some("TRIAGE".into()),
+                    },
+                )?;
+                let appointment = triage_appointment(appointment_id, &referral, &service, now);
+                Ok((referral, appointment))
+            },
+            appointment_audit(&ctx, ers.url.clone(), "$ers.createReferralAndSendForTriage"),
+        )
+        .await?;
+    let stu3 = ers.stu3_base();
+    Ok(fhir_json(
+        StatusCode::CREATED,
+        &created.to_fhir(version, &stu3),
+        Some(version),
+    ))
+}
+
+/// A032 (deprecated): A031 and A016's send-to-triage at once.
+async fn change_shortlist_and_send_for_triage(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A032, &ctx, headers).await?;
+    let expected = if_match(headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let (criteria, ids, letter_intention, reminder_days) = referral::read_change_shortlist(&body)?;
+    if reminder_days != 0 {
+        return Err(ErsError::rule(
+            "INAPPROPRIATE_VALUE",
+            "firstReminderLetterFollowUpDays must be 0 when sending for triage",
+        )
+        .into());
+    }
+    let directory = ers.directory().await?;
+    let service = one_triage_service(&ids, &directory)?.clone();
+    let (current, _) = ers.referral(ubrn).await?;
+    let commissioner = current.commissioning_organisation.clone();
+    referral::check_shortlist(&ids, &directory, |s| {
+        service::mismatch(
+            s,
+            &criteria,
+            RequestType::Appointment,
+            Some(&commissioner),
+            None,
+        )
+    })?;
+    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let shortlisted = vec![Shortlisted {
+        service: service.id.clone(),
+        name: service.name.clone(),
+        provider: service.provider.clone(),
+    }];
+    let (made, appointment_version, updated, version) = ers
+        .repo
+        .create_appointment(
+            ubrn,
+            expected,
+            None,
+            move |referral, id| {
+                referral.apply(
+                    &caller,
+                    Change::Shortlist {
+                        criteria,
+                        shortlisted,
+                        letter_intention,
+                        reminder_days,
+                    },
+                )?;
+                referral.apply(
+                    &caller,
+                    Change::Appoint {
+                        service: service.id.clone(),
+                        appointment: id.clone(),
+                        state: ReferralState::AwaitingTriage,
+                        reason: Some("TRIAGE".into()),
+                    },
+                )?;
+                Ok(triage_appointment(id, referral, &service, now))
+            },
+            appointment_audit(
+                &ctx,
+                ers.url.clone(),
+                "$ers.changeShortlistAndSendForTriage",
+            ),
+        )
+        .await?;
+    let stu3 = ers.stu3_base();
+    let parameters = json!({
+        "resourceType": "Parameters",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-ChangeShortlistAndSendForTriage-Response-Parameters-1"]},
+        "parameter": [
+            {"name": "updatedReferralRequest", "resource": updated.to_fhir(version, &stu3)},
+            {"name": "createdAppointment", "resource": made.to_fhir(appointment_version, &stu3)},
+        ],
+    });
+    Ok(fhir_json(StatusCode::OK, &parameters, Some(version)))
 }

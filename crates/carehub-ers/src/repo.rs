@@ -136,6 +136,70 @@ impl Repo {
         }
     }
 
+    /// Allocates a UBRN and an appointment id and stores the referral and appointment `build`
+    /// makes with them, in one unit of work (A021: create and send for triage at once).
+    pub async fn create_referral_with_appointment(
+        &self,
+        build: impl FnOnce(String, String) -> Result<(Referral, Appointment), ErsError> + Send + 'static,
+        audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
+    ) -> Result<(Referral, i64), RepoError> {
+        let key = self.key.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let ubrn = next_ubrn(tx, &key).await?;
+                    let counter = tx.read(&key, "Counter", "appointment").await?;
+                    let (next, expect) = match &counter {
+                        Some(found) => {
+                            let body: Value = found
+                                .body
+                                .as_deref()
+                                .map(parse)
+                                .transpose()?
+                                .unwrap_or(Value::Null);
+                            (
+                                body.get("next")
+                                    .and_then(Value::as_u64)
+                                    .unwrap_or(FIRST_APPOINTMENT),
+                                Expect::Version(found.version),
+                            )
+                        }
+                        None => (FIRST_APPOINTMENT, Expect::Absent),
+                    };
+                    tx.put(
+                        &key,
+                        "Counter",
+                        "appointment",
+                        json!({"next": next + 1}),
+                        &[],
+                        expect,
+                    )
+                    .await?;
+                    let (referral, mut appointment) = build(ubrn, next.to_string())?;
+                    appointment.referral_version = 1;
+                    let body = serde_json::to_value(&referral)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    let stored = tx
+                        .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                        .await?;
+                    let body = serde_json::to_value(&appointment)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    tx.put(
+                        &key,
+                        "Appointment",
+                        &appointment.id,
+                        body,
+                        &[],
+                        Expect::Absent,
+                    )
+                    .await?;
+                    audit::record_in(tx, audit(&referral, &appointment)).await?;
+                    Ok::<_, RepoError>((referral, stored.version))
+                })
+            })
+            .await
+    }
+
     /// Every referral, with its version (for worklists).
     pub async fn referrals(&self) -> Result<Vec<(Referral, i64)>, RepoError> {
         let query = SearchQuery {

@@ -51,6 +51,11 @@ fn service(
         distance,
         letter_required: true,
         pas: None,
+        appointment_type: if triage {
+            "ASSESSMENT_SERVICE".into()
+        } else {
+            "FIRST_OUTPATIENT".into()
+        },
     }
 }
 
@@ -211,7 +216,7 @@ pub fn directory() -> Vec<Service> {
         3,
     );
     headache.clinicians = vec![NAMED_CLINICIAN.into()];
-    let endoscopy = service(
+    let mut endoscopy = service(
         "20012",
         "Straight to Test Endoscopy",
         TRUST,
@@ -224,6 +229,7 @@ pub fn directory() -> Vec<Service> {
         8,
         3,
     );
+    endoscopy.appointment_type = "DIAGNOSTIC".into();
     vec![
         heart,
         cardiology_ras,

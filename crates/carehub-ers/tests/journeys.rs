@@ -1085,3 +1085,106 @@ async fn advice_and_guidance_is_asked_answered_and_converted() {
     let text = String::from_utf8_lossy(&pdf.bytes().await.unwrap()).into_owned();
     assert!(text.contains("(Please send the last two lipid profiles)"));
 }
+
+#[tokio::test]
+async fn deprecated_endpoints_still_work_and_say_what_replaces_them() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+
+    // A021: create and send for triage at once, to exactly one triage service.
+    let body = |services: &[&str]| {
+        create_body(
+            PATIENT,
+            shortlist(criteria("ROUTINE", "CARDIOLOGY", None), services),
+            vec![],
+        )
+    };
+    let path = "/STU3/ReferralRequest/$ers.createReferralAndSendForTriage";
+    let response = referrer
+        .apply(env.client.post(env.url(path)))
+        .header("content-type", "application/fhir+json")
+        .body(body(&["20002"]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(
+        response.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("$ers.createReferral>; rel=\"successor-version\"")
+    );
+    let (_, _, sent) = answer(response).await;
+    assert_eq!(state(&sent), "AWAITING_TRIAGE");
+    let (status, _, outcome) = env.post(&referrer, path, None, &body(&["20001"])).await;
+    assert_eq!((status, code(&outcome)), (422, "INAPPROPRIATE_VALUE"));
+
+    // A032: change the shortlist and send for triage.
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let change = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "shortlist", "resource": shortlist(criteria("ROUTINE", "CARDIOLOGY", None), &["20002"])},
+        {"name": "intentionToAddReferralLetter", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralLetterIntention-1", "code": "NEED_TO_ADD_LATER"}},
+        {"name": "firstReminderLetterFollowUpDays", "valueUnsignedInt": 0},
+    ]});
+    let (status, etag, updated) = env
+        .post(
+            &referrer,
+            &format!("/STU3/ReferralRequest/{ubrn}/$ers.changeShortlistAndSendForTriage"),
+            Some("W/\"1\""),
+            &change,
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(etag.as_deref(), Some("W/\"2\""));
+    assert_eq!(
+        state(&updated["parameter"][0]["resource"]),
+        "AWAITING_TRIAGE"
+    );
+    assert_eq!(
+        updated["parameter"][1]["resource"]["reason"][0]["coding"][0]["code"],
+        "TRIAGE"
+    );
+
+    // A022: the provider cancels a booked appointment to arrange another; the slot is freed.
+    let booked = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
+    let (_, page) = slots(&env, &referrer, "20001", 1, 1).await;
+    let total = page["total"].as_u64().unwrap();
+    let slot = first_slot(&page);
+    let (status, _, _) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&booked, 1, "20001", "booked", book_extra(&slot)),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let later = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "comments", "valueString": "Please contact patient to rebook"},
+        {"name": "appointmentCancelledInPAS", "valueBoolean": true}]});
+    let (status, _, changed) = env
+        .post(
+            &provider,
+            &format!("/STU3/ReferralRequest/{booked}/$ers.cancelAppointmentActionLater"),
+            Some("W/\"2\""),
+            &later,
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(state(&changed), "TRIAGED_PROVIDER_TO_ACTION");
+    let (_, page) = slots(&env, &referrer, "20001", 1, 1).await;
+    assert_eq!(page["total"].as_u64().unwrap(), total);
+
+    // A006 names its deprecation and its sunset.
+    let response = referrer
+        .apply(
+            env.client
+                .get(env.url("/STU3/Binary/6b1bd3b2-0000-4000-8000-000000000000")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["deprecation"], "@1738368000");
+    assert!(response.headers().contains_key("sunset"));
+}

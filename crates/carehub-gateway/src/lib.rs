@@ -14,6 +14,7 @@ pub mod identity;
 mod idp;
 pub mod keys;
 mod lifecycle;
+pub use lifecycle::deprecation_headers;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;

@@ -18,8 +18,9 @@ pub(crate) fn date_to_unix(date: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day) * 86_400)
 }
 
-/// The headers a deprecated product adds to every response.
-pub(crate) fn deprecation_headers(
+/// The headers a deprecated product (or a product's deprecated endpoint) adds to every
+/// response: `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to the migration guide.
+pub fn deprecation_headers(
     deprecated: &str,
     sunset: &str,
     guide: Option<&str>,

@@ -244,6 +244,27 @@ pub mod endpoints {
         app: AppSide::None,
         on_behalf_of: true,
     };
+    /// Create a referral and send it for triage (deprecated: A011 then A016).
+    pub const A021: Endpoint = Endpoint {
+        id: "A021",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
+    /// Cancel the appointment and action later.
+    pub const A022: Endpoint = Endpoint {
+        id: "A022",
+        functions: &[SPC, SPCA],
+        app: AppSide::None,
+        on_behalf_of: true,
+    };
+    /// Change the shortlist and send for triage (deprecated: A031 then A016).
+    pub const A032: Endpoint = Endpoint {
+        id: "A032",
+        functions: &[RC, RCA],
+        app: AppSide::None,
+        on_behalf_of: false,
+    };
     /// SPCs an SPCA may act for.
     pub const A040: Endpoint = Endpoint {
         id: "A040",

@@ -132,6 +132,9 @@ pub enum Action {
     RejectReferral,
     /// A012: the referrer replaces the referral letter files (not listed by A029).
     MaintainReferralLetter,
+    /// A022: the provider cancels the booked appointment and will arrange another (not listed
+    /// by A029).
+    CancelAppointmentActionLater,
 }
 
 impl Action {
@@ -155,6 +158,10 @@ impl Action {
             Action::MaintainReferralLetter => {
                 ("MAINTAIN_REFERRAL_LETTER", "Maintain Referral Letter")
             }
+            Action::CancelAppointmentActionLater => (
+                "CANCEL_APPOINTMENT_ACTION_LATER",
+                "Cancel Appointment, Action Later",
+            ),
         }
     }
 
@@ -162,7 +169,10 @@ impl Action {
     pub fn listed(self) -> bool {
         !matches!(
             self,
-            Action::AcceptReferral | Action::RejectReferral | Action::MaintainReferralLetter
+            Action::AcceptReferral
+                | Action::RejectReferral
+                | Action::MaintainReferralLetter
+                | Action::CancelAppointmentActionLater
         )
     }
 }
@@ -202,7 +212,14 @@ fn allowed_by_state(state: State, side: Side) -> Vec<Action> {
         (Side::Referrer, State::Booked) => vec![CancelDirectlyBookedAppointment, CancelReferral],
         (Side::Referrer, _) => vec![CancelReferral],
         (Side::Provider, State::AwaitingTriage) => vec![RecordReviewOutcome, CancelReferral],
-        (Side::Provider, State::Booked) => vec![AcceptReferral, RejectReferral, CancelReferral],
+        (Side::Provider, State::Booked) => {
+            vec![
+                AcceptReferral,
+                RejectReferral,
+                CancelAppointmentActionLater,
+                CancelReferral,
+            ]
+        }
         (Side::Provider, State::DeferredToProvider) => {
             vec![RecordReviewOutcome, RejectReferral, CancelReferral]
         }
@@ -822,6 +839,39 @@ impl Referral {
                 self.letters = letters;
                 self.letter_intention = "ALREADY_ADDED".into();
             }
+            Change::ActionLater { comment, priority } => {
+                let reviewed_already = self.reviewed;
+                self.check(caller, Action::CancelAppointmentActionLater)?;
+                if reviewed_already {
+                    return Err(ErsError::rule(
+                        "INVALID_REQUEST_STATE",
+                        format!(
+                            "referral {} has been reviewed already; A022 is for booked referrals awaiting review",
+                            self.ubrn
+                        ),
+                    ));
+                }
+                if comment.trim().is_empty() {
+                    return Err(ErsError::missing("parameter comments"));
+                }
+                comment_within_limit(&Some(comment.clone()), "comments")?;
+                if let Some(priority) = priority {
+                    if codes::priority_display(&priority).is_none() {
+                        let allowed: Vec<&str> =
+                            codes::PRIORITIES.iter().map(|(c, _)| *c).collect();
+                        return Err(ErsError::invalid_code("priority", &priority, &allowed));
+                    }
+                    self.criteria.priority = priority;
+                }
+                self.state = State::TriagedProviderToAction;
+                self.reviewed = true;
+                self.reason = Some(StateReason {
+                    kind: super::appointment::REVIEW_OUTCOME_SYSTEM.into(),
+                    code: "CANCEL_APPOINTMENT_ACTION_LATER".into(),
+                    display: String::new(),
+                    comment: Some(comment),
+                });
+            }
             Change::Accept => {
                 self.check(caller, Action::AcceptReferral)?;
                 self.reviewed = true;
@@ -964,8 +1014,6 @@ impl Referral {
             "status": status,
             "intent": "plan",
             "subject": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": self.patient}},
-            "requester": {"agent": {"identifier": {"system": SDS_USER_SYSTEM, "value": self.referring_clinician}},
-                          "onBehalfOf": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": self.referrer_organisation}}},
             "supportingInfo": self.letters.iter().map(|l| json!({"reference": format!("#DocumentReference-{}", l.file.id)})).collect::<Vec<_>>(),
         });
         if let Some(specialty) = &self.criteria.specialty {
@@ -1019,6 +1067,13 @@ pub enum Change {
     },
     /// A013: the provider has reviewed the booked referral.
     Accept,
+    /// A022: the provider cancels the booked appointment and will arrange another.
+    ActionLater {
+        /// What the provider's admin must do.
+        comment: String,
+        /// A new priority.
+        priority: Option<String>,
+    },
     /// A012: the whole new set of referral letter files.
     Letters(Vec<super::attachment::Attached>),
     /// A014: the provider rejects it.

@@ -93,7 +93,27 @@ pub struct Service {
     /// The test PAS that holds its slots, when linked.
     #[serde(default)]
     pub pas: Option<String>,
+    /// Its appointment type (`eRS-AppointmentType`: `FIRST_OUTPATIENT`, `DIAGNOSTIC`...).
+    #[serde(default = "first_outpatient")]
+    pub appointment_type: String,
 }
+
+fn first_outpatient() -> String {
+    "FIRST_OUTPATIENT".into()
+}
+
+/// The appointment types of services, with their displays.
+pub const APPOINTMENT_TYPES: [(&str, &str); 9] = [
+    ("DAY_CASE", "Day Case"),
+    ("FIRST_OUTPATIENT", "First Outpatient"),
+    ("ASSESSMENT_SERVICE", "Assessment Service"),
+    ("GPSI", "GPSI"),
+    ("AHP_CLINIC", "AHP Clinic"),
+    ("DIAGNOSTIC", "Diagnostic"),
+    ("NURSE_CLINIC", "Nurse Clinic"),
+    ("OPHTHALMOLOGIST", "Ophthalmologist"),
+    ("TELEPHONE_ASSESSMENT", "Telephone Assessment"),
+];
 
 /// What the referrer asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,6 +455,7 @@ impl Service {
                 GenderTreated::MaleAndFemale => "MALE_AND_FEMALE",
             })}),
             json!({"url": "bookableType", "valueCodeableConcept": coded("https://fhir.nhs.uk/STU3/CodeSystem/eRS-BookableType-1", self.bookable.code())}),
+            json!({"url": "supportedAppointmentType", "valueCodeableConcept": coded("https://fhir.nhs.uk/STU3/CodeSystem/eRS-AppointmentType-1", &self.appointment_type)}),
             json!({"url": "referralLetterRequired", "valueBoolean": self.letter_required}),
             json!({"url": "location", "valueReference": {
                 "identifier": {"system": "https://directory.spineservices.nhs.uk/STU3/Organization", "value": self.provider},
@@ -459,21 +480,49 @@ impl Service {
         })
     }
 
-    /// The R4 `HealthcareService` of A033 and A035, at `version`.
+    /// The R4 `HealthcareService` of A033 and A035, at `version`: the shape of the e-RS
+    /// service, with its site, appointment type, request flows and bookable type.
     pub fn to_r4(&self, version: i64) -> Value {
+        let display = APPOINTMENT_TYPES
+            .iter()
+            .find(|(c, _)| *c == self.appointment_type)
+            .map(|(_, d)| *d)
+            .unwrap_or_default();
+        let flow = |code: &str, display: &str| json!({"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-RequestFlowType", "code": code, "display": display}]});
+        let mut characteristic = Vec::new();
+        if self.appointments && !self.triage {
+            characteristic.push(flow(
+                "BOOKABLE",
+                "A service which supports a patient appointment",
+            ));
+        }
+        if self.triage {
+            characteristic.push(flow(
+                "REVIEW",
+                "A service that reviews referrals, without the support or need for any appointment with the patient to be made",
+            ));
+        }
+        if self.advice {
+            characteristic.push(flow(
+                "ADVICE_AND_GUIDANCE",
+                "A service which can discuss the patient and receive guidance rather than a patient attending an appointment",
+            ));
+        }
+        let (bookable, bookable_display) = match self.bookable {
+            BookableType::DirectlyBookable => ("DIRECTLY_BOOKABLE", "Directly Bookable"),
+            BookableType::IndirectlyBookable => ("INDIRECTLY_BOOKABLE", "Indirectly Bookable"),
+        };
+        characteristic.push(json!({"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-BookableType", "code": bookable, "display": bookable_display}]}));
         json!({
             "resourceType": "HealthcareService",
             "id": self.id,
             "meta": {"versionId": version.to_string()},
             "language": "en",
+            "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-eRS-HoursOfOperation", "valueString": "09:00-17:00 Mon-Fri"}],
+            "location": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-site-code", "value": self.site}}],
             "name": self.name,
-            "providedBy": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": self.provider}},
-            "location": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-site-code", "value": self.site}, "display": self.site_name}],
-            "specialty": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-Specialty",
-                "code": self.specialty, "display": codes::specialty_display(&self.specialty).unwrap_or_default()}]}],
-            "type": self.clinic_types.iter().map(|t| json!({"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-ClinicType",
-                "code": t, "display": codes::clinic_type_display(t).unwrap_or_default()}]})).collect::<Vec<_>>(),
-            "characteristic": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-BookableType", "code": self.bookable.code()}]}],
+            "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-AppointmentType", "code": self.appointment_type, "display": display}]}],
+            "characteristic": characteristic,
         })
     }
 }
