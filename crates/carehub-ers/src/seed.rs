@@ -2,7 +2,12 @@
 //! seeded provider smartcards work (`R1A14`), at a second trust (`RYJ`), and one commissioned
 //! only for another area's referrers, so that every search rule has something to bite on.
 
-use crate::domain::service::{BookableType, GenderTreated, Service};
+use crate::domain::access::Caller;
+use crate::domain::advice::{AdviceRequest, NewAdvice};
+use crate::domain::appointment::{self, Appointment};
+use crate::domain::codes::BusinessFunction;
+use crate::domain::referral::{Change, NewReferral, Referral, State};
+use crate::domain::service::{BookableType, GenderTreated, SearchCriteria, Service};
 use crate::repo::{Repo, RepoError};
 
 /// The trust of the seeded provider cards.
@@ -11,6 +16,12 @@ pub const TRUST: &str = "R1A14";
 pub const OTHER_TRUST: &str = "RYJ";
 /// Cara Consultant's SDS user id: a named clinician at two services.
 pub const NAMED_CLINICIAN: &str = "555000000003";
+/// Ada Referrer's SDS user id: the referring GP of the seeded referrals.
+pub const ADA: &str = "555000000001";
+/// The GP practice of the seeded referrals.
+pub const GP: &str = "B82617";
+/// The patient of the seeded referrals (an NHS number of the test range).
+pub const PATIENT: &str = "9912003888";
 
 #[allow(clippy::too_many_arguments, reason = "one row of the directory table")]
 fn service(
@@ -255,4 +266,379 @@ pub async fn seed(repo: &Repo) -> Result<usize, RepoError> {
     let count = services.len();
     repo.put_services(services).await?;
     Ok(count)
+}
+
+/// One seeded referral or advice request: what it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    /// Its UBRN.
+    pub ubrn: String,
+    /// What state it was left in.
+    pub what: &'static str,
+}
+
+fn caller(function: BusinessFunction, organisation: &str, user: &str) -> Caller {
+    Caller {
+        function,
+        organisation: organisation.into(),
+        user: Some(user.into()),
+        name: String::new(),
+        on_behalf_of: None,
+    }
+}
+
+fn criteria(specialty: &str, clinic: Option<&str>) -> SearchCriteria {
+    SearchCriteria {
+        priority: "ROUTINE".into(),
+        specialty: Some(specialty.into()),
+        clinic_type: clinic.map(str::to_owned),
+        clinical_term: None,
+        named_clinician: None,
+        wait_limit: None,
+        distance_limit: None,
+        postcode: None,
+        age_and_gender_appropriate: false,
+        organisation: None,
+    }
+}
+
+/// Referrals in every state the API can reach and advice requests in each category, made
+/// through the same rules as the API (the referring GP Ada at `B82617`, the consultant Cara at
+/// `R1A14`), once, when the environment has none. UBRNs are given out in order from
+/// `100000000001`, so the list below is stable: the README prints it.
+pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoError> {
+    if !repo.referrals().await?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let directory = directory();
+    let service = |id: &str| {
+        directory
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .expect("seeded service")
+    };
+    let referrer = caller(BusinessFunction::ReferringClinician, GP, ADA);
+    let provider = caller(
+        BusinessFunction::ServiceProviderClinician,
+        TRUST,
+        NAMED_CLINICIAN,
+    );
+    let created = carehub_fhir::datetime::format_instant(now);
+    let mut seeded = Vec::new();
+
+    // (what, services, then: the appointment to make, then the provider's or referrer's change)
+    enum Then {
+        Nothing,
+        Book,
+        Triage,
+        Defer,
+        BookAnd(Change, bool),
+        TriageAnd(Change),
+        Change(Change, bool),
+    }
+    let plans: Vec<(&'static str, &[&str], Then)> = vec![
+        (
+            "NOT_BOOKED: shortlisted, nothing booked",
+            &["20001", "20002"],
+            Then::Nothing,
+        ),
+        (
+            "BOOKED: a slot at the Heart Failure Clinic, awaiting the provider's review",
+            &["20001"],
+            Then::Book,
+        ),
+        (
+            "AWAITING_TRIAGE: sent to the Cardiology Referral Assessment Service",
+            &["20002"],
+            Then::Triage,
+        ),
+        (
+            "DEFERRED_TO_PROVIDER: the booking failed (BOOKING_ATTEMPT_PROBLEM)",
+            &["20001"],
+            Then::Defer,
+        ),
+        (
+            "TRIAGE_RESPONSE: returned to the referrer with advice",
+            &["20002"],
+            Then::TriageAnd(Change::ReviewOutcome {
+                outcome: "RETURN_TO_REFERRER_WITH_ADVICE".into(),
+                comment: "Start a statin; refer again if symptoms persist".into(),
+                priority: None,
+            }),
+        ),
+        (
+            "TRIAGED_PROVIDER_TO_ACTION: accepted, the provider will book",
+            &["20002"],
+            Then::TriageAnd(Change::ReviewOutcome {
+                outcome: "ACCEPT_REFER_BOOK_LATER".into(),
+                comment: "Book into the next arrhythmia clinic".into(),
+                priority: Some("URGENT".into()),
+            }),
+        ),
+        (
+            "REJECTED: booked, then rejected by the provider",
+            &["20001"],
+            Then::BookAnd(
+                Change::Reject {
+                    reason: "REDIRECTED_APPROPRIATE_CLINIC".into(),
+                    comment: Some("The lipid clinic is the right place".into()),
+                },
+                true,
+            ),
+        ),
+        (
+            "APPT_CANCELLED_BY_PATIENT: booked, then cancelled for the patient",
+            &["20001"],
+            Then::BookAnd(
+                Change::CancelAppointment {
+                    reason: "PATIENT_ILL".into(),
+                    comment: None,
+                },
+                false,
+            ),
+        ),
+        (
+            "CANCELLED_REFERRAL: cancelled by the referrer",
+            &["20001"],
+            Then::Change(
+                Change::Cancel {
+                    reason: "TREATMENT_NO_LONGER_REQUIRED".into(),
+                    comment: Some("Seen privately".into()),
+                },
+                false,
+            ),
+        ),
+    ];
+    for (what, services, then) in plans {
+        let shortlisted: Vec<Service> = services.iter().map(|id| service(id)).collect();
+        let new = NewReferral {
+            patient: PATIENT.into(),
+            referring_clinician: None,
+            criteria: criteria("CARDIOLOGY", None),
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            letter_intention: "NEED_TO_ADD_LATER".into(),
+            reminder_days: 0,
+            pathway_start: None,
+        };
+        let (by, created_at) = (referrer.clone(), created.clone());
+        let (referral, mut version) = repo
+            .create_referral(
+                move |ubrn| {
+                    let refs: Vec<&Service> = shortlisted.iter().collect();
+                    let mut referral =
+                        Referral::create(ubrn, new, &refs, &by, ADA.into(), GP.into());
+                    referral.created = created_at;
+                    referral
+                },
+                |_| None,
+            )
+            .await?;
+        let ubrn = referral.ubrn.clone();
+        let appoint = |state: State,
+                       reason: Option<&str>,
+                       slot: Option<carehub_pas::Slot>,
+                       service: Service| {
+            let by = referrer.clone();
+            let reason = reason.map(str::to_owned);
+            let created_at = created.clone();
+            move |referral: &mut Referral, id: String| {
+                referral.apply(
+                    &by,
+                    Change::Appoint {
+                        service: service.id.clone(),
+                        appointment: id.clone(),
+                        state,
+                        reason: reason.clone(),
+                    },
+                )?;
+                Ok(Appointment {
+                    id,
+                    ubrn: referral.ubrn.clone(),
+                    referral_version: 0,
+                    status: if state == State::Booked {
+                        appointment::Status::Booked
+                    } else {
+                        appointment::Status::Proposed
+                    },
+                    reason: reason.map(|code| appointment::Reason {
+                        system: appointment::REVIEW_REASON_SYSTEM.into(),
+                        code,
+                    }),
+                    comment: None,
+                    service: service.id.clone(),
+                    service_name: service.name.clone(),
+                    patient: referral.patient.clone(),
+                    start: slot.as_ref().map(|s| s.start_text()),
+                    end: slot.as_ref().map(|s| s.end_text()),
+                    slot: slot.map(|s| s.id),
+                    clinician: None,
+                    created: created_at,
+                })
+            }
+        };
+        let pas = carehub_pas::Pas::new(repo.store().clone(), repo.pas_key());
+        let book = |version: i64| {
+            let pas = pas.clone();
+            let service = service("20001");
+            let ubrn = ubrn.clone();
+            let appointment = appoint;
+            async move {
+                let clinic = &carehub_pas::clinics(&service.id, &[])[0];
+                let slot = pas.free_slots(clinic, now).await?.into_iter().next();
+                let result = repo
+                    .create_appointment(
+                        &ubrn,
+                        version,
+                        slot.clone(),
+                        appointment(State::Booked, None, slot, service),
+                        |_, _| None,
+                    )
+                    .await?;
+                Ok::<_, RepoError>(result.3)
+            }
+        };
+        match then {
+            Then::Nothing => {}
+            Then::Book => {
+                book(version).await?;
+            }
+            Then::Triage | Then::TriageAnd(_) => {
+                let (_, _, _, v) = repo
+                    .create_appointment(
+                        &ubrn,
+                        version,
+                        None,
+                        appoint(
+                            State::AwaitingTriage,
+                            Some("TRIAGE"),
+                            None,
+                            service("20002"),
+                        ),
+                        |_, _| None,
+                    )
+                    .await?;
+                version = v;
+                if let Then::TriageAnd(change) = then {
+                    let by = provider.clone();
+                    repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
+                        .await?;
+                }
+            }
+            Then::Defer => {
+                repo.create_appointment(
+                    &ubrn,
+                    version,
+                    None,
+                    appoint(
+                        State::DeferredToProvider,
+                        Some("BOOKING_ATTEMPT_PROBLEM"),
+                        None,
+                        service("20001"),
+                    ),
+                    |_, _| None,
+                )
+                .await?;
+            }
+            Then::BookAnd(change, by_provider) => {
+                version = book(version).await?;
+                let by = if by_provider {
+                    provider.clone()
+                } else {
+                    referrer.clone()
+                };
+                if let Change::CancelAppointment { .. } = change {
+                    let id = repo
+                        .referral(&ubrn)
+                        .await?
+                        .and_then(|(r, _)| r.appointment)
+                        .unwrap_or_default();
+                    let (reason, comment) = match &change {
+                        Change::CancelAppointment { reason, comment } => {
+                            (reason.clone(), comment.clone())
+                        }
+                        _ => unreachable!("matched above"),
+                    };
+                    repo.cancel_appointment(
+                        &id,
+                        1,
+                        move |referral, appointment| {
+                            referral.apply(&by, change)?;
+                            appointment.status = appointment::Status::Cancelled;
+                            appointment.reason = Some(appointment::Reason {
+                                system: "APPOINTMENT-CANCELLATION-REASON".into(),
+                                code: reason,
+                            });
+                            appointment.comment = comment;
+                            Ok(())
+                        },
+                        |_, _| None,
+                    )
+                    .await?;
+                } else {
+                    repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
+                        .await?;
+                }
+            }
+            Then::Change(change, by_provider) => {
+                let by = if by_provider {
+                    provider.clone()
+                } else {
+                    referrer.clone()
+                };
+                repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
+                    .await?;
+            }
+        }
+        seeded.push(Seeded { ubrn, what });
+    }
+
+    // Advice and guidance: one awaiting the provider, one answered.
+    for (what, answer) in [
+        (
+            "A&G PROVIDER_RESPONSE_REQUIRED: a question for the cardiology service",
+            None,
+        ),
+        (
+            "A&G REFERRER_TO_REVIEW_RESPONSE: answered with advice",
+            Some("Start a statin and check lipids in three months"),
+        ),
+    ] {
+        let new = NewAdvice {
+            patient: PATIENT.into(),
+            authorised_to_convert: true,
+            criteria: criteria("CARDIOLOGY", None),
+            service: "20002".into(),
+            request: "Raised LDL despite diet changes: should we start a statin?".into(),
+            referring_clinician: None,
+        };
+        let (by, advice_service, at) = (referrer.clone(), service("20002"), created.clone());
+        let (advice, version) = repo
+            .create_advice(
+                move |ubrn| AdviceRequest::create(ubrn, new, &advice_service, &by, ADA.into(), at),
+                |_| None,
+            )
+            .await?;
+        if let Some(text) = answer {
+            let (by, at) = (provider.clone(), created.clone());
+            let response = crate::domain::advice::Response {
+                outcome: "RETURN_TO_REFERRER_WITH_ADVICE".into(),
+                recommendation: Some("ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
+                guidance: text.into(),
+                priority: "ROUTINE".into(),
+            };
+            repo.update_advice(
+                &advice.ubrn,
+                version,
+                move |a| a.respond(&by, response, at).map(|()| None),
+                |_| None,
+            )
+            .await?;
+        }
+        seeded.push(Seeded {
+            ubrn: advice.ubrn,
+            what,
+        });
+    }
+    Ok(seeded)
 }

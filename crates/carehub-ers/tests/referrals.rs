@@ -518,3 +518,50 @@ async fn reference_data_and_healthcare_services() {
     let (status, _, unknown) = env.get(&ada, "/STU3/Nonsense").await;
     assert_eq!(status, 404, "{unknown}");
 }
+
+#[tokio::test]
+async fn the_seeded_referrals_show_every_state_through_the_api() {
+    let env = spawn().await;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-int");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let seeded = carehub_ers::seed::seed_referrals(&repo, now).await.unwrap();
+    assert_eq!(seeded.len(), 11);
+    assert!(
+        carehub_ers::seed::seed_referrals(&repo, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "once only"
+    );
+    let ada = ada(&env).await;
+    let mut states = Vec::new();
+    for entry in &seeded[..9] {
+        let (status, _, referral) = env
+            .get(&ada, &format!("/STU3/ReferralRequest/{}", entry.ubrn))
+            .await;
+        assert_eq!(status, 200, "{}: {referral}", entry.what);
+        assert!(
+            entry.what.starts_with(state(&referral)),
+            "{} is {}",
+            entry.what,
+            state(&referral)
+        );
+        states.push(state(&referral).to_owned());
+    }
+    assert_eq!(seeded[0].ubrn, "100000000001");
+    for entry in &seeded[9..] {
+        let (status, _, advice) = env
+            .get(&ada, &format!("/STU3/CommunicationRequest/{}", entry.ubrn))
+            .await;
+        assert_eq!(status, 200);
+        let category = advice["category"][0]["coding"][0]["code"].as_str().unwrap();
+        assert!(
+            entry.what.contains(category),
+            "{} is {category}",
+            entry.what
+        );
+    }
+}

@@ -545,11 +545,21 @@ async fn seed_ers(store: &Store, platform: &PlatformConfig) -> Result<()> {
             let seeded = carehub_ers::seed::seed(&repo)
                 .await
                 .context("seeding the e-RS services directory")?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            let referrals = carehub_ers::seed::seed_referrals(&repo, now)
+                .await
+                .context("seeding e-RS referrals")?;
             if seeded > 0 {
                 println!(
-                    "  e-RS in {}: {seeded} services in the directory",
+                    "  e-RS in {}: {seeded} services in the directory; referrals and advice requests:",
                     product.environment
                 );
+                for referral in &referrals {
+                    println!("    {}  {}", referral.ubrn, referral.what);
+                }
             }
         }
     }
