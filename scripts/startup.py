@@ -18,8 +18,8 @@ def measure(command, label):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = None
     for line in process.stdout:
-        if "FHIR R4" in line:
-            url = line.split()[-1]
+        if "FHIR R4" in line and url is None:
+            url = next(word for word in line.split() if word.startswith("http"))
         if line.startswith("ready"):
             break
     ready = time.monotonic() - started
