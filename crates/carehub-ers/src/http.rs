@@ -272,6 +272,11 @@ impl IntoResponse for Failure {
                 "diagnostics": error.diagnostics,
             }],
         });
+        if self.shape == Shape::R4 {
+            // NHSDigital-OperationOutcome requires meta.
+            outcome["meta"] =
+                json!({"lastUpdated": carehub_fhir::datetime::format_instant(now_micros())});
+        }
         if self.shape == Shape::Stu3 {
             outcome["meta"] = json!({"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]});
             outcome["issue"][0]["details"]["coding"][0]["display"] = json!(error.display());
@@ -300,7 +305,7 @@ async fn unknown_endpoint(method: Method, uri: axum::http::Uri) -> Response {
 fn fhir_json(status: StatusCode, body: &Value, version: Option<i64>) -> Response {
     let mut response = (
         status,
-        [(header::CONTENT_TYPE, "application/fhir+json;charset=UTF-8")],
+        [(header::CONTENT_TYPE, "application/fhir+json")],
         body.to_string(),
     )
         .into_response();
@@ -344,11 +349,21 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
     })
 }
 
-/// The version `If-Match: W/"n"` asks for: missing is 412, malformed 400.
-fn if_match(headers: &HeaderMap) -> Result<i64, Failure> {
+/// The endpoints that answer a missing `If-Match` with 412; the others that need one (A026,
+/// A031, A032) document no 412 and answer 400.
+const PRECONDITION_ENDPOINTS: [&str; 7] = ["A012", "A013", "A014", "A022", "A028", "A034", "A036"];
+
+/// The version `If-Match: W/"n"` asks for: missing is 412 (400 where the endpoint documents no
+/// 412), malformed 400.
+fn if_match_for(endpoint: &Endpoint, headers: &HeaderMap) -> Result<i64, Failure> {
     let Some(value) = header_text(headers, "if-match") else {
+        let class = if PRECONDITION_ENDPOINTS.contains(&endpoint.id) {
+            Class::PreconditionFailed
+        } else {
+            Class::BadRequest
+        };
         return Err(ErsError::new(
-            Class::PreconditionFailed,
+            class,
             "MISSING_VALUE",
             "The If-Match header is mandatory: send the version you read, as W/\"n\"",
         )
@@ -944,7 +959,7 @@ async fn change_shortlist(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A031, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A031, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1003,7 +1018,7 @@ async fn cancel_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A036, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A036, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1153,9 +1168,12 @@ async fn available_actions(
 // R4: A030, A040, A033/A037, A035
 
 fn searchset(self_url: String, entries: Vec<Value>) -> Value {
+    let now = carehub_fhir::datetime::format_instant(now_micros());
     json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": now},
+        "timestamp": now,
         "type": "searchset",
         "total": entries.len(),
         "link": [{"relation": "self", "url": self_url}],
@@ -1211,6 +1229,7 @@ async fn business_functions(
                 "resource": {
                     "resourceType": "PractitionerRole",
                     "id": id,
+                    "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros())},
                     "practitioner": {"identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": user.sds_user_id}},
                     "organization": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": org}},
                     "code": functions.iter().map(|f| json!({"coding": [{
@@ -1255,6 +1274,7 @@ async fn on_behalf_of_users(
                 "resource": {
                     "resourceType": "Practitioner",
                     "id": card.sds_user_id,
+                    "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros())},
                     // An object, not an array: the shape e-RS sends (a known defect of its
                     // A040), so that clients built here read the real service too.
                     "identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": card.sds_user_id},
@@ -1378,7 +1398,7 @@ async fn accept_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A013, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A013, headers)?;
     let (changed, version) = change_referral(
         ers,
         &ctx,
@@ -1405,7 +1425,7 @@ async fn reject_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A014, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A014, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1458,7 +1478,7 @@ async fn record_review_outcome(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A028, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A028, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1797,7 +1817,14 @@ async fn create_appointment(
         Err(response) => return Ok(response),
     };
     let new = NewAppointment::read(&body)?;
-    let (current, _) = ers.referral(&new.ubrn).await?;
+    // The referral is named in the body, not the path: an unknown one is a 422, as A016
+    // documents no 404.
+    let (current, _) = ers.repo.referral(&new.ubrn).await?.ok_or_else(|| {
+        ErsError::rule(
+            "REFERENCE_NOT_FOUND",
+            format!("incomingReferral: no referral with UBRN '{}'", new.ubrn),
+        )
+    })?;
     current.side_of(&caller)?;
     if new.patient != current.patient {
         return Err(ErsError::invalid(format!(
@@ -2094,7 +2121,7 @@ async fn cancel_appointment(
 ) -> Answer {
     let ctx = context(&extensions)?;
     let caller = ers.caller(&endpoints::A034, &ctx, &headers).await?;
-    let expected = if_match(&headers)?;
+    let expected = if_match_for(&endpoints::A034, &headers)?;
     let body = match json_body(&headers, &body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -2464,7 +2491,7 @@ async fn maintain_letter(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A012, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A012, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -2976,7 +3003,7 @@ async fn respond_to_advice(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A026, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A026, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -3211,9 +3238,12 @@ async fn service_requests(
     let encoded =
         percent_encoding::utf8_percent_encode(&identifier, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
+    let now = carehub_fhir::datetime::format_instant(now_micros());
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": now},
+        "timestamp": now,
         "type": "searchset",
         "total": entries.len(),
         "link": [{"relation": "self", "url": format!("{r4}/ServiceRequest?identifier={encoded}")}],
@@ -3261,7 +3291,7 @@ async fn action_later(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A022, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A022, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -3462,7 +3492,7 @@ async fn change_shortlist_and_send_for_triage(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A032, &ctx, headers).await?;
-    let expected = if_match(headers)?;
+    let expected = if_match_for(&endpoints::A032, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),

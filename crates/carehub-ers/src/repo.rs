@@ -272,6 +272,7 @@ impl Repo {
                         .into());
                     }
                     appointment.referral_version = version + 1;
+                    referral.updated = now_text();
                     let referral_body = serde_json::to_value(&referral).map_err(|e| RepoError::Corrupt(e.to_string()))?;
                     let stored_referral = tx.put(&key, "Referral", &ubrn, referral_body, &[], Expect::Version(version)).await?;
                     let body = serde_json::to_value(&appointment).map_err(|e| RepoError::Corrupt(e.to_string()))?;
@@ -321,6 +322,7 @@ impl Repo {
                         carehub_pas::release_in(tx, &pas, slot).await?;
                     }
                     appointment.referral_version = referral_version + 1;
+                    referral.updated = now_text();
                     let referral_body = serde_json::to_value(&referral)
                         .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                     tx.put(
@@ -627,6 +629,7 @@ impl Repo {
                         read_referral_in(tx, &key, &ubrn, expected).await?;
                     let was_booked = referral.state == State::Booked;
                     change(&mut referral)?;
+                    referral.updated = now_text();
                     // A referral that leaves BOOKED (rejected, cancelled) gives up its slot, and
                     // its appointment is cancelled with it.
                     if was_booked
@@ -748,4 +751,12 @@ async fn next_ubrn(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<String, 
     )
     .await?;
     Ok(format!("{next:012}"))
+}
+
+fn now_text() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    carehub_fhir::datetime::format_instant(micros)
 }

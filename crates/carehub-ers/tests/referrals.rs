@@ -139,7 +139,11 @@ async fn a_referrer_searches_refers_reworks_the_shortlist_and_cancels() {
     ]});
     let path = format!("/STU3/ReferralRequest/{ubrn}/$ers.changeShortlist");
     let (status, _, missing) = env.post(&ada, &path, None, &change).await;
-    assert_eq!((status, code(&missing)), (412, "MISSING_VALUE"));
+    assert_eq!(
+        (status, code(&missing)),
+        (400, "MISSING_VALUE"),
+        "A031 documents no 412"
+    );
     let (status, etag, changed) = env.post(&ada, &path, Some("W/\"1\""), &change).await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(etag.as_deref(), Some("W/\"2\""));
@@ -564,4 +568,24 @@ async fn the_seeded_referrals_show_every_state_through_the_api() {
             entry.what
         );
     }
+}
+
+#[tokio::test]
+async fn the_gateway_answers_e_rs_callers_in_the_nhs_api_platform_shape() {
+    let env = spawn().await;
+    let response = env
+        .client
+        .get(env.url("/STU3/ReferralRequest/100000000001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["content-type"], "application/fhir+json");
+    let outcome: Value = response.json().await.unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "login");
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0],
+        json!({"system": "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode", "code": "ACCESS_DENIED"})
+    );
+    assert!(outcome["meta"]["lastUpdated"].is_string());
 }

@@ -161,6 +161,21 @@ pub struct Product {
     /// The largest file a product takes (e-RS attachments), in bytes: 5 MB by default, as e-RS.
     #[serde(default = "five_megabytes")]
     pub file_size_limit: u64,
+    /// The shape of the gateway's own errors (401, 429...) for this product.
+    #[serde(default)]
+    pub error_codes: ErrorCodes,
+}
+
+/// How the gateway codes its own errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCodes {
+    /// Spine's `Spine-ErrorOrWarningCode` of the API's FHIR version, as FHIR bases answer.
+    #[default]
+    Spine,
+    /// The NHS API platform's `NHSDigital-OperationOutcome` (`NHSD-API-ErrorOrWarningCode`,
+    /// `http-error-codes`), as e-RS documents its 401, 403 and 429 answers.
+    NhsdApi,
 }
 
 /// Limits for all callers together (`proxy`) and for each application (`app`).
@@ -333,6 +348,7 @@ fn ers_products() -> Vec<Product> {
         // e-RS accepts users signed in at AAL2 as well as with a smartcard (AAL3).
         min_aal: 2,
         file_size_limit: five_megabytes(),
+        error_codes: ErrorCodes::NhsdApi,
     };
     // The sandbox product joins when the official scenarios are served.
     vec![product(
@@ -378,6 +394,7 @@ fn default_products() -> Vec<Product> {
             audit: true,
             min_aal: 3,
             file_size_limit: five_megabytes(),
+            error_codes: ErrorCodes::Spine,
         })
         .chain(std::iter::once(Product {
             api: "audit".into(),
@@ -393,6 +410,7 @@ fn default_products() -> Vec<Product> {
             audit: false,
             min_aal: 3,
             file_size_limit: five_megabytes(),
+            error_codes: ErrorCodes::Spine,
         }))
         .chain(ers_products())
         .collect()

@@ -480,6 +480,52 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The gateway's error for a product: in the shape of the FHIR base's own errors, or (for APIs
+/// such as e-RS) in the NHS API platform's `NHSDigital-OperationOutcome` shape.
+fn reject_for(state: &ProductState, request: &Request, err: ApiError) -> Response {
+    match state.product.error_codes {
+        config::ErrorCodes::Spine => reject(request, err),
+        config::ErrorCodes::NhsdApi => nhsd_api_error(err),
+    }
+}
+
+/// `NHSDigital-OperationOutcome`: authentication and rate limits coded in
+/// `NHSD-API-ErrorOrWarningCode`, everything else in `http-error-codes`, with `meta`.
+fn nhsd_api_error(err: ApiError) -> Response {
+    const PLATFORM: &str = "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode";
+    const HTTP: &str = "https://fhir.nhs.uk/CodeSystem/http-error-codes";
+    let (issue_code, system, code) = match err.category {
+        Category::Unauthorized => ("login", PLATFORM, "ACCESS_DENIED"),
+        Category::TooManyRequests => ("throttled", PLATFORM, "TOO_MANY_REQUESTS"),
+        Category::Invalid => ("invalid", HTTP, "REC_BAD_REQUEST"),
+        Category::Forbidden => ("forbidden", HTTP, "REC_FORBIDDEN"),
+        Category::NotFound | Category::Gone => ("not-found", HTTP, "REC_NOT_FOUND"),
+        Category::Unavailable => ("transient", HTTP, "REC_UNAVAILABLE"),
+        _ => ("exception", HTTP, "REC_SERVER_ERROR"),
+    };
+    let diagnostics = err
+        .issues
+        .first()
+        .map(|i| i.diagnostics.clone())
+        .unwrap_or_default();
+    let body = json!({
+        "resourceType": "OperationOutcome",
+        "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_ms() as i64 * 1000)},
+        "issue": [{
+            "severity": "error",
+            "code": issue_code,
+            "details": {"coding": [{"system": system, "code": code}]},
+            "diagnostics": diagnostics,
+        }],
+    });
+    (
+        err.category.status(),
+        [("content-type", "application/fhir+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 fn reject(request: &Request, err: ApiError) -> Response {
     carehub_server::plain_error(
         request.uri().query().map(str::to_owned),
@@ -508,7 +554,7 @@ async fn guard(
                 format!("Invalid value - '{id}' in header 'X-Request-ID': it must be a UUID"),
                 "X-Request-ID",
             );
-            return finish(reject(&request, err), None, None, &[]);
+            return finish(reject_for(&state, &request, err), None, None, &[]);
         }
         None => uuid::Uuid::new_v4().to_string(),
     };
@@ -532,7 +578,7 @@ async fn guard(
                 ),
                 "",
             );
-            let response = reject(&request, err);
+            let response = reject_for(&state, &request, err);
             return finish(response, Some(&request_id), correlation_id.as_deref(), &[]);
         }
         LifecycleStatus::Deprecated => {
@@ -552,7 +598,7 @@ async fn guard(
     let authenticated = match authenticate(&state, request.headers(), certificate.as_ref()).await {
         Ok(found) => found,
         Err(err) => {
-            let response = reject(&request, err);
+            let response = reject_for(&state, &request, err);
             if response.status() == StatusCode::UNAUTHORIZED {
                 state.metrics.increment(
                     "carehub_auth_failures_total",
@@ -619,7 +665,7 @@ async fn guard(
                     format!("{rule}; try again in {retry_after} s"),
                     "",
                 );
-                let response = reject(&request, err);
+                let response = reject_for(&state, &request, err);
                 state.metrics.increment(
                     "carehub_throttled_total",
                     vec![

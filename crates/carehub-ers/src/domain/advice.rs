@@ -777,5 +777,6 @@ pub fn referral_from(
         letters: Vec::new(),
         access_code: None,
         created: advice.updated.clone(),
+        updated: advice.updated.clone(),
     }
 }

@@ -504,6 +504,22 @@ pub fn code_system(kind: &str, stu3_base: &str) -> Option<Value> {
         ),
         _ => return None,
     };
+    // Every concept is in effect from when this reference data began; none has ended.
+    let effective_from =
+        json!({"code": "effectiveFrom", "valueDateTime": "2020-01-01T00:00:00.000Z"});
+    let concepts: Vec<Value> = concepts
+        .into_iter()
+        .map(|mut concept| {
+            match concept.get_mut("property").and_then(Value::as_array_mut) {
+                Some(list) => list.insert(0, effective_from.clone()),
+                None => concept["property"] = json!([effective_from.clone()]),
+            }
+            concept
+        })
+        .collect();
+    let mut properties = properties;
+    properties.insert(0, property("effectiveTo", "dateTime"));
+    properties.insert(0, property("effectiveFrom", "dateTime"));
     let mut system = json!({
         "resourceType": "CodeSystem",
         "id": kind,
@@ -513,14 +529,14 @@ pub fn code_system(kind: &str, stu3_base: &str) -> Option<Value> {
         "name": name,
         "status": "active",
         "experimental": false,
-        "publisher": "carehub e-Referral Service",
+        // When this reference data last changed.
+        "date": "2026-12-01T00:00:00.000Z",
+        "publisher": "e-Referral Service",
         "description": name,
         "caseSensitive": true,
         "content": "complete",
         "concept": concepts,
     });
-    if !properties.is_empty() {
-        system["property"] = Value::Array(properties);
-    }
+    system["property"] = Value::Array(properties);
     Some(system)
 }

@@ -305,6 +305,9 @@ pub struct Referral {
     /// When it was created.
     #[serde(default)]
     pub created: String,
+    /// When it last changed.
+    #[serde(default)]
+    pub updated: String,
 }
 
 /// A four-letter access code, as e-RS prints on patient letters.
@@ -651,6 +654,7 @@ impl Referral {
             letters: Vec::new(),
             access_code: Some(access_code()),
             created: String::new(),
+            updated: String::new(),
         }
     }
 
@@ -1217,6 +1221,7 @@ mod tests {
             letters: Vec::new(),
             access_code: None,
             created: String::new(),
+            updated: String::new(),
         }
     }
 

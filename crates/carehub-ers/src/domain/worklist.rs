@@ -279,55 +279,18 @@ impl Request {
                 .is_none_or(|c| referral.criteria.named_clinician.as_ref() == Some(c))
     }
 
-    /// The `eRS-FetchWorklist-List-1` of `referrals` (each with its version).
+    /// The `eRS-FetchWorklist-List-1` of `referrals` (each with its version), each item with
+    /// the fields its list type carries.
     pub fn to_fhir(&self, referrals: &[(&Referral, i64)], stu3_base: &str) -> Value {
         let mut contained = Vec::new();
         let entries: Vec<Value> = referrals
             .iter()
             .map(|(referral, version)| {
-                let (state_code, state_display) = referral.state.coding();
-                let mut parts = vec![
-                    json!({"url": "priority", "valueCodeableConcept": {"coding": [{"system": codes::PRIORITY_SYSTEM, "code": referral.criteria.priority}]}}),
-                ];
-                if let Some(specialty) = &referral.criteria.specialty {
-                    parts.push(json!({"url": "specialty", "valueCodeableConcept": {"coding": [{
-                        "system": format!("{stu3_base}/CodeSystem/SPECIALTY"), "code": specialty}]}}));
-                }
-                if self.list == ListType::ReferralsForReview {
-                    let id = format!("Patient-{}", referral.patient);
-                    if !contained.iter().any(|c: &Value| c["id"] == json!(id)) {
-                        contained.push(json!({"resourceType": "Patient", "id": id,
-                            "meta": {"profile": [format!("{SD}eRS-Patient-1")]},
-                            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": referral.patient}]}));
-                    }
-                    parts.push(json!({"url": "patient", "valueReference": {"reference": format!("#{id}")}}));
+                let parts = if self.list.for_provider() {
+                    self.provider_item(referral, *version, stu3_base, &mut contained)
                 } else {
-                    parts.push(json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}));
-                }
-                if let Some(clinician) = &referral.criteria.named_clinician {
-                    parts.push(json!({"url": "namedClinician", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": clinician}}}));
-                }
-                if self.list.for_provider() {
-                    if let Some(start) = &referral.pathway_start {
-                        parts.push(json!({"url": "eReferralPathwayStart", "valueDateTime": start}));
-                    }
-                    parts.push(json!({"url": "clinicalInfoPrinted", "valueBoolean": false}));
-                    if let Some(service) = &referral.selected {
-                        let name = referral.shortlist.iter().find(|s| &s.service == service).map(|s| s.name.clone()).unwrap_or_default();
-                        parts.push(json!({"url": "service", "valueReference": {"identifier": {"system": SERVICE_SYSTEM, "value": service}, "display": name}}));
-                    }
-                    parts.push(json!({"url": "referralRequestVersion", "valueInteger": version}));
-                } else {
-                    parts.push(json!({"url": "referrer", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": referral.referring_clinician}}}));
-                    parts.push(json!({"url": "status", "valueCoding": {
-                        "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1", "code": state_code, "display": state_display}}));
-                    if let Some(reason) = &referral.reason
-                        && self.list != ListType::LettersOutstanding
-                    {
-                        let system = if reason.kind.contains("://") { reason.kind.clone() } else { format!("{stu3_base}/CodeSystem/{}", reason.kind) };
-                        parts.push(json!({"url": "reason", "valueCoding": {"system": system, "code": reason.code}}));
-                    }
-                }
+                    self.referrer_item(referral, stu3_base)
+                };
                 json!({
                     "item": {"reference": format!("ReferralRequest/{}", referral.ubrn)},
                     "extension": [{"url": self.list.item_extension(), "extension": parts}],
@@ -345,5 +308,125 @@ impl Request {
             list["contained"] = Value::Array(contained);
         }
         list
+    }
+
+    fn priority(referral: &Referral) -> Value {
+        json!({"url": "priority", "valueCodeableConcept": {"coding": [{"system": codes::PRIORITY_SYSTEM, "code": referral.criteria.priority}]}})
+    }
+
+    /// REFERRALS_FOR_REVIEW and APPOINTMENT_SLOT_ISSUES items.
+    fn provider_item(
+        &self,
+        referral: &Referral,
+        version: i64,
+        stu3_base: &str,
+        contained: &mut Vec<Value>,
+    ) -> Vec<Value> {
+        let specialty = referral.criteria.specialty.clone().unwrap_or_default();
+        let mut parts = vec![
+            Request::priority(referral),
+            json!({"url": "specialty", "valueCodeableConcept": {"coding": [{"system": format!("{stu3_base}/CodeSystem/SPECIALTY"), "code": specialty}]}}),
+        ];
+        if self.list == ListType::ReferralsForReview {
+            let id = format!("Patient-{}", referral.patient);
+            if !contained.iter().any(|c: &Value| c["id"] == json!(id)) {
+                contained.push(json!({"resourceType": "Patient", "id": id,
+                    "meta": {"profile": [format!("{SD}eRS-Patient-1")]},
+                    "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": referral.patient}]}));
+            }
+            parts
+                .push(json!({"url": "patient", "valueReference": {"reference": format!("#{id}")}}));
+        } else {
+            parts.push(json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}));
+        }
+        if let Some(clinician) = &referral.criteria.named_clinician {
+            parts.push(json!({"url": "namedClinician", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": clinician}}}));
+        }
+        // e-RS derives the pathway start from the referral when the referrer gave none.
+        let start = referral
+            .pathway_start
+            .clone()
+            .unwrap_or_else(|| referral.created.clone());
+        parts.push(json!({"url": "eReferralPathwayStart", "valueDateTime": start}));
+        parts.push(json!({"url": "clinicalInfoPrinted", "valueBoolean": false}));
+        if self.list == ListType::ReferralsForReview {
+            let status = if referral.reviewed {
+                "PRIORITY_AND_LETTER_CHANGED"
+            } else {
+                "NEVER_REVIEWED"
+            };
+            parts.push(json!({"url": "requestContextStatus", "valueCodeableConcept": {"coding": [{
+                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestContextStatus-1", "code": status}]}}));
+        } else if let Some(reason) = &referral.reason {
+            parts.push(json!({"url": "reason", "valueCodeableConcept": {"coding": [{
+                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1", "code": reason.code}]}}));
+        }
+        let service = referral.selected.clone().unwrap_or_default();
+        let name = referral
+            .shortlist
+            .iter()
+            .find(|s| s.service == service)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        parts.push(json!({"url": "service", "valueReference": {"identifier": {"system": SERVICE_SYSTEM, "value": service}, "display": name}}));
+        if self.list == ListType::ReferralsForReview {
+            parts.push(json!({"url": "referralRequestVersion", "valueInteger": version}));
+        }
+        parts
+    }
+
+    /// Items of the referrer's lists.
+    fn referrer_item(&self, referral: &Referral, stu3_base: &str) -> Vec<Value> {
+        let context = match (&referral.criteria.specialty, &referral.criteria.clinic_type) {
+            (Some(s), Some(c)) => format!(
+                "{} - {}",
+                codes::specialty_display(s).unwrap_or(s),
+                codes::clinic_type_display(c).unwrap_or(c)
+            ),
+            (Some(s), None) => codes::specialty_display(s).unwrap_or(s).to_owned(),
+            _ => referral.criteria.clinical_term.clone().unwrap_or_default(),
+        };
+        let mut parts = vec![
+            json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}),
+            Request::priority(referral),
+            json!({"url": "referralCreated", "valueDateTime": referral.created}),
+            json!({"url": "clinicalContext", "valueString": context}),
+            json!({"url": "referrer", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": referral.referring_clinician}}}),
+        ];
+        if self.list == ListType::LettersOutstanding {
+            // The letter is due within the reminder period of the referral's creation.
+            let due = referral.created.get(..10).unwrap_or_default().to_owned();
+            parts.push(json!({"url": "letterDue", "valueDate": due}));
+            return parts;
+        }
+        let (state_code, state_display) = referral.state.coding();
+        let updated = if referral.updated.is_empty() {
+            referral.created.clone()
+        } else {
+            referral.updated.clone()
+        };
+        parts.push(json!({"url": "referralLastUpdated", "valueDateTime": updated}));
+        parts.push(json!({"url": "status", "valueCoding": {
+            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1", "code": state_code, "display": state_display}}));
+        let reason_applies = match self.list {
+            ListType::RejectedTriageResponse => referral.state == State::TriageResponse,
+            ListType::AssessmentReturnedCancelledDna => referral.state == State::CancelledReferral,
+            ListType::AwaitingBooking => matches!(
+                referral.state,
+                State::ApptCancelledByPatient | State::ApptCancelledByProvider
+            ),
+            _ => false,
+        };
+        if reason_applies && let Some(reason) = &referral.reason {
+            let system = if reason.kind.contains("://") {
+                reason.kind.clone()
+            } else {
+                format!("{stu3_base}/CodeSystem/{}", reason.kind)
+            };
+            parts.push(
+                json!({"url": "reason", "valueCoding": {"system": system, "code": reason.code}}),
+            );
+        }
+        parts
     }
 }
