@@ -1687,6 +1687,13 @@ async fn slots(
     if service.bookable != service::BookableType::DirectlyBookable {
         return Err(bad("INVALID_STATE", format!("Service {service_id} is not directly bookable: the provider arranges its appointments")).into());
     }
+    if service.pas.is_none() {
+        return Err(bad(
+            "SERVICE_UNAVAILABLE",
+            format!("Service {service_id} is not linked to a PAS: it has no slots to offer"),
+        )
+        .into());
+    }
     if !service.commissioned_by.is_empty() && !service.commissioned_by.contains(&commissioner) {
         return Err(bad(
             "INVALID_STATE",
@@ -1853,6 +1860,16 @@ async fn create_appointment(
                 return Err(ErsError::rule(
                     "INAPPROPRIATE_VALUE",
                     format!("service {} is not directly bookable: send the patient's letter (A019) so they can contact the provider", service.id),
+                )
+                .into());
+            }
+            if service.pas.is_none() {
+                return Err(ErsError::rule(
+                    "SERVICE_UNAVAILABLE",
+                    format!(
+                        "service {} is not linked to a PAS; defer to the provider instead",
+                        service.id
+                    ),
                 )
                 .into());
             }

@@ -12,6 +12,8 @@ use crate::repo::{Repo, RepoError};
 
 /// The trust of the seeded provider cards.
 pub const TRUST: &str = "R1A14";
+/// The id of carehub's test PAS, which services are linked to.
+pub const PAS_ID: &str = "carehub-pas";
 /// A second provider.
 pub const OTHER_TRUST: &str = "RYJ";
 /// Cara Consultant's SDS user id: a named clinician at two services.
@@ -61,7 +63,8 @@ fn service(
         wait_days,
         distance,
         letter_required: true,
-        pas: None,
+        // Directly bookable services keep their slots on the test PAS.
+        pas: (bookable == BookableType::DirectlyBookable).then(|| PAS_ID.to_owned()),
         appointment_type: if triage {
             "ASSESSMENT_SERVICE".into()
         } else {
@@ -89,7 +92,6 @@ pub fn directory() -> Vec<Service> {
         3,
     );
     heart.clinicians = vec![NAMED_CLINICIAN.into()];
-    heart.pas = Some("carehub-pas".into());
     let mut cardiology_ras = service(
         "20002",
         "Cardiology Referral Assessment Service",
