@@ -45,6 +45,8 @@ pub(crate) struct Ers {
     object_store: String,
     /// The largest file A020 takes.
     file_size_limit: u64,
+    /// Whether this is the sandbox: open, stateless, answering over the official scenario keys.
+    sandbox: bool,
 }
 
 impl Ers {
@@ -62,12 +64,17 @@ pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
     let parent = mount.path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
     let object_path = format!("{parent}/ObjectStore");
     let ers = Arc::new(Ers {
-        repo: Repo::new(mount.store.clone(), &mount.store_key),
+        repo: if mount.kind == carehub_gateway::config::EnvironmentKind::Sandbox {
+            Repo::new(mount.store.clone(), &mount.store_key).stateless()
+        } else {
+            Repo::new(mount.store.clone(), &mount.store_key)
+        },
         identity: Identity::new(mount.store.clone(), &mount.public_url),
         environment: mount.environment.clone(),
         url: mount.url.clone(),
         object_store: format!("{}{object_path}", mount.public_url.trim_end_matches('/')),
         file_size_limit: mount.file_size_limit,
+        sandbox: mount.kind == carehub_gateway::config::EnvironmentKind::Sandbox,
     });
     // Bodies up to the file limit reach A020, which answers FILE_SIZE_ERROR itself; far larger
     // ones are refused before they are read.
@@ -149,6 +156,8 @@ enum Shape {
 struct Failure {
     error: ErsError,
     shape: Shape,
+    /// Answered as plain text (the sandbox's `SANDBOX_ERROR` refusals).
+    plain: bool,
 }
 
 impl From<ErsError> for Failure {
@@ -156,6 +165,7 @@ impl From<ErsError> for Failure {
         Failure {
             error,
             shape: Shape::Stu3,
+            plain: false,
         }
     }
 }
@@ -174,6 +184,7 @@ impl From<RepoError> for Failure {
                 other => fault(other),
             },
             RepoError::Corrupt(why) => fault(why),
+            RepoError::RolledBack => fault("a rolled-back unit of work escaped the repository"),
         }
     }
 }
@@ -188,6 +199,7 @@ fn fault(cause: impl std::fmt::Display) -> Failure {
             "The server failed to process the request; the failure has been logged",
         ),
         shape: Shape::Stu3,
+        plain: false,
     }
     .faulted()
 }
@@ -240,6 +252,14 @@ fn r4_code(category: Category) -> &'static str {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let category = self.category();
+        if self.plain {
+            return (
+                category.status(),
+                [(header::CONTENT_TYPE, "text/plain")],
+                self.error.diagnostics,
+            )
+                .into_response();
+        }
         let error = &self.error;
         let (system, code) = match (self.shape, category) {
             (Shape::Stu3, _) => (
@@ -433,7 +453,8 @@ fn principal(ctx: &RequestContext) -> Result<Principal, ErsError> {
 
 fn holds(card: &Smartcard, function: &str, organisation: &str) -> bool {
     card.roles.iter().any(|r| {
-        r.organisation.eq_ignore_ascii_case(organisation)
+        (organisation == access::EVERY_ORGANISATION
+            || r.organisation.eq_ignore_ascii_case(organisation))
             && r.business_functions.iter().any(|f| f == function)
     })
 }
@@ -463,6 +484,18 @@ impl Ers {
         ctx: &Context,
         headers: &HeaderMap,
     ) -> Result<Caller, Failure> {
+        if self.sandbox {
+            let sent = ContextHeaders {
+                ods: header_text(headers, access::ODS_HEADER),
+                function: header_text(headers, access::FUNCTION_HEADER),
+                on_behalf_of: header_text(headers, access::OBO_HEADER),
+            };
+            return access::sandbox_caller(endpoint, sent).map_err(|text| Failure {
+                error: ErsError::new(Class::Forbidden, "SANDBOX_ERROR", text),
+                shape: Shape::Stu3,
+                plain: true,
+            });
+        }
         let principal = principal(&ctx.platform)?;
         // The NHS gateway refuses applications without an ASID before e-RS sees them.
         if let Some(app) = &ctx.platform.app
@@ -1114,7 +1147,9 @@ async fn available_actions(
         .referral(ubrn)
         .await?
         .ok_or_else(|| bad_request(format!("No referral with UBRN '{ubrn}'")))?;
-    if version != current.to_string() {
+    // The sandbox's scenarios name versions that differ from endpoint to endpoint; it answers
+    // for any.
+    if version != current.to_string() && !ers.sandbox {
         return Err(bad_request(format!(
             "focus names version {version} of referral {ubrn}; the current version is {current}"
         ))
@@ -1190,6 +1225,32 @@ async fn business_functions(
     ers.caller(&endpoints::A030, &ctx, &headers)
         .await
         .map_err(Failure::r4)?;
+    if ers.sandbox {
+        // The sandbox's user: a referrer at one organisation and a provider at another.
+        let r4 = format!("{}/R4", ers.url);
+        let role = |org: &str, functions: &[&str]| {
+            let id = format!("PractitionerRole-{org}-{}", access::SANDBOX_USER);
+            json!({"fullUrl": format!("{r4}/PractitionerRole/{id}"), "resource": {
+                "resourceType": "PractitionerRole", "id": id,
+                "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros())},
+                "practitioner": {"identifier": {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": access::SANDBOX_USER}},
+                "organization": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": org}},
+                "code": functions.iter().map(|f| json!({"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/eRS-BusinessFunction-1", "code": f}]})).collect::<Vec<_>>(),
+            }, "search": {"mode": "match"}})
+        };
+        let entries = vec![
+            role(
+                "R69",
+                &["SERVICE_PROVIDER_CLINICIAN", "SERVICE_PROVIDER_ADMIN"],
+            ),
+            role("R68", &["REFERRING_CLINICIAN"]),
+        ];
+        return Ok(fhir_json(
+            StatusCode::OK,
+            &searchset(format!("{r4}/PractitionerRole"), entries),
+            None,
+        ));
+    }
     let Some(user) = &ctx.platform.user else {
         return Err(Failure::from(ErsError::forbidden(
             "A030 lists a signed-in user's business functions; application-restricted access has none",
@@ -2096,7 +2157,7 @@ async fn read_appointment_at(
         .ok_or_else(|| ErsError::not_found(format!("No appointment '{id}'")))?;
     let (referral, _) = ers.referral(&found.ubrn).await?;
     referral.side_of(&caller)?;
-    if referral.appointment.as_deref() != Some(id) {
+    if referral.appointment.as_deref() != Some(id) && !ers.sandbox {
         return Err(ErsError::not_found(format!(
             "Appointment {id} is no longer the current appointment of referral {}",
             found.ubrn
@@ -2970,7 +3031,7 @@ async fn conversation(
             }
             failure
         })?;
-    if version != current.to_string() {
+    if version != current.to_string() && !ers.sandbox {
         return Err(ErsError::not_found(format!(
             "advice request {ubrn} is at version {current}, not {version}"
         ))

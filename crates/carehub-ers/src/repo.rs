@@ -27,6 +27,9 @@ pub enum RepoError {
     /// A stored record does not parse.
     #[error("stored e-RS record is corrupt: {0}")]
     Corrupt(String),
+    /// A stateless unit of work was undone on purpose.
+    #[error("rolled back")]
+    RolledBack,
 }
 
 /// UBRNs given out in this store start here: twelve digits, clear of the sandbox's
@@ -43,6 +46,8 @@ pub struct Repo {
     key: String,
     /// The partition of the test PAS that holds the slots.
     pas: String,
+    /// A sandbox: changes are worked out and answered, then rolled back.
+    stateless: bool,
 }
 
 /// Appointment ids given out in this store start here.
@@ -60,6 +65,54 @@ impl Repo {
             key: key.to_owned(),
             // `ers-int` keeps its slots in the PAS of the same environment, `pas-int`.
             pas: format!("pas-{}", key.strip_prefix("ers-").unwrap_or(key)),
+            stateless: false,
+        }
+    }
+
+    /// The same records, but every change is worked out (with every rule and the answer it
+    /// gives) and then rolled back: what a sandbox needs.
+    pub fn stateless(mut self) -> Repo {
+        self.stateless = true;
+        self
+    }
+
+    /// Runs a unit of work: committed, or in a stateless repo computed and rolled back.
+    async fn unit<T, F>(&self, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(
+                &'t mut carehub_store::Tx<'_>,
+            ) -> carehub_store::BoxFuture<'t, Result<T, RepoError>>
+            + Send
+            + 'static,
+    {
+        if !self.stateless {
+            return self.store.write(work).await;
+        }
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = kept.clone();
+        let outcome = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let value = work(tx).await?;
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+                    Err::<(), RepoError>(RepoError::RolledBack)
+                })
+            })
+            .await;
+        match outcome {
+            Err(RepoError::RolledBack) => kept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| {
+                    RepoError::Corrupt("a rolled-back unit of work kept no answer".into())
+                }),
+            Err(other) => Err(other),
+            Ok(()) => Err(RepoError::Corrupt(
+                "a stateless unit of work committed".into(),
+            )),
         }
     }
 
@@ -144,57 +197,80 @@ impl Repo {
         audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
     ) -> Result<(Referral, i64), RepoError> {
         let key = self.key.clone();
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let ubrn = next_ubrn(tx, &key).await?;
+                let counter = tx.read(&key, "Counter", "appointment").await?;
+                let (next, expect) = match &counter {
+                    Some(found) => {
+                        let body: Value = found
+                            .body
+                            .as_deref()
+                            .map(parse)
+                            .transpose()?
+                            .unwrap_or(Value::Null);
+                        (
+                            body.get("next")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(FIRST_APPOINTMENT),
+                            Expect::Version(found.version),
+                        )
+                    }
+                    None => (FIRST_APPOINTMENT, Expect::Absent),
+                };
+                tx.put(
+                    &key,
+                    "Counter",
+                    "appointment",
+                    json!({"next": next + 1}),
+                    &[],
+                    expect,
+                )
+                .await?;
+                let (referral, mut appointment) = build(ubrn, next.to_string())?;
+                appointment.referral_version = 1;
+                let body = serde_json::to_value(&referral)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                    .await?;
+                let body = serde_json::to_value(&appointment)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                tx.put(
+                    &key,
+                    "Appointment",
+                    &appointment.id,
+                    body,
+                    &[],
+                    Expect::Absent,
+                )
+                .await?;
+                audit::record_in(tx, audit(&referral, &appointment)).await?;
+                Ok::<_, RepoError>((referral, stored.version))
+            })
+        })
+        .await
+    }
+
+    /// Stores `value` as `kind/id` at exactly `version` (written that many times), for scenario
+    /// data whose versions are part of what callers ask for.
+    pub async fn seed_record<T: serde::Serialize>(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &T,
+        version: i64,
+    ) -> Result<(), RepoError> {
+        let body = serde_json::to_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+        let (key, kind, id) = (self.key.clone(), kind.to_owned(), id.to_owned());
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    let ubrn = next_ubrn(tx, &key).await?;
-                    let counter = tx.read(&key, "Counter", "appointment").await?;
-                    let (next, expect) = match &counter {
-                        Some(found) => {
-                            let body: Value = found
-                                .body
-                                .as_deref()
-                                .map(parse)
-                                .transpose()?
-                                .unwrap_or(Value::Null);
-                            (
-                                body.get("next")
-                                    .and_then(Value::as_u64)
-                                    .unwrap_or(FIRST_APPOINTMENT),
-                                Expect::Version(found.version),
-                            )
-                        }
-                        None => (FIRST_APPOINTMENT, Expect::Absent),
-                    };
-                    tx.put(
-                        &key,
-                        "Counter",
-                        "appointment",
-                        json!({"next": next + 1}),
-                        &[],
-                        expect,
-                    )
-                    .await?;
-                    let (referral, mut appointment) = build(ubrn, next.to_string())?;
-                    appointment.referral_version = 1;
-                    let body = serde_json::to_value(&referral)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
-                        .await?;
-                    let body = serde_json::to_value(&appointment)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    tx.put(
-                        &key,
-                        "Appointment",
-                        &appointment.id,
-                        body,
-                        &[],
-                        Expect::Absent,
-                    )
-                    .await?;
-                    audit::record_in(tx, audit(&referral, &appointment)).await?;
-                    Ok::<_, RepoError>((referral, stored.version))
+                    for _ in 0..version.max(1) {
+                        tx.put(&key, &kind, &id, body.clone(), &[], Expect::Any)
+                            .await?;
+                    }
+                    Ok::<_, RepoError>(())
                 })
             })
             .await
@@ -248,40 +324,91 @@ impl Repo {
         let key = self.key.clone();
         let pas = self.pas.clone();
         let ubrn = ubrn.to_owned();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
-                    let counter = tx.read(&key, "Counter", "appointment").await?;
-                    let (next, expect) = match &counter {
-                        Some(found) => {
-                            let body: Value = found.body.as_deref().map(parse).transpose()?.unwrap_or(Value::Null);
-                            (body.get("next").and_then(Value::as_u64).unwrap_or(FIRST_APPOINTMENT), Expect::Version(found.version))
-                        }
-                        None => (FIRST_APPOINTMENT, Expect::Absent),
-                    };
-                    tx.put(&key, "Counter", "appointment", json!({"next": next + 1}), &[], expect).await?;
-                    let mut appointment = make(&mut referral, next.to_string())?;
-                    if let Some(slot) = &slot
-                        && !carehub_pas::book_in(tx, &pas, slot, &format!("Appointment/{}", appointment.id)).await?
-                    {
-                        return Err(ErsError::rule(
-                            "SLOT_NOT_AVAILABLE",
-                            format!("slot {} has just been booked by someone else; choose another (A015)", slot.id),
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
+                let counter = tx.read(&key, "Counter", "appointment").await?;
+                let (next, expect) = match &counter {
+                    Some(found) => {
+                        let body: Value = found
+                            .body
+                            .as_deref()
+                            .map(parse)
+                            .transpose()?
+                            .unwrap_or(Value::Null);
+                        (
+                            body.get("next")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(FIRST_APPOINTMENT),
+                            Expect::Version(found.version),
                         )
-                        .into());
                     }
-                    appointment.referral_version = version + 1;
-                    referral.updated = now_text();
-                    let referral_body = serde_json::to_value(&referral).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored_referral = tx.put(&key, "Referral", &ubrn, referral_body, &[], Expect::Version(version)).await?;
-                    let body = serde_json::to_value(&appointment).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx.put(&key, "Appointment", &appointment.id, body, &[], Expect::Absent).await?;
-                    audit::record_in(tx, audit(&referral, &appointment)).await?;
-                    Ok::<_, RepoError>((appointment, stored.version, referral, stored_referral.version))
-                })
+                    None => (FIRST_APPOINTMENT, Expect::Absent),
+                };
+                tx.put(
+                    &key,
+                    "Counter",
+                    "appointment",
+                    json!({"next": next + 1}),
+                    &[],
+                    expect,
+                )
+                .await?;
+                let mut appointment = make(&mut referral, next.to_string())?;
+                if let Some(slot) = &slot
+                    && !carehub_pas::book_in(
+                        tx,
+                        &pas,
+                        slot,
+                        &format!("Appointment/{}", appointment.id),
+                    )
+                    .await?
+                {
+                    return Err(ErsError::rule(
+                        "SLOT_NOT_AVAILABLE",
+                        format!(
+                            "slot {} has just been booked by someone else; choose another (A015)",
+                            slot.id
+                        ),
+                    )
+                    .into());
+                }
+                appointment.referral_version = version + 1;
+                referral.updated = now_text();
+                let referral_body = serde_json::to_value(&referral)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored_referral = tx
+                    .put(
+                        &key,
+                        "Referral",
+                        &ubrn,
+                        referral_body,
+                        &[],
+                        Expect::Version(version),
+                    )
+                    .await?;
+                let body = serde_json::to_value(&appointment)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(
+                        &key,
+                        "Appointment",
+                        &appointment.id,
+                        body,
+                        &[],
+                        Expect::Absent,
+                    )
+                    .await?;
+                audit::record_in(tx, audit(&referral, &appointment)).await?;
+                Ok::<_, RepoError>((
+                    appointment,
+                    stored.version,
+                    referral,
+                    stored_referral.version,
+                ))
             })
-            .await
+        })
+        .await
     }
 
     /// Cancels booked appointment `id` (at `expected` version) and applies `change` to its
@@ -296,61 +423,59 @@ impl Repo {
         let key = self.key.clone();
         let pas = self.pas.clone();
         let id = id.to_owned();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let found = tx.read(&key, "Appointment", &id).await?;
-                    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version)))
-                    else {
-                        return Err(ErsError::not_found(format!("No appointment '{id}'")).into());
-                    };
-                    if version != expected {
-                        return Err(stale("appointment", &id, expected, version).into());
-                    }
-                    let mut appointment: Appointment = parse(&body)?;
-                    let found = tx.read(&key, "Referral", &appointment.ubrn).await?;
-                    let Some((referral_body, referral_version)) =
-                        found.and_then(|f| Some((f.body?, f.version)))
-                    else {
-                        return Err(RepoError::Corrupt(format!(
-                            "appointment {id} has no referral"
-                        )));
-                    };
-                    let mut referral: Referral = parse(&referral_body)?;
-                    change(&mut referral, &mut appointment)?;
-                    if let Some(slot) = &appointment.slot {
-                        carehub_pas::release_in(tx, &pas, slot).await?;
-                    }
-                    appointment.referral_version = referral_version + 1;
-                    referral.updated = now_text();
-                    let referral_body = serde_json::to_value(&referral)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    tx.put(
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let found = tx.read(&key, "Appointment", &id).await?;
+                let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
+                    return Err(ErsError::not_found(format!("No appointment '{id}'")).into());
+                };
+                if version != expected {
+                    return Err(stale("appointment", &id, expected, version).into());
+                }
+                let mut appointment: Appointment = parse(&body)?;
+                let found = tx.read(&key, "Referral", &appointment.ubrn).await?;
+                let Some((referral_body, referral_version)) =
+                    found.and_then(|f| Some((f.body?, f.version)))
+                else {
+                    return Err(RepoError::Corrupt(format!(
+                        "appointment {id} has no referral"
+                    )));
+                };
+                let mut referral: Referral = parse(&referral_body)?;
+                change(&mut referral, &mut appointment)?;
+                if let Some(slot) = &appointment.slot {
+                    carehub_pas::release_in(tx, &pas, slot).await?;
+                }
+                appointment.referral_version = referral_version + 1;
+                referral.updated = now_text();
+                let referral_body = serde_json::to_value(&referral)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                tx.put(
+                    &key,
+                    "Referral",
+                    &referral.ubrn,
+                    referral_body,
+                    &[],
+                    Expect::Version(referral_version),
+                )
+                .await?;
+                let body = serde_json::to_value(&appointment)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(
                         &key,
-                        "Referral",
-                        &referral.ubrn,
-                        referral_body,
+                        "Appointment",
+                        &id,
+                        body,
                         &[],
-                        Expect::Version(referral_version),
+                        Expect::Version(version),
                     )
                     .await?;
-                    let body = serde_json::to_value(&appointment)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(
-                            &key,
-                            "Appointment",
-                            &id,
-                            body,
-                            &[],
-                            Expect::Version(version),
-                        )
-                        .await?;
-                    audit::record_in(tx, audit(&referral, &appointment)).await?;
-                    Ok::<_, RepoError>((appointment, stored.version))
-                })
+                audit::record_in(tx, audit(&referral, &appointment)).await?;
+                Ok::<_, RepoError>((appointment, stored.version))
             })
-            .await
+        })
+        .await
     }
 
     /// An advice request and its version.
@@ -394,28 +519,27 @@ impl Repo {
         audit: impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static,
     ) -> Result<(AdviceRequest, i64), RepoError> {
         let key = self.key.clone();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let ubrn = next_ubrn(tx, &key).await?;
-                    let advice = build(ubrn);
-                    let body = serde_json::to_value(&advice)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(
-                            &key,
-                            "AdviceRequest",
-                            &advice.ubrn,
-                            body,
-                            &[],
-                            Expect::Absent,
-                        )
-                        .await?;
-                    audit::record_in(tx, audit(&advice)).await?;
-                    Ok::<_, RepoError>((advice, stored.version))
-                })
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let ubrn = next_ubrn(tx, &key).await?;
+                let advice = build(ubrn);
+                let body =
+                    serde_json::to_value(&advice).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(
+                        &key,
+                        "AdviceRequest",
+                        &advice.ubrn,
+                        body,
+                        &[],
+                        Expect::Absent,
+                    )
+                    .await?;
+                audit::record_in(tx, audit(&advice)).await?;
+                Ok::<_, RepoError>((advice, stored.version))
             })
-            .await
+        })
+        .await
     }
 
     /// Applies `change` to advice request `ubrn` at `expected` version (409 otherwise); when it
@@ -429,50 +553,47 @@ impl Repo {
     ) -> Result<(AdviceRequest, i64, Option<(Referral, i64)>), RepoError> {
         let key = self.key.clone();
         let ubrn = ubrn.to_owned();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let found = tx.read(&key, "AdviceRequest", &ubrn).await?;
-                    let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version)))
-                    else {
-                        return Err(ErsError::not_found(format!(
-                            "No advice request with UBRN {ubrn}"
-                        ))
-                        .into());
-                    };
-                    if version != expected {
-                        return Err(stale("advice request", &ubrn, expected, version).into());
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let found = tx.read(&key, "AdviceRequest", &ubrn).await?;
+                let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
+                    return Err(
+                        ErsError::not_found(format!("No advice request with UBRN {ubrn}")).into(),
+                    );
+                };
+                if version != expected {
+                    return Err(stale("advice request", &ubrn, expected, version).into());
+                }
+                let mut advice: AdviceRequest = parse(&body)?;
+                let referral = change(&mut advice)?;
+                let body =
+                    serde_json::to_value(&advice).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(
+                        &key,
+                        "AdviceRequest",
+                        &ubrn,
+                        body,
+                        &[],
+                        Expect::Version(version),
+                    )
+                    .await?;
+                let created = match referral {
+                    Some(referral) => {
+                        let body = serde_json::to_value(&referral)
+                            .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                        let made = tx
+                            .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                            .await?;
+                        Some((referral, made.version))
                     }
-                    let mut advice: AdviceRequest = parse(&body)?;
-                    let referral = change(&mut advice)?;
-                    let body = serde_json::to_value(&advice)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(
-                            &key,
-                            "AdviceRequest",
-                            &ubrn,
-                            body,
-                            &[],
-                            Expect::Version(version),
-                        )
-                        .await?;
-                    let created = match referral {
-                        Some(referral) => {
-                            let body = serde_json::to_value(&referral)
-                                .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                            let made = tx
-                                .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
-                                .await?;
-                            Some((referral, made.version))
-                        }
-                        None => None,
-                    };
-                    audit::record_in(tx, audit(&advice)).await?;
-                    Ok::<_, RepoError>((advice, stored.version, created))
-                })
+                    None => None,
+                };
+                audit::record_in(tx, audit(&advice)).await?;
+                Ok::<_, RepoError>((advice, stored.version, created))
             })
-            .await
+        })
+        .await
     }
 
     /// Keeps an uploaded file: its description and its bytes, as two records so that reading
@@ -486,20 +607,19 @@ impl Repo {
         use base64::Engine;
         let key = self.key.clone();
         let data = json!({"data": base64::engine::general_purpose::STANDARD.encode(bytes)});
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let meta = serde_json::to_value(&file)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    tx.put(&key, "File", &file.id, meta, &[], Expect::Absent)
-                        .await?;
-                    tx.put(&key, "FileData", &file.id, data, &[], Expect::Absent)
-                        .await?;
-                    audit::record_in(tx, audit).await?;
-                    Ok::<_, RepoError>(())
-                })
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let meta =
+                    serde_json::to_value(&file).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                tx.put(&key, "File", &file.id, meta, &[], Expect::Absent)
+                    .await?;
+                tx.put(&key, "FileData", &file.id, data, &[], Expect::Absent)
+                    .await?;
+                audit::record_in(tx, audit).await?;
+                Ok::<_, RepoError>(())
             })
-            .await
+        })
+        .await
     }
 
     /// A file's description.
@@ -593,21 +713,20 @@ impl Repo {
         audit: impl FnOnce(&Referral) -> AuditRecord + Send + 'static,
     ) -> Result<(Referral, i64), RepoError> {
         let key = self.key.clone();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let next = next_ubrn(tx, &key).await?;
-                    let referral = build(next);
-                    let body = serde_json::to_value(&referral)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
-                        .await?;
-                    audit::record_in(tx, audit(&referral)).await?;
-                    Ok::<_, RepoError>((referral, stored.version))
-                })
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let next = next_ubrn(tx, &key).await?;
+                let referral = build(next);
+                let body = serde_json::to_value(&referral)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                    .await?;
+                audit::record_in(tx, audit(&referral)).await?;
+                Ok::<_, RepoError>((referral, stored.version))
             })
-            .await
+        })
+        .await
     }
 
     /// Applies `change` to the current referral, if it is at `expected` version (409
@@ -622,32 +741,30 @@ impl Repo {
         let key = self.key.clone();
         let pas = self.pas.clone();
         let ubrn = ubrn.to_owned();
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    let (mut referral, version) =
-                        read_referral_in(tx, &key, &ubrn, expected).await?;
-                    let was_booked = referral.state == State::Booked;
-                    change(&mut referral)?;
-                    referral.updated = now_text();
-                    // A referral that leaves BOOKED (rejected, cancelled) gives up its slot, and
-                    // its appointment is cancelled with it.
-                    if was_booked
-                        && referral.state != State::Booked
-                        && let Some(id) = referral.appointment.clone()
-                    {
-                        cancel_booked_in(tx, &key, &pas, &id, &referral, version + 1).await?;
-                    }
-                    let body = serde_json::to_value(&referral)
-                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                    let stored = tx
-                        .put(&key, "Referral", &ubrn, body, &[], Expect::Version(version))
-                        .await?;
-                    audit::record_in(tx, audit(&referral)).await?;
-                    Ok::<_, RepoError>((referral, stored.version))
-                })
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
+                let was_booked = referral.state == State::Booked;
+                change(&mut referral)?;
+                referral.updated = now_text();
+                // A referral that leaves BOOKED (rejected, cancelled) gives up its slot, and
+                // its appointment is cancelled with it.
+                if was_booked
+                    && referral.state != State::Booked
+                    && let Some(id) = referral.appointment.clone()
+                {
+                    cancel_booked_in(tx, &key, &pas, &id, &referral, version + 1).await?;
+                }
+                let body = serde_json::to_value(&referral)
+                    .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                let stored = tx
+                    .put(&key, "Referral", &ubrn, body, &[], Expect::Version(version))
+                    .await?;
+                audit::record_in(tx, audit(&referral)).await?;
+                Ok::<_, RepoError>((referral, stored.version))
             })
-            .await
+        })
+        .await
     }
 }
 

@@ -644,3 +644,346 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
     }
     Ok(seeded)
 }
+
+/// The scenario data of the sandbox, under the official sandbox's keys: services (`11002`,
+/// `11010`, `11014`, `11016`, `11017`, slot services `11000`-`14000`, R4 services `1`-`4`),
+/// referrals `000000070000`-`000000070005`, `000000070011`, `000000070012` at version 5,
+/// appointments `70000`-`70007`, advice requests `000000070000`-`000000070004`, and a referral
+/// letter. The content is carehub's own; only the keys are the official ones. Seeded once.
+pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
+    if repo.service("11002").await?.is_some() {
+        return Ok(false);
+    }
+    const TRIAGE_CLINIC: &str = "R1A14";
+    let dbs = |id: &str, name: &str, clinicians: &[&str]| {
+        let mut s = service(
+            id,
+            name,
+            TRUST,
+            "CARDIOLOGY",
+            &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
+            &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
+            BookableType::DirectlyBookable,
+            false,
+            false,
+            10,
+            5,
+        );
+        s.clinicians = clinicians.iter().map(|c| (*c).to_owned()).collect();
+        s
+    };
+    let ibs_triage = |id: &str, name: &str| {
+        service(
+            id,
+            name,
+            TRIAGE_CLINIC,
+            "CARDIOLOGY",
+            &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
+            &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
+            BookableType::IndirectlyBookable,
+            true,
+            true,
+            20,
+            8,
+        )
+    };
+    let mut advice_only = ibs_triage("11014", "Advice Only");
+    advice_only.appointments = false;
+    advice_only.triage = false;
+    let services = vec![
+        dbs("11002", "Good Cardiology Business Service", &[]),
+        dbs("11010", "Excellent Cardiology Business Service", &[]),
+        advice_only,
+        ibs_triage("11016", "Triage-Related Indirect Business Service"),
+        ibs_triage("11017", "Triage-Related Indirect Business Service 2"),
+        dbs("11000", "Slot Service With Many Slots", &[]),
+        dbs("12000", "Slot Service", &[]),
+        dbs("13000", "Slot Service With Two Clinics", &["921600556513"]),
+        dbs(
+            "14000",
+            "Slot Service With A Named Clinician",
+            &["921600556514"],
+        ),
+        dbs("1", "Direct Service With Minimal", &[]),
+        dbs("2", "Direct SVC 1", &[]),
+        dbs("3", "Direct SVC 2", &[]),
+        ibs_triage("4", "Triage SVC 1"),
+    ];
+    let lookup = |id: &str| {
+        services
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .expect("sandbox service")
+    };
+    repo.put_services(services.clone()).await?;
+
+    let created = carehub_fhir::datetime::format_instant(now);
+    let letter_bytes = crate::domain::pdf::document(
+        "Referral letter",
+        &[
+            crate::domain::pdf::Line::Heading("Referral letter".into()),
+            crate::domain::pdf::Line::Text(
+                "Breathless on exertion for three months; please assess for heart failure.".into(),
+            ),
+        ],
+    );
+    let letter = crate::domain::attachment::StoredFile {
+        id: "c5d2d200-7612-4a1e-9f3b-000000080000".into(),
+        name: "Referral letter.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: letter_bytes.len() as u64,
+        uploaded_by: ADA.into(),
+        organisation: GP.into(),
+        referral: Some("000000070000".into()),
+        created: created.clone(),
+    };
+    repo.put_file(letter.clone(), letter_bytes, None).await?;
+    let attached = crate::domain::attachment::Attached {
+        file: letter,
+        description: Some("Referral letter".into()),
+        indexed: created.clone(),
+    };
+
+    let referrer = caller(BusinessFunction::ReferringClinician, GP, ADA);
+    let referral = |ubrn: &str, services: &[&str], priority: &str| {
+        let shortlisted: Vec<Service> = services.iter().map(|id| lookup(id)).collect();
+        let refs: Vec<&Service> = shortlisted.iter().collect();
+        let mut c = criteria("CARDIOLOGY", Some("HEART_FAILURE"));
+        c.priority = priority.into();
+        let new = NewReferral {
+            patient: PATIENT.into(),
+            referring_clinician: None,
+            criteria: c,
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            letter_intention: "ALREADY_ADDED".into(),
+            reminder_days: 0,
+            pathway_start: None,
+        };
+        let mut r = Referral::create(ubrn.into(), new, &refs, &referrer, ADA.into(), GP.into());
+        r.created = created.clone();
+        r.updated = created.clone();
+        r.letters = vec![attached.clone()];
+        r
+    };
+    let at = |mut r: Referral,
+              state: State,
+              service: &str,
+              appointment: Option<&str>,
+              reason: Option<(&str, &str, Option<&str>)>| {
+        let s = lookup(service);
+        r.state = state;
+        r.selected = Some(s.id.clone());
+        r.selected_provider = Some(s.provider.clone());
+        r.appointment = appointment.map(str::to_owned);
+        r.reason = reason.map(
+            |(system, code, comment)| crate::domain::referral::StateReason {
+                kind: system.into(),
+                code: code.into(),
+                display: String::new(),
+                comment: comment.map(str::to_owned),
+            },
+        );
+        r
+    };
+    let outcome = appointment::REVIEW_OUTCOME_SYSTEM;
+    let review = appointment::REVIEW_REASON_SYSTEM;
+    let referrals = vec![
+        referral("000000070000", &["11002"], "ROUTINE"),
+        at(
+            referral("000000070001", &["11002"], "ROUTINE"),
+            State::Booked,
+            "11002",
+            Some("70000"),
+            None,
+        ),
+        at(
+            referral("000000070002", &["11016", "11017"], "ROUTINE"),
+            State::Booked,
+            "11016",
+            Some("70001"),
+            None,
+        ),
+        at(
+            referral("000000070003", &["11010"], "URGENT"),
+            State::DeferredToProvider,
+            "11010",
+            Some("70002"),
+            Some((review, "NO_SLOTS_AT_SERVICE", None)),
+        ),
+        at(
+            referral("000000070004", &["11014"], "TWO_WEEK_WAIT"),
+            State::TriagedProviderToAction,
+            "11014",
+            None,
+            Some((
+                outcome,
+                "PROVIDER_CONVERTED_ADVICE_AND_GUIDANCE_ADMIN_TO_REFER",
+                Some("Please book the patient in urgently"),
+            )),
+        ),
+        at(
+            referral("000000070005", &["11002"], "TWO_WEEK_WAIT"),
+            State::Booked,
+            "11002",
+            Some("70007"),
+            None,
+        ),
+        at(
+            referral("000000070011", &["11002"], "ROUTINE"),
+            State::Booked,
+            "11002",
+            None,
+            None,
+        ),
+        referral("000000070012", &["11002"], "ROUTINE"),
+    ];
+    for r in &referrals {
+        repo.seed_record("Referral", &r.ubrn, r, 5).await?;
+    }
+
+    let clinic = &carehub_pas::clinics("11002", &[])[0];
+    let slot = clinic.slots(now).into_iter().nth(3);
+    let appointment = |id: &str,
+                       ubrn: &str,
+                       service: &str,
+                       status: appointment::Status,
+                       reason: Option<(&str, &str)>,
+                       comment: Option<&str>,
+                       booked: bool| {
+        let s = lookup(service);
+        Appointment {
+            id: id.into(),
+            ubrn: ubrn.into(),
+            referral_version: 5,
+            status,
+            reason: reason.map(|(system, code)| appointment::Reason {
+                system: system.into(),
+                code: code.into(),
+            }),
+            comment: comment.map(str::to_owned),
+            service: s.id.clone(),
+            service_name: s.name.clone(),
+            patient: PATIENT.into(),
+            slot: booked
+                .then(|| slot.as_ref().map(|s| s.id.clone()))
+                .flatten(),
+            start: booked
+                .then(|| slot.as_ref().map(|s| s.start_text()))
+                .flatten(),
+            end: booked
+                .then(|| slot.as_ref().map(|s| s.end_text()))
+                .flatten(),
+            clinician: None,
+            created: created.clone(),
+        }
+    };
+    use appointment::Status::{Booked, Cancelled, Proposed};
+    let appointments = vec![
+        appointment("70000", "000000070001", "11002", Booked, None, None, true),
+        appointment("70001", "000000070002", "11016", Booked, None, None, false),
+        appointment(
+            "70002",
+            "000000070003",
+            "11010",
+            Proposed,
+            Some((review, "NO_SLOTS_AT_SERVICE")),
+            None,
+            false,
+        ),
+        appointment(
+            "70003",
+            "000000070002",
+            "11016",
+            Proposed,
+            Some((review, "TRIAGE")),
+            None,
+            false,
+        ),
+        appointment(
+            "70004",
+            "000000070002",
+            "11016",
+            Proposed,
+            Some((outcome, "RETURN_TO_REFERRER_WITH_ADVICE")),
+            Some("Start a statin first"),
+            false,
+        ),
+        appointment(
+            "70005",
+            "000000070001",
+            "11002",
+            Proposed,
+            Some((outcome, "CANCEL_APPOINTMENT_ACTION_LATER")),
+            Some("Please contact patient to rebook"),
+            false,
+        ),
+        appointment(
+            "70006",
+            "000000070001",
+            "11002",
+            Cancelled,
+            Some(("APPOINTMENT-CANCELLATION-REASON", "PATIENT_ILL")),
+            None,
+            false,
+        ),
+        appointment("70007", "000000070005", "11002", Booked, None, None, true),
+    ];
+    for a in &appointments {
+        repo.seed_record("Appointment", &a.id, a, 5).await?;
+    }
+
+    let provider = caller(
+        BusinessFunction::ServiceProviderClinician,
+        TRIAGE_CLINIC,
+        NAMED_CLINICIAN,
+    );
+    for (ubrn, replies) in [
+        ("000000070000", 1),
+        ("000000070001", 1),
+        ("000000070002", 2),
+        ("000000070003", 0),
+        ("000000070004", 0),
+    ] {
+        let new = NewAdvice {
+            patient: PATIENT.into(),
+            authorised_to_convert: ubrn != "000000070000",
+            criteria: criteria("CARDIOLOGY", Some("HEART_FAILURE")),
+            service: "11014".into(),
+            request: "Please advise on managing this patient's raised cholesterol.".into(),
+            referring_clinician: None,
+        };
+        let mut advice = AdviceRequest::create(
+            ubrn.into(),
+            new,
+            &lookup("11014"),
+            &referrer,
+            ADA.into(),
+            created.clone(),
+        );
+        for n in 0..replies {
+            let outcome = if n + 1 == replies {
+                "RETURN_TO_REFERRER_WITH_ADVICE"
+            } else {
+                "REQUIRE_FURTHER_INFORMATION"
+            };
+            // The conversation goes both ways: a referrer's follow-up is the provider's turn again.
+            advice.category = crate::domain::advice::Category::ProviderResponseRequired;
+            advice
+                .respond(
+                    &provider,
+                    crate::domain::advice::Response {
+                        outcome: outcome.into(),
+                        recommendation: (outcome == "RETURN_TO_REFERRER_WITH_ADVICE")
+                            .then(|| "ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
+                        guidance: "Start a statin and recheck lipids in three months.".into(),
+                        priority: "ROUTINE".into(),
+                    },
+                    created.clone(),
+                )
+                .map_err(RepoError::Ers)?;
+        }
+        repo.seed_record("AdviceRequest", ubrn, &advice, 5).await?;
+    }
+    Ok(true)
+}

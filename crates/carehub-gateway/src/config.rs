@@ -316,7 +316,8 @@ fn default_apis() -> Vec<Api> {
 /// The e-RS API's name: the one the NHS scopes use (`urn:nhsd:apim:app:level3:{name}`).
 pub const ERS_API: &str = "e-referrals-service-api";
 
-/// e-RS in `int` (real state, user- and application-restricted), with the NHS product's quota
+/// e-RS in the sandbox (open, stateless, over the official scenario keys) and in `int` (real
+/// state, user- and application-restricted), with the NHS product's quota
 /// of 600 requests a minute per application. The NHS product also has a spike arrest of 720 a
 /// minute (one request every 83 ms); over a local connection a script's back-to-back calls
 /// arrive closer than that, so it is left for configurations that want it.
@@ -350,14 +351,19 @@ fn ers_products() -> Vec<Product> {
         file_size_limit: five_megabytes(),
         error_codes: ErrorCodes::NhsdApi,
     };
-    // The sandbox product joins when the official scenarios are served.
-    vec![product(
-        "int",
-        vec![
-            AccessMode::UserRestricted,
-            AccessMode::ApplicationRestricted,
-        ],
-    )]
+    let mut sandbox = product("sandbox", vec![AccessMode::Open]);
+    // The sandbox holds no patient's data and keeps nothing: nothing to audit.
+    sandbox.audit = false;
+    vec![
+        sandbox,
+        product(
+            "int",
+            vec![
+                AccessMode::UserRestricted,
+                AccessMode::ApplicationRestricted,
+            ],
+        ),
+    ]
 }
 
 fn default_products() -> Vec<Product> {

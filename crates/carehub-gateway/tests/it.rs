@@ -378,12 +378,12 @@ fn configuration_errors_name_the_rule() {
     }
     let defaults = PlatformConfig::from_toml("").unwrap();
     assert_eq!(defaults.environments.len(), 3);
-    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in int.
-    assert_eq!(defaults.products.len(), 4);
+    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in the sandbox and int.
+    assert_eq!(defaults.products.len(), 5);
     let ers = defaults
         .products
         .iter()
-        .find(|p| p.api == "e-referrals-service-api")
+        .find(|p| p.api == "e-referrals-service-api" && p.environment == "int")
         .unwrap();
     assert_eq!(defaults.store_key(ers).as_deref(), Some("ers-int"));
 }

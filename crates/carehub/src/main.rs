@@ -502,7 +502,8 @@ async fn up(args: UpArgs) -> Result<()> {
     // Every integration environment gets the documented virtual smartcards once.
     let identity = Identity::new(store.clone(), &config.public_url);
     for environment in &platform.environments {
-        if environment.kind == carehub_gateway::config::EnvironmentKind::Integration {
+        // Sandboxes get cards too: the SPCs an SPCA may act for (A040) are card holders.
+        if environment.kind != carehub_gateway::config::EnvironmentKind::Production {
             identity::seed(&identity, &environment.name)
                 .await
                 .context("seeding virtual smartcards")?;
@@ -533,13 +534,31 @@ async fn seed_ers(store: &Store, platform: &PlatformConfig) -> Result<()> {
             .apis
             .iter()
             .any(|a| a.name == product.api && a.service.as_deref() == Some(carehub_ers::SERVICE));
-        let integration = platform.environments.iter().any(|e| {
-            e.name == product.environment
-                && e.kind == carehub_gateway::config::EnvironmentKind::Integration
-        });
+        let kind = platform
+            .environments
+            .iter()
+            .find(|e| e.name == product.environment)
+            .map(|e| e.kind);
         let Some(key) = platform.store_key(product) else {
             continue;
         };
+        if serves_ers && kind == Some(carehub_gateway::config::EnvironmentKind::Sandbox) {
+            let repo = carehub_ers::repo::Repo::new(store.clone(), &key);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            if carehub_ers::seed::seed_sandbox(&repo, now)
+                .await
+                .context("seeding the e-RS sandbox")?
+            {
+                println!(
+                    "  e-RS sandbox in {}: open, stateless, the official scenario keys (UBRN 000000070000...)",
+                    product.environment
+                );
+            }
+        }
+        let integration = kind == Some(carehub_gateway::config::EnvironmentKind::Integration);
         if serves_ers && integration {
             let repo = carehub_ers::repo::Repo::new(store.clone(), &key);
             let seeded = carehub_ers::seed::seed(&repo)

@@ -335,6 +335,17 @@ pub struct Caller {
     pub on_behalf_of: Option<String>,
 }
 
+/// The organisation of a sandbox caller: every organisation, as the official sandbox checks
+/// no relationship.
+pub const EVERY_ORGANISATION: &str = "*";
+
+impl Caller {
+    /// Whether the caller acts at `ods` (a sandbox caller acts everywhere).
+    pub fn acts_at(&self, ods: &str) -> bool {
+        self.organisation == EVERY_ORGANISATION || self.organisation.eq_ignore_ascii_case(ods)
+    }
+}
+
 fn missing_header(name: &str) -> ErsError {
     ErsError::new(
         Class::BadRequest,
@@ -346,6 +357,60 @@ fn missing_header(name: &str) -> ErsError {
 fn sent(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
+
+/// The sandbox's checks, as the official sandbox makes them (only when the header is sent):
+/// the business function must be one the endpoint takes, and the on-behalf-of header must come
+/// with an SPCA and only with one. Failures are `SANDBOX_ERROR` texts.
+pub fn sandbox_caller(endpoint: &Endpoint, headers: ContextHeaders<'_>) -> Result<Caller, String> {
+    let function = match sent(headers.function) {
+        Some(code) => {
+            let allowed: Vec<&str> = endpoint.functions.iter().map(|f| f.code()).collect();
+            match BusinessFunction::parse(code) {
+                Some(function)
+                    if endpoint.functions.is_empty() || endpoint.functions.contains(&function) =>
+                {
+                    function
+                }
+                _ => {
+                    return Err(format!(
+                        "SANDBOX_ERROR: This endpoint cannot be accessed using the e-RS Business Function provided. Allowed values: {}",
+                        allowed.join(", ")
+                    ));
+                }
+            }
+        }
+        None => endpoint
+            .functions
+            .first()
+            .copied()
+            .unwrap_or(BusinessFunction::ReferringClinician),
+    };
+    let on_behalf_of = sent(headers.on_behalf_of);
+    match (function, on_behalf_of) {
+        (BusinessFunction::ServiceProviderClinicianAdmin, None) if endpoint.on_behalf_of => {
+            return Err(format!(
+                "SANDBOX_ERROR: When using the SERVICE_PROVIDER_CLINICIAN_ADMIN business function an On-Behalf-Of User ID must be provided in the {OBO_HEADER} header"
+            ));
+        }
+        (BusinessFunction::ServiceProviderClinicianAdmin, _) => {}
+        (_, Some(_)) => {
+            return Err(format!(
+                "SANDBOX_ERROR: An On-Behalf-Of User ID must only be provided in the {OBO_HEADER} header if the business function is SERVICE_PROVIDER_CLINICIAN_ADMIN"
+            ));
+        }
+        _ => {}
+    }
+    Ok(Caller {
+        function,
+        organisation: EVERY_ORGANISATION.to_owned(),
+        user: Some(SANDBOX_USER.to_owned()),
+        name: "Sandbox User".to_owned(),
+        on_behalf_of: on_behalf_of.map(str::to_owned),
+    })
+}
+
+/// The SDS user id the sandbox acts as.
+pub const SANDBOX_USER: &str = "555000000000";
 
 /// Checks the call against the endpoint's rules and says whom it acts for. `spc_at` tells
 /// whether an SDS user id belongs to a Service Provider Clinician at an organisation (for the

@@ -498,7 +498,7 @@ impl AdviceRequest {
 
     /// Whether `caller` is the requester's organisation or the provider's.
     pub fn check_relationship(&self, caller: &Caller) -> Result<(), ErsError> {
-        let at = |ods: &str| caller.organisation.eq_ignore_ascii_case(ods);
+        let at = |ods: &str| caller.acts_at(ods);
         let related = (caller.function.is_referrer() && at(&self.requester.organisation))
             || (caller.function.is_provider() && at(&self.provider));
         if related {

@@ -107,7 +107,7 @@ impl StoredFile {
     /// Whether `caller` may fetch it: its uploader's organisation always; otherwise only
     /// through the referral it is attached to (`on_referral`: the caller is on a side of it).
     pub fn readable_by(&self, caller: &Caller, on_referral: bool) -> bool {
-        caller.organisation.eq_ignore_ascii_case(&self.organisation) || on_referral
+        caller.acts_at(&self.organisation) || on_referral
     }
 
     /// The `eRS-DocumentReference-1` of this file as a referral letter.

@@ -661,7 +661,7 @@ impl Referral {
     /// The side `caller` is on for this referral; a caller on neither side has no legitimate
     /// relationship with it (`NO_RELATIONSHIP`).
     pub fn side_of(&self, caller: &Caller) -> Result<Side, ErsError> {
-        let at = |ods: &str| caller.organisation.eq_ignore_ascii_case(ods);
+        let at = |ods: &str| caller.acts_at(ods);
         if caller.function.is_referrer() && at(&self.referrer_organisation) {
             return Ok(Side::Referrer);
         }
