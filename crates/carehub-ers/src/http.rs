@@ -1184,7 +1184,7 @@ async fn available_actions(
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+        "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros()), "profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
         "type": "searchset",
         "link": [{"relation": "self", "url": format!("{}/Task?focus={focus_reference}&intent=proposal&status=ready", ers.stu3_base())}],
         "entry": entries,
@@ -1857,7 +1857,7 @@ async fn slots(
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+        "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros()), "profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
         "type": "searchset",
         "total": free.len(),
         "link": links,
@@ -3056,7 +3056,7 @@ async fn conversation(
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+        "meta": {"lastUpdated": carehub_fhir::datetime::format_instant(now_micros()), "profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
         "type": "searchset",
         "total": total,
         "link": [{"relation": "self", "url": format!("{stu3}/Communication?based-on={based_on}")}],
@@ -3253,22 +3253,24 @@ async fn service_requests(
     }
     let r4 = format!("{}/R4", ers.url);
     let mut entries = Vec::new();
+    // A referral is categorised `referral`; an advice request is a `request` coded
+    // `advice-and-guidance`.
     let service_request = |id: &str, version: i64, status: &str, code: &str, patient: &str| {
-        json!({
-            "fullUrl": format!("{r4}/ServiceRequest/{id}"),
-            "resource": {
-                "resourceType": "ServiceRequest",
-                "id": id,
-                "meta": {"versionId": version.to_string()},
-                "identifier": [{"system": referral::UBRN_SYSTEM, "value": ubrn}],
-                "status": status,
-                "intent": "order",
-                "category": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest", "code": "request"}]}],
-                "code": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/servicerequest-code", "code": code}]},
-                "subject": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient}},
-            },
-            "search": {"mode": "match"},
-        })
+        let mut resource = json!({
+            "resourceType": "ServiceRequest",
+            "id": id,
+            "meta": {"versionId": version.to_string()},
+            "identifier": [{"system": referral::UBRN_SYSTEM, "value": ubrn}],
+            "status": status,
+            "intent": "order",
+            "category": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest",
+                "code": if code == "referral" { "referral" } else { "request" }}]}],
+            "subject": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient}},
+        });
+        if code != "referral" {
+            resource["code"] = json!({"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/servicerequest-code", "code": code}]});
+        }
+        json!({"fullUrl": format!("{r4}/ServiceRequest/{id}"), "resource": resource, "search": {"mode": "match"}})
     };
     let mut patient = None;
     if let Some((advice, version)) = ers

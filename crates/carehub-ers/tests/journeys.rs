@@ -1060,13 +1060,21 @@ async fn advice_and_guidance_is_asked_answered_and_converted() {
         )
         .await;
     assert_eq!(status, 200, "{requests}");
-    let codes: Vec<&str> = requests["entry"]
+    let categories: Vec<&str> = requests["entry"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap())
+        .map(|e| {
+            e["resource"]["category"][0]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(codes, ["advice-and-guidance", "referral"]);
+    assert_eq!(categories, ["request", "referral"]);
+    assert_eq!(
+        requests["entry"][0]["resource"]["code"]["coding"][0]["code"],
+        "advice-and-guidance"
+    );
     let plain = refer(&env, &referrer, "HEART_FAILURE", &["20001"]).await;
     let (status, _, outcome) = env
         .get(&referrer, &format!("/STU3/CommunicationRequest/{plain}"))

@@ -131,8 +131,26 @@ pub fn layers(router: Router) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             rest::panic_response,
         ))
-        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .compress_when(compressible()),
+        )
         .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
+}
+
+/// What is worth compressing: text, not files that are compressed already (PDF, images) and
+/// whose `Content-Length` clients rely on.
+fn compressible() -> impl tower_http::compression::Predicate {
+    use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+    // 32 bytes, as tower-http's default: smaller bodies gain nothing.
+    SizeAbove::new(32)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("application/pdf"))
+        .and(NotForContentType::const_new("audio/"))
+        .and(NotForContentType::const_new("video/"))
 }
 
 fn base_router(state: BaseState) -> Router {

@@ -117,7 +117,7 @@ impl StoredFile {
             "id": format!("DocumentReference-{}", self.id),
             "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-DocumentReference-1"]},
             "status": "current",
-            "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": "REFERRER"}]},
+            "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": "REFERRER", "display": "Referrer"}]},
             "indexed": letter.indexed,
             "description": letter.description,
             "content": [{"attachment": {
