@@ -134,7 +134,8 @@ impl StoredFile {
                 "url": format!("{stu3_base}/Binary/{}", self.id),
                 "size": self.size,
                 "title": self.name,
-                "creation": self.created,
+                // The specification types `creation` as a date.
+                "creation": self.created.get(..10).unwrap_or(&self.created),
             }}],
         })
     }
