@@ -232,7 +232,14 @@ impl Repo {
                 let body = serde_json::to_value(&referral)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 let stored = tx
-                    .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                    .put(
+                        &key,
+                        "Referral",
+                        &referral.ubrn,
+                        body,
+                        &referral_index(&referral),
+                        Expect::Absent,
+                    )
                     .await?;
                 let body = serde_json::to_value(&appointment)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
@@ -274,6 +281,40 @@ impl Repo {
                 })
             })
             .await
+    }
+
+    /// The referrals on `list` for `organisation` (by the index every referral is written with).
+    pub async fn referrals_on(
+        &self,
+        list: &str,
+        organisation: &str,
+    ) -> Result<Vec<(Referral, i64)>, RepoError> {
+        let query = SearchQuery {
+            resource_type: "Referral".into(),
+            filters: vec![carehub_fhir::search::Filter::Token {
+                param: "worklist".into(),
+                values: vec![carehub_fhir::search::TokenValue {
+                    system: Some(organisation.to_ascii_uppercase()),
+                    code: Some(list.into()),
+                }],
+                not: false,
+            }],
+            sort: Vec::new(),
+            count: 100_000,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+            summary: Summary::False,
+            elements: Vec::new(),
+            total: Total::None,
+            cursor: None,
+            warnings: Vec::new(),
+        };
+        let page = self.store.search(&self.key, &query).await?;
+        page.matches
+            .into_iter()
+            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
+            .map(|(body, version)| Ok((parse(&body)?, version)))
+            .collect()
     }
 
     /// Every referral, with its version (for worklists).
@@ -383,7 +424,7 @@ impl Repo {
                         "Referral",
                         &ubrn,
                         referral_body,
-                        &[],
+                        &referral_index(&referral),
                         Expect::Version(version),
                     )
                     .await?;
@@ -455,7 +496,7 @@ impl Repo {
                     "Referral",
                     &referral.ubrn,
                     referral_body,
-                    &[],
+                    &referral_index(&referral),
                     Expect::Version(referral_version),
                 )
                 .await?;
@@ -583,7 +624,14 @@ impl Repo {
                         let body = serde_json::to_value(&referral)
                             .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                         let made = tx
-                            .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                            .put(
+                                &key,
+                                "Referral",
+                                &referral.ubrn,
+                                body,
+                                &referral_index(&referral),
+                                Expect::Absent,
+                            )
                             .await?;
                         Some((referral, made.version))
                     }
@@ -720,7 +768,14 @@ impl Repo {
                 let body = serde_json::to_value(&referral)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 let stored = tx
-                    .put(&key, "Referral", &referral.ubrn, body, &[], Expect::Absent)
+                    .put(
+                        &key,
+                        "Referral",
+                        &referral.ubrn,
+                        body,
+                        &referral_index(&referral),
+                        Expect::Absent,
+                    )
                     .await?;
                 audit::record_in(tx, audit(&referral)).await?;
                 Ok::<_, RepoError>((referral, stored.version))
@@ -758,7 +813,14 @@ impl Repo {
                 let body = serde_json::to_value(&referral)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 let stored = tx
-                    .put(&key, "Referral", &ubrn, body, &[], Expect::Version(version))
+                    .put(
+                        &key,
+                        "Referral",
+                        &ubrn,
+                        body,
+                        &referral_index(&referral),
+                        Expect::Version(version),
+                    )
                     .await?;
                 audit::record_in(tx, audit(&referral)).await?;
                 Ok::<_, RepoError>((referral, stored.version))
@@ -876,4 +938,19 @@ fn now_text() -> String {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     carehub_fhir::datetime::format_instant(micros)
+}
+
+/// The index entries of a referral: the worklists it is on (`worklist` = organisation|list).
+fn referral_index(referral: &Referral) -> Vec<carehub_fhir::search::IndexEntry> {
+    crate::domain::worklist::memberships(referral)
+        .into_iter()
+        .map(|(list, organisation)| carehub_fhir::search::IndexEntry {
+            param: "worklist".into(),
+            value: carehub_fhir::search::IndexValue::Token {
+                system: Some(organisation),
+                code: Some(list.into()),
+                text: None,
+            },
+        })
+        .collect()
 }

@@ -93,6 +93,33 @@ impl ListType {
     }
 }
 
+/// The worklists `referral` is on, with the organisation each is for, whatever the filters:
+/// what the store indexes a referral under, so that fetching a list reads only its referrals.
+pub fn memberships(referral: &Referral) -> Vec<(&'static str, String)> {
+    let mut organisations = vec![referral.referrer_organisation.clone()];
+    if let Some(provider) = &referral.selected_provider {
+        organisations.push(provider.clone());
+    }
+    let mut found = Vec::new();
+    for (list, code, _) in ListType::ALL {
+        let unfiltered = Request {
+            list,
+            service: None,
+            specialty: None,
+            clinician_assigned: None,
+            clinician: None,
+        };
+        for organisation in &organisations {
+            if unfiltered.holds(referral, organisation)
+                && !found.contains(&(code, organisation.to_ascii_uppercase()))
+            {
+                found.push((code, organisation.to_ascii_uppercase()));
+            }
+        }
+    }
+    found
+}
+
 /// A worklist request, read and checked against the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
