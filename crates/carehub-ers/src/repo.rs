@@ -128,25 +128,7 @@ impl Repo {
 
     /// Every service of the directory, with its version.
     pub async fn services(&self) -> Result<Vec<(Service, i64)>, RepoError> {
-        let query = SearchQuery {
-            resource_type: "Service".into(),
-            filters: Vec::new(),
-            sort: Vec::new(),
-            count: 10_000,
-            include: Vec::new(),
-            revinclude: Vec::new(),
-            summary: Summary::False,
-            elements: Vec::new(),
-            total: Total::None,
-            cursor: None,
-            warnings: Vec::new(),
-        };
-        let page = self.store.search(&self.key, &query).await?;
-        page.matches
-            .into_iter()
-            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
-            .map(|(body, version)| Ok((parse(&body)?, version)))
-            .collect()
+        self.all_of("Service", Vec::new()).await
     }
 
     /// One service and its version.
@@ -200,33 +182,7 @@ impl Repo {
         self.unit(move |tx| {
             Box::pin(async move {
                 let ubrn = next_ubrn(tx, &key).await?;
-                let counter = tx.read(&key, "Counter", "appointment").await?;
-                let (next, expect) = match &counter {
-                    Some(found) => {
-                        let body: Value = found
-                            .body
-                            .as_deref()
-                            .map(parse)
-                            .transpose()?
-                            .unwrap_or(Value::Null);
-                        (
-                            body.get("next")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(FIRST_APPOINTMENT),
-                            Expect::Version(found.version),
-                        )
-                    }
-                    None => (FIRST_APPOINTMENT, Expect::Absent),
-                };
-                tx.put(
-                    &key,
-                    "Counter",
-                    "appointment",
-                    json!({"next": next + 1}),
-                    &[],
-                    expect,
-                )
-                .await?;
+                let next = next_appointment_id(tx, &key).await?;
                 let (referral, mut appointment) = build(ubrn, next.to_string())?;
                 appointment.referral_version = 1;
                 let body = serde_json::to_value(&referral)
@@ -283,22 +239,15 @@ impl Repo {
             .await
     }
 
-    /// The referrals on `list` for `organisation` (by the index every referral is written with).
-    pub async fn referrals_on(
+    /// Every live record of `kind` that passes `filters`, with its version.
+    async fn all_of<T: serde::de::DeserializeOwned>(
         &self,
-        list: &str,
-        organisation: &str,
-    ) -> Result<Vec<(Referral, i64)>, RepoError> {
+        kind: &str,
+        filters: Vec<carehub_fhir::search::Filter>,
+    ) -> Result<Vec<(T, i64)>, RepoError> {
         let query = SearchQuery {
-            resource_type: "Referral".into(),
-            filters: vec![carehub_fhir::search::Filter::Token {
-                param: "worklist".into(),
-                values: vec![carehub_fhir::search::TokenValue {
-                    system: Some(organisation.to_ascii_uppercase()),
-                    code: Some(list.into()),
-                }],
-                not: false,
-            }],
+            resource_type: kind.into(),
+            filters,
             sort: Vec::new(),
             count: 100_000,
             include: Vec::new(),
@@ -317,27 +266,29 @@ impl Repo {
             .collect()
     }
 
+    /// The referrals on `list` for `organisation` (by the index every referral is written with).
+    pub async fn referrals_on(
+        &self,
+        list: &str,
+        organisation: &str,
+    ) -> Result<Vec<(Referral, i64)>, RepoError> {
+        self.all_of(
+            "Referral",
+            vec![carehub_fhir::search::Filter::Token {
+                param: "worklist".into(),
+                values: vec![carehub_fhir::search::TokenValue {
+                    system: Some(organisation.to_ascii_uppercase()),
+                    code: Some(list.into()),
+                }],
+                not: false,
+            }],
+        )
+        .await
+    }
+
     /// Every referral, with its version (for worklists).
     pub async fn referrals(&self) -> Result<Vec<(Referral, i64)>, RepoError> {
-        let query = SearchQuery {
-            resource_type: "Referral".into(),
-            filters: Vec::new(),
-            sort: Vec::new(),
-            count: 100_000,
-            include: Vec::new(),
-            revinclude: Vec::new(),
-            summary: Summary::False,
-            elements: Vec::new(),
-            total: Total::None,
-            cursor: None,
-            warnings: Vec::new(),
-        };
-        let page = self.store.search(&self.key, &query).await?;
-        page.matches
-            .into_iter()
-            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
-            .map(|(body, version)| Ok((parse(&body)?, version)))
-            .collect()
+        self.all_of("Referral", Vec::new()).await
     }
 
     /// An appointment and its version.
@@ -368,33 +319,7 @@ impl Repo {
         self.unit(move |tx| {
             Box::pin(async move {
                 let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
-                let counter = tx.read(&key, "Counter", "appointment").await?;
-                let (next, expect) = match &counter {
-                    Some(found) => {
-                        let body: Value = found
-                            .body
-                            .as_deref()
-                            .map(parse)
-                            .transpose()?
-                            .unwrap_or(Value::Null);
-                        (
-                            body.get("next")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(FIRST_APPOINTMENT),
-                            Expect::Version(found.version),
-                        )
-                    }
-                    None => (FIRST_APPOINTMENT, Expect::Absent),
-                };
-                tx.put(
-                    &key,
-                    "Counter",
-                    "appointment",
-                    json!({"next": next + 1}),
-                    &[],
-                    expect,
-                )
-                .await?;
+                let next = next_appointment_id(tx, &key).await?;
                 let mut appointment = make(&mut referral, next.to_string())?;
                 if let Some(slot) = &slot
                     && !carehub_pas::book_in(
@@ -532,25 +457,7 @@ impl Repo {
 
     /// Every advice request, with its version (for the A&G worklist).
     pub async fn advices(&self) -> Result<Vec<(AdviceRequest, i64)>, RepoError> {
-        let query = SearchQuery {
-            resource_type: "AdviceRequest".into(),
-            filters: Vec::new(),
-            sort: Vec::new(),
-            count: 100_000,
-            include: Vec::new(),
-            revinclude: Vec::new(),
-            summary: Summary::False,
-            elements: Vec::new(),
-            total: Total::None,
-            cursor: None,
-            warnings: Vec::new(),
-        };
-        let page = self.store.search(&self.key, &query).await?;
-        page.matches
-            .into_iter()
-            .filter_map(|m| Some((m.resource.body?, m.resource.version)))
-            .map(|(body, version)| Ok((parse(&body)?, version)))
-            .collect()
+        self.all_of("AdviceRequest", Vec::new()).await
     }
 
     /// Allocates a UBRN and stores the advice request `build` makes with it.
@@ -953,4 +860,35 @@ fn referral_index(referral: &Referral) -> Vec<carehub_fhir::search::IndexEntry> 
             },
         })
         .collect()
+}
+
+/// Gives out the next appointment id of the environment.
+async fn next_appointment_id(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<u64, RepoError> {
+    let counter = tx.read(key, "Counter", "appointment").await?;
+    let (next, expect) = match &counter {
+        Some(found) => {
+            let body: Value = found
+                .body
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .unwrap_or(Value::Null);
+            let next = body
+                .get("next")
+                .and_then(Value::as_u64)
+                .unwrap_or(FIRST_APPOINTMENT);
+            (next, Expect::Version(found.version))
+        }
+        None => (FIRST_APPOINTMENT, Expect::Absent),
+    };
+    tx.put(
+        key,
+        "Counter",
+        "appointment",
+        json!({"next": next + 1}),
+        &[],
+        expect,
+    )
+    .await?;
+    Ok(next)
 }
