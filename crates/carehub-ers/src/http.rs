@@ -231,6 +231,7 @@ impl Failure {
             Class::Conflict => Category::Conflict,
             Class::PreconditionFailed => Category::PreconditionFailed,
             Class::Unprocessable => Category::Unprocessable,
+            Class::TooManyRequests => Category::TooManyRequests,
         }
     }
 }
@@ -1612,6 +1613,28 @@ async fn fetch_worklist(
         Err(response) => return Ok(response),
     };
     let request = worklist::Request::read(&body, &caller)?;
+    if caller.function == BusinessFunction::ProviderAuthorisedApplication
+        && let (Some(app), Some(service)) = (&ctx.platform.app, &request.service)
+    {
+        // Applications may fetch a service's worklist at most twice a day, as e-RS allows.
+        let day = carehub_fhir::datetime::format_instant(now_micros());
+        let calls = ers
+            .repo
+            .count_call(&format!(
+                "{}.{service}.{}",
+                app.id,
+                day.get(..10).unwrap_or_default()
+            ))
+            .await?;
+        if calls > 2 {
+            return Err(ErsError::new(
+                Class::TooManyRequests,
+                "TOO_MANY_REQUESTS",
+                format!("An application may fetch the worklist of service {service} at most 2 times a day; this is call {calls} today"),
+            )
+            .into());
+        }
+    }
     // The index names each list's referrals; a sandbox caller acts everywhere, so reads all.
     let all = if caller.organisation == access::EVERY_ORGANISATION {
         ers.repo.referrals().await?

@@ -239,6 +239,42 @@ impl Repo {
             .await
     }
 
+    /// Counts a call under `key` (`WorklistCalls/{key}`) and says how many there have been.
+    pub async fn count_call(&self, key: &str) -> Result<u64, RepoError> {
+        let (partition, id) = (self.key.clone(), key.to_owned());
+        self.unit(move |tx| {
+            Box::pin(async move {
+                let found = tx.read(&partition, "WorklistCalls", &id).await?;
+                let (count, expect) = match &found {
+                    Some(found) => {
+                        let body: Value = found
+                            .body
+                            .as_deref()
+                            .map(parse)
+                            .transpose()?
+                            .unwrap_or(Value::Null);
+                        (
+                            body.get("calls").and_then(Value::as_u64).unwrap_or(0),
+                            Expect::Version(found.version),
+                        )
+                    }
+                    None => (0, Expect::Absent),
+                };
+                tx.put(
+                    &partition,
+                    "WorklistCalls",
+                    &id,
+                    json!({"calls": count + 1}),
+                    &[],
+                    expect,
+                )
+                .await?;
+                Ok::<_, RepoError>(count + 1)
+            })
+        })
+        .await
+    }
+
     /// Every live record of `kind` that passes `filters`, with its version.
     async fn all_of<T: serde::de::DeserializeOwned>(
         &self,

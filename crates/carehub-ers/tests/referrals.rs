@@ -589,3 +589,38 @@ async fn the_gateway_answers_e_rs_callers_in_the_nhs_api_platform_shape() {
     );
     assert!(outcome["meta"]["lastUpdated"].is_string());
 }
+
+#[tokio::test]
+async fn applications_fetch_a_service_worklist_at_most_twice_a_day() {
+    let env = spawn().await;
+    let app = As::app(&env.app_token(TRUST, Some("200000009999")).await);
+    let list = |service: Option<&str>| {
+        let mut parameter = vec![
+            json!({"name": "listType", "valueCodeableConcept": {"coding": [{
+            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1", "code": "REFERRALS_FOR_REVIEW"}]}}),
+        ];
+        if let Some(service) = service {
+            parameter.push(json!({"name": "service", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/ers-service", "value": service}}));
+        }
+        json!({"resourceType": "Parameters", "parameter": parameter})
+    };
+    let path = "/STU3/ReferralRequest/$ers.fetchworklist";
+    let (status, _, outcome) = env.post(&app, path, None, &list(None)).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (422, "MISSING_VALUE"),
+        "an application must name the service"
+    );
+    for _ in 0..2 {
+        let (status, _, _) = env.post(&app, path, None, &list(Some("20001"))).await;
+        assert_eq!(status, 200);
+    }
+    let (status, _, outcome) = env.post(&app, path, None, &list(Some("20001"))).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (429, "TOO_MANY_REQUESTS"),
+        "{outcome}"
+    );
+    let (status, _, _) = env.post(&app, path, None, &list(Some("20002"))).await;
+    assert_eq!(status, 200, "the limit is per service");
+}

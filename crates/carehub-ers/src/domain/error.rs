@@ -18,6 +18,8 @@ pub enum Class {
     PreconditionFailed,
     /// 422: well-formed, but breaks a business rule.
     Unprocessable,
+    /// 429: a limit of the endpoint itself (not the platform's quota) was reached.
+    TooManyRequests,
 }
 
 /// A rejected e-RS request.
@@ -98,6 +100,7 @@ impl ErsError {
             (Class::Forbidden, _) => "forbidden",
             (Class::NotFound, _) => "not-found",
             (Class::Conflict | Class::PreconditionFailed, _) => "conflict",
+            (Class::TooManyRequests, _) => "throttled",
             (_, "MISSING_VALUE" | "MISSING_HEADER") => "required",
             (
                 _,
