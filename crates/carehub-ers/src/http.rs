@@ -854,12 +854,8 @@ async fn create_referral(
     })?;
     let shortlisted: Vec<Service> = shortlisted.into_iter().cloned().collect();
     let stu3 = ers.stu3_base();
-    let audit_ctx = Context {
-        platform: ctx.platform.clone(),
-        audit: ctx.audit.clone(),
-    };
     let url = ers.url.clone();
-    let audit_caller = audit_ctx.audit.clone();
+    let audit_caller = ctx.audit.clone();
     let build_caller = caller.clone();
     let (created, version) = ers
         .repo
@@ -3134,7 +3130,10 @@ async fn respond_to_advice(
         )
         .await?;
     let stu3 = ers.stu3_base();
-    let last = updated.messages.last().expect("a response was just added");
+    let last = updated
+        .messages
+        .last()
+        .ok_or_else(|| fault("an answered advice request has no messages"))?;
     let parameters = json!({
         "resourceType": "Parameters",
         "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-SendCommunicationToRequester-Response-Parameters-1"]},
