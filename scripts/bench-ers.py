@@ -15,15 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench import row, wrk  # noqa: E402
+from carehub_session import Session, start  # noqa: E402
 
 # e-RS in int with a quota so high that nothing is refused: counting is measured, never bites.
 PLATFORM = """
@@ -78,12 +76,6 @@ WORKLIST = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post_script(path, body_file, token):
     with open(path, "w") as f:
         f.write(f"""
@@ -123,37 +115,10 @@ def main():
         platform = os.path.join(work, "platform.toml")
         with open(platform, "w") as f:
             f.write(PLATFORM)
-        port = free_port()
-        server = subprocess.Popen(
-            [args.carehub, "up", "--port", str(port), "--data-dir", data_dir,
-             "--seed-patients", "50", "--platform", platform],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        for line in server.stdout:
-            if line.startswith("ready in"):
-                break
-        base = f"http://127.0.0.1:{port}"
-        cli = lambda *a: subprocess.run([args.carehub, *a, "--data-dir", data_dir],  # noqa: E731
-                                        capture_output=True, text=True, check=True).stdout
-        created = cli("apps", "create", "--name", "Bench", "--env", "int", "--ods", "B82617")
-        api_key = created.strip().splitlines()[-1].strip()
-        app_id = created.split("(")[1].split(")")[0]
-        cli("apps", "asid", "--app", app_id, "--asid", "200000001234")
-        key_file = os.path.join(work, "private.pem")
-        cli("apps", "keygen", "--app", app_id, "--out", key_file)
-        id_token = cli("users", "sign-in", "--card", ADA, "--role", ADA_ROLE, "--passcode", "1234",
-                       "--client-id", api_key, "--public-url", base).strip()
-        assertion = subprocess.run(
-            [args.carehub, "apps", "jwt", "--api-key", api_key, "--private-key", key_file,
-             "--aud", f"{base}/int/oauth2/token"], capture_output=True, text=True, check=True).stdout.strip()
-        form = urllib.parse.urlencode({
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-            "subject_token": id_token,
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        }).encode()
-        with urllib.request.urlopen(urllib.request.Request(f"{base}/int/oauth2/token", data=form)) as response:
-            token = json.loads(response.read())["access_token"]
+        server, base = start(args.carehub, data_dir, "--seed-patients", "50", "--platform", platform)
+        session = Session(args.carehub, data_dir, base, "Bench", "B82617", "200000001234",
+                          os.path.join(work, "private.pem"))
+        token = session.token(ADA, ADA_ROLE)
 
         ers = f"{base}/int/referrals/FHIR/STU3"
         create_body = os.path.join(work, "create.json")

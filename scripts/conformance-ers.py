@@ -26,14 +26,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+from carehub_session import Session, start  # noqa: E402
 
 # Who calls: the referring GP, then the consultant at the provider trust, so that the
 # endpoints of both sides answer rather than refuse.
@@ -73,12 +73,6 @@ def inline(node, base, depth=0):
     return node
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True, help="the official e-referrals-service-api.yaml")
@@ -96,22 +90,9 @@ def main():
         with open(spec, "w") as f:
             json.dump(inline(load(root), root), f)
         data_dir = os.path.join(work, "data")
-        port = free_port()
-        server = subprocess.Popen(
-            [args.carehub, "up", "--port", str(port), "--data-dir", data_dir, "--seed-patients", "20"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        for line in server.stdout:
-            if line.startswith("ready in"):
-                break
-        base = f"http://127.0.0.1:{port}"
-        cli = lambda *a: subprocess.run([args.carehub, *a, "--data-dir", data_dir],  # noqa: E731
-                                        capture_output=True, text=True, check=True).stdout
-        created = cli("apps", "create", "--name", "Conformance", "--env", "int", "--ods", "B82617")
-        api_key = created.strip().splitlines()[-1].strip()
-        app_id = created.split("(")[1].split(")")[0]
-        cli("apps", "asid", "--app", app_id, "--asid", "200000001234")
-        key_file = os.path.join(work, "private.pem")
-        cli("apps", "keygen", "--app", app_id, "--out", key_file)
+        server, base = start(args.carehub, data_dir, "--seed-patients", "20")
+        session = Session(args.carehub, data_dir, base, "Conformance", "B82617", "200000001234",
+                          os.path.join(work, "private.pem"))
         failed = 0
         if args.env == "sandbox":
             command = [
@@ -127,20 +108,7 @@ def main():
             print("\n==> the sandbox, without credentials", flush=True)
             sys.exit(subprocess.run(command).returncode)
         for card, role, ods, function in CALLERS:
-            id_token = cli("users", "sign-in", "--card", card, "--role", role, "--passcode", "1234",
-                           "--client-id", api_key, "--public-url", base).strip()
-            assertion = subprocess.run(
-                [args.carehub, "apps", "jwt", "--api-key", api_key, "--private-key", key_file,
-                 "--aud", f"{base}/int/oauth2/token"], capture_output=True, text=True, check=True).stdout.strip()
-            form = urllib.parse.urlencode({
-                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-                "subject_token": id_token,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": assertion,
-            }).encode()
-            with urllib.request.urlopen(urllib.request.Request(f"{base}/int/oauth2/token", data=form)) as response:
-                token = json.loads(response.read())["access_token"]
+            token = session.token(card, role)
             phases = "examples,fuzzing" if args.fuzz else "examples"
             command = [
                 "st", "run", spec, "--url", f"{base}/int/referrals/FHIR",

@@ -13,10 +13,14 @@ signs the seeded users in with their virtual smartcards).
 
 import argparse
 import json
-import subprocess
+import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from carehub_session import Session  # noqa: E402
 
 ADA = ("5e1c0000-0000-4000-8000-000000000001", "555100000011", "B82617", "REFERRING_CLINICIAN")
 CARA = ("5e1c0000-0000-4000-8000-000000000003", "555100000031", "R1A14", "SERVICE_PROVIDER_CLINICIAN")
@@ -48,30 +52,11 @@ class Demo:
         self.args = args
         self.base = args.url.rstrip("/")
         self.ers = f"{self.base}/int/referrals/FHIR"
-        cli = lambda *a: subprocess.run([args.carehub, *a, "--data-dir", args.data_dir],  # noqa: E731
-                                        capture_output=True, text=True, check=True).stdout
-        self.cli = cli
-        created = cli("apps", "create", "--name", "e-RS-Demo", "--env", "int", "--ods", "B82617")
-        self.api_key = created.strip().splitlines()[-1].strip()
-        app_id = created.split("(")[1].split(")")[0]
-        cli("apps", "asid", "--app", app_id, "--asid", "200000009999")
-        self.key_file = f"/tmp/ers-demo-{app_id}.pem"
-        cli("apps", "keygen", "--app", app_id, "--out", self.key_file)
+        self.session = Session(args.carehub, args.data_dir, self.base, "e-RS-Demo", "B82617", "200000009999",
+                               f"/tmp/ers-demo-{os.getpid()}.pem")
 
     def token(self, user):
-        card, role, _, _ = user
-        id_token = self.cli("users", "sign-in", "--card", card, "--role", role, "--passcode", "1234",
-                            "--client-id", self.api_key, "--public-url", self.base).strip()
-        assertion = subprocess.run(
-            [self.args.carehub, "apps", "jwt", "--api-key", self.api_key, "--private-key", self.key_file,
-             "--aud", f"{self.base}/int/oauth2/token"], capture_output=True, text=True, check=True).stdout.strip()
-        form = urllib.parse.urlencode({
-            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token", "subject_token": id_token,
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion}).encode()
-        with urllib.request.urlopen(urllib.request.Request(f"{self.base}/int/oauth2/token", data=form)) as r:
-            return json.loads(r.read())["access_token"]
+        return self.session.token(user[0], user[1])
 
     def call(self, who, method, path, body=None, if_match=None, content_type="application/fhir+json", raw=None, extra=None):
         token, ods, function = who

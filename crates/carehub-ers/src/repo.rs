@@ -239,40 +239,11 @@ impl Repo {
             .await
     }
 
-    /// Counts a call under `key` (`WorklistCalls/{key}`) and says how many there have been.
+    /// Counts a call under `key` (`Counter/calls.{key}`) and says how many there have been.
     pub async fn count_call(&self, key: &str) -> Result<u64, RepoError> {
-        let (partition, id) = (self.key.clone(), key.to_owned());
-        self.unit(move |tx| {
-            Box::pin(async move {
-                let found = tx.read(&partition, "WorklistCalls", &id).await?;
-                let (count, expect) = match &found {
-                    Some(found) => {
-                        let body: Value = found
-                            .body
-                            .as_deref()
-                            .map(parse)
-                            .transpose()?
-                            .unwrap_or(Value::Null);
-                        (
-                            body.get("calls").and_then(Value::as_u64).unwrap_or(0),
-                            Expect::Version(found.version),
-                        )
-                    }
-                    None => (0, Expect::Absent),
-                };
-                tx.put(
-                    &partition,
-                    "WorklistCalls",
-                    &id,
-                    json!({"calls": count + 1}),
-                    &[],
-                    expect,
-                )
-                .await?;
-                Ok::<_, RepoError>(count + 1)
-            })
-        })
-        .await
+        let (partition, name) = (self.key.clone(), format!("calls.{key}"));
+        self.unit(move |tx| Box::pin(async move { take_next(tx, &partition, &name, 1).await }))
+            .await
     }
 
     /// Every live record of `kind` that passes `filters`, with its version.
@@ -846,7 +817,26 @@ async fn cancel_booked_in(
 
 /// Gives out the next UBRN of the environment (referrals and advice requests share them).
 async fn next_ubrn(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<String, RepoError> {
-    let counter = tx.read(key, "Counter", "ubrn").await?;
+    Ok(format!(
+        "{:012}",
+        take_next(tx, key, "ubrn", FIRST_UBRN).await?
+    ))
+}
+
+/// Gives out the next appointment id of the environment.
+async fn next_appointment_id(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<u64, RepoError> {
+    take_next(tx, key, "appointment", FIRST_APPOINTMENT).await
+}
+
+/// Takes the next value of counter `Counter/{name}` (starting at `first`) inside a unit of
+/// work: the version check on the counter keeps two nodes from taking the same value.
+async fn take_next(
+    tx: &mut carehub_store::Tx<'_>,
+    key: &str,
+    name: &str,
+    first: u64,
+) -> Result<u64, RepoError> {
+    let counter = tx.read(key, "Counter", name).await?;
     let (next, expect) = match &counter {
         Some(found) => {
             let body: Value = found
@@ -855,24 +845,14 @@ async fn next_ubrn(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<String, 
                 .map(parse)
                 .transpose()?
                 .unwrap_or(Value::Null);
-            let next = body
-                .get("next")
-                .and_then(Value::as_u64)
-                .unwrap_or(FIRST_UBRN);
+            let next = body.get("next").and_then(Value::as_u64).unwrap_or(first);
             (next, Expect::Version(found.version))
         }
-        None => (FIRST_UBRN, Expect::Absent),
+        None => (first, Expect::Absent),
     };
-    tx.put(
-        key,
-        "Counter",
-        "ubrn",
-        json!({"next": next + 1}),
-        &[],
-        expect,
-    )
-    .await?;
-    Ok(format!("{next:012}"))
+    tx.put(key, "Counter", name, json!({"next": next + 1}), &[], expect)
+        .await?;
+    Ok(next)
 }
 
 fn now_text() -> String {
@@ -896,35 +876,4 @@ fn referral_index(referral: &Referral) -> Vec<carehub_fhir::search::IndexEntry> 
             },
         })
         .collect()
-}
-
-/// Gives out the next appointment id of the environment.
-async fn next_appointment_id(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<u64, RepoError> {
-    let counter = tx.read(key, "Counter", "appointment").await?;
-    let (next, expect) = match &counter {
-        Some(found) => {
-            let body: Value = found
-                .body
-                .as_deref()
-                .map(parse)
-                .transpose()?
-                .unwrap_or(Value::Null);
-            let next = body
-                .get("next")
-                .and_then(Value::as_u64)
-                .unwrap_or(FIRST_APPOINTMENT);
-            (next, Expect::Version(found.version))
-        }
-        None => (FIRST_APPOINTMENT, Expect::Absent),
-    };
-    tx.put(
-        key,
-        "Counter",
-        "appointment",
-        json!({"next": next + 1}),
-        &[],
-        expect,
-    )
-    .await?;
-    Ok(next)
 }

@@ -223,18 +223,6 @@ mod tests {
         check_xref(&pdf);
     }
 
-    /// With `CAREHUB_PDF_OUT` set, writes a sample to that path for checking with a PDF reader
-    /// (`pdftotext`, `qpdf --check`).
-    #[test]
-    fn a_sample_can_be_written_for_a_reader() {
-        if let Ok(path) = std::env::var("CAREHUB_PDF_OUT") {
-            let lines: Vec<Line> = (0..80)
-                .map(|i| Line::Text(format!("Line {i}: caf\u{e9} (test)")))
-                .collect();
-            std::fs::write(path, document("Sample", &lines)).unwrap();
-        }
-    }
-
     #[test]
     fn wrapping_keeps_every_word() {
         let long = "word ".repeat(60);
