@@ -310,7 +310,85 @@ fn default_apis() -> Vec<Api> {
             service: Some("ers".into()),
             title: "NHS e-Referral Service FHIR API".into(),
         },
+        Api {
+            name: PDS_API.into(),
+            path: "personal-demographics/FHIR/R4".into(),
+            fhir: Some("R4".into()),
+            service: Some("pds".into()),
+            title: "Personal Demographics Service FHIR API".into(),
+        },
+        Api {
+            name: GP_CONNECT_API.into(),
+            path: "gpconnect".into(),
+            fhir: Some("STU3".into()),
+            service: Some("gpconnect".into()),
+            title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect)".into(),
+        },
     ]
+}
+
+/// The PDS API's name, as the NHS scopes use it.
+pub const PDS_API: &str = "personal-demographics-service";
+
+/// The GP Connect provider's API name.
+pub const GP_CONNECT_API: &str = "gp-connect";
+
+/// PDS in `int`: user-restricted (healthcare workers, up to 50 results) and
+/// application-restricted (one unique match), with the NHS platform's default quota of 5
+/// requests a second per application, as 300 a minute.
+fn pds_products() -> Vec<Product> {
+    vec![Product {
+        api: PDS_API.into(),
+        environment: "int".into(),
+        access: vec![
+            AccessMode::UserRestricted,
+            AccessMode::ApplicationRestricted,
+        ],
+        api_key_header: default_api_key_header(),
+        ratelimiting: RateLimiting {
+            proxy: LimitConfig::default(),
+            app: LimitConfig {
+                quota: Some(QuotaConfig {
+                    enabled: true,
+                    limit: 300,
+                    interval: 1,
+                    timeunit: "minute".into(),
+                }),
+                spike_arrest: None,
+            },
+        },
+        status: LifecycleStatus::Live,
+        deprecated: None,
+        sunset: None,
+        migration_guide: None,
+        store_key: None,
+        audit: true,
+        min_aal: 3,
+        file_size_limit: five_megabytes(),
+        error_codes: ErrorCodes::NhsdApi,
+    }]
+}
+
+/// The GP Connect provider in `int`. On the Spine only the SSP reaches a provider, over mutual
+/// TLS; carehub also lets a registered application in with its API key, so that a consumer can
+/// be developed without certificates. The audit JWT and the SSP headers are checked either way.
+fn gp_connect_products() -> Vec<Product> {
+    vec![Product {
+        api: GP_CONNECT_API.into(),
+        environment: "int".into(),
+        access: vec![AccessMode::MutualTls, AccessMode::ApiKey],
+        api_key_header: default_api_key_header(),
+        ratelimiting: RateLimiting::default(),
+        status: LifecycleStatus::Live,
+        deprecated: None,
+        sunset: None,
+        migration_guide: None,
+        store_key: None,
+        audit: true,
+        min_aal: 3,
+        file_size_limit: five_megabytes(),
+        error_codes: ErrorCodes::Spine,
+    }]
 }
 
 /// The e-RS API's name: the one the NHS scopes use (`urn:nhsd:apim:app:level3:{name}`).
@@ -419,6 +497,8 @@ fn default_products() -> Vec<Product> {
             error_codes: ErrorCodes::Spine,
         }))
         .chain(ers_products())
+        .chain(pds_products())
+        .chain(gp_connect_products())
         .collect()
 }
 

@@ -378,14 +378,24 @@ fn configuration_errors_name_the_rule() {
     }
     let defaults = PlatformConfig::from_toml("").unwrap();
     assert_eq!(defaults.environments.len(), 3);
-    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in the sandbox and int.
-    assert_eq!(defaults.products.len(), 5);
+    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in the sandbox and int, PDS and
+    // the GP Connect provider in int.
+    assert_eq!(defaults.products.len(), 7);
     let ers = defaults
         .products
         .iter()
         .find(|p| p.api == "e-referrals-service-api" && p.environment == "int")
         .unwrap();
     assert_eq!(defaults.store_key(ers).as_deref(), Some("ers-int"));
+    let gp_connect = defaults
+        .products
+        .iter()
+        .find(|p| p.api == "gp-connect")
+        .unwrap();
+    assert_eq!(
+        defaults.store_key(gp_connect).as_deref(),
+        Some("gpconnect-int")
+    );
 }
 
 #[tokio::test]

@@ -42,6 +42,8 @@ pub enum Category {
     Unavailable,
     /// An unexpected fault (500).
     Fault,
+    /// The endpoint or operation exists in the specification but is not served (501).
+    NotImplemented,
 }
 
 impl Category {
@@ -63,6 +65,7 @@ impl Category {
             Category::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Category::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Category::Fault => StatusCode::INTERNAL_SERVER_ERROR,
+            Category::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

@@ -514,6 +514,7 @@ async fn up(args: UpArgs) -> Result<()> {
         }
     }
     seed_ers(&store, &platform).await?;
+    seed_gp_connect(&store, &platform, &config.public_url).await?;
     let tls_dir = args.listen.tls_dir.clone().unwrap_or(args.data_dir.clone());
     run(
         listener,
@@ -579,6 +580,45 @@ async fn seed_ers(store: &Store, platform: &PlatformConfig) -> Result<()> {
                 for referral in &referrals {
                     println!("    {}  {}", referral.ubrn, referral.what);
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Seeds PDS and the GP Connect provider of every integration environment that serves GP
+/// Connect, once, and lists the test patients.
+async fn seed_gp_connect(store: &Store, platform: &PlatformConfig, public_url: &str) -> Result<()> {
+    for product in &platform.products {
+        let Some(api) = platform.apis.iter().find(|a| a.name == product.api) else {
+            continue;
+        };
+        if api.service.as_deref() != Some(carehub_gpconnect::SERVICE) {
+            continue;
+        }
+        let integration = platform.environments.iter().any(|e| {
+            e.name == product.environment
+                && e.kind == carehub_gateway::config::EnvironmentKind::Integration
+        });
+        let Some(key) = platform.store_key(product).filter(|_| integration) else {
+            continue;
+        };
+        let repo = carehub_gpconnect::repo::Repo::new(store.clone(), &key);
+        if carehub_gpconnect::seed::seed(&repo)
+            .await
+            .context("seeding GP Connect and PDS")?
+        {
+            let (ods, asid) = carehub_gpconnect::seed::HOME_PRACTICE;
+            println!(
+                "  GP Connect in {env}: {url}/{env}/{path}/{ods}/STU3/1/gpconnect (provider ASID {asid}); PDS with {} patients; test patients:",
+                carehub_spine::pds::seed::named().len() as u64
+                    + carehub_spine::pds::seed::BACKGROUND_PATIENTS,
+                env = product.environment,
+                url = public_url.trim_end_matches('/'),
+                path = api.path,
+            );
+            for (id, nhs_number, what) in carehub_gpconnect::seed::PATIENTS {
+                println!("    Patient/{id:<3} {nhs_number}  {what}");
             }
         }
     }
@@ -953,7 +993,10 @@ async fn run(
         store.clone(),
         Arc::new(LocalLimiter::default()),
         direct,
-        &carehub_gateway::Products::new().with(carehub_ers::SERVICE, carehub_ers::product()),
+        &carehub_gateway::Products::new()
+            .with(carehub_ers::SERVICE, carehub_ers::product())
+            .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
+            .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product()),
     );
     for base in &config.bases {
         println!(

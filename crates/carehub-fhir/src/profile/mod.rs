@@ -562,10 +562,18 @@ impl<'a> Validator<'_, 'a> {
                 );
             }
         }
+        // A profile may list Reference more than once (one entry per target, as the NHS
+        // profiles do): a reference is valid if any of them allows its target.
+        let targets: Vec<String> = element
+            .types
+            .iter()
+            .filter(|ty| ty.code == "Reference")
+            .flat_map(|ty| ty.target_profiles.iter().cloned())
+            .collect();
+        if !targets.is_empty() {
+            self.reference_target(&targets, value, location);
+        }
         for ty in &element.types {
-            if ty.code == "Reference" && !ty.target_profiles.is_empty() {
-                self.reference_target(ty.target_profiles.as_slice(), value, location);
-            }
             if ty.code == "Extension" {
                 for url in &ty.profiles {
                     self.extension_profile(url, value, location);

@@ -109,6 +109,25 @@ fn required_slices_bindings_and_extension_profiles_are_checked() {
 }
 
 #[test]
+fn a_reference_may_target_any_of_several_reference_types() {
+    // CareConnect-GPC-Patient-1 lists Reference twice for generalPractitioner: Organization,
+    // then Practitioner. Either target is valid; a third is not.
+    for target in ["Organization/1", "Practitioner/1"] {
+        let mut resource = patient();
+        resource["generalPractitioner"] = json!([{"reference": target}]);
+        let issues = check(&resource);
+        assert!(issues.is_empty(), "{target}: {:#?}", messages(&issues));
+    }
+    let mut resource = patient();
+    resource["generalPractitioner"] = json!([{"reference": "Location/1"}]);
+    let found = messages(&check(&resource));
+    assert!(
+        found.iter().any(|m| m.contains("refers to a Location")),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn prohibited_elements_references_and_wrong_types_are_reported() {
     let mut resource = patient();
     resource["photo"] = json!([{"contentType": "image/png"}]);

@@ -1,0 +1,147 @@
+//! GP Connect interactions: their Spine interaction ids and the scope the audit token must
+//! request for each.
+
+/// `urn:nhs:names:services:gpconnect:`, the prefix of every interaction id.
+const PREFIX: &str = "urn:nhs:names:services:gpconnect:";
+
+/// One interaction a provider serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    Metadata,
+    SearchPatient,
+    ReadPatient,
+    RegisterPatient,
+    SearchPractitioner,
+    ReadPractitioner,
+    SearchOrganization,
+    ReadOrganization,
+    ReadLocation,
+    SearchHealthcareService,
+    ReadHealthcareService,
+    SearchSlot,
+    CreateAppointment,
+    ReadAppointment,
+    UpdateAppointment,
+    CancelAppointment,
+    SearchPatientAppointments,
+}
+
+/// The scope (`requested_scope`) an interaction needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    PatientRead,
+    PatientWrite,
+    OrganizationRead,
+}
+
+impl Scope {
+    /// The scope as the token carries it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Scope::PatientRead => "patient/*.read",
+            Scope::PatientWrite => "patient/*.write",
+            Scope::OrganizationRead => "organization/*.read",
+        }
+    }
+}
+
+impl Interaction {
+    /// Every interaction.
+    pub const ALL: [Interaction; 17] = [
+        Interaction::Metadata,
+        Interaction::SearchPatient,
+        Interaction::ReadPatient,
+        Interaction::RegisterPatient,
+        Interaction::SearchPractitioner,
+        Interaction::ReadPractitioner,
+        Interaction::SearchOrganization,
+        Interaction::ReadOrganization,
+        Interaction::ReadLocation,
+        Interaction::SearchHealthcareService,
+        Interaction::ReadHealthcareService,
+        Interaction::SearchSlot,
+        Interaction::CreateAppointment,
+        Interaction::ReadAppointment,
+        Interaction::UpdateAppointment,
+        Interaction::CancelAppointment,
+        Interaction::SearchPatientAppointments,
+    ];
+
+    /// The part of the interaction id after the prefix.
+    fn suffix(self) -> &'static str {
+        match self {
+            Interaction::Metadata => "fhir:rest:read:metadata-1",
+            Interaction::SearchPatient => "fhir:rest:search:patient-1",
+            Interaction::ReadPatient => "fhir:rest:read:patient-1",
+            Interaction::RegisterPatient => "fhir:operation:gpc.registerpatient-1",
+            Interaction::SearchPractitioner => "fhir:rest:search:practitioner-1",
+            Interaction::ReadPractitioner => "fhir:rest:read:practitioner-1",
+            Interaction::SearchOrganization => "fhir:rest:search:organization-1",
+            Interaction::ReadOrganization => "fhir:rest:read:organization-1",
+            Interaction::ReadLocation => "fhir:rest:read:location-1",
+            Interaction::SearchHealthcareService => "fhir:rest:search:healthcareservice-1",
+            Interaction::ReadHealthcareService => "fhir:rest:read:healthcareservice-1",
+            Interaction::SearchSlot => "fhir:rest:search:slot-1",
+            Interaction::CreateAppointment => "fhir:rest:create:appointment-1",
+            Interaction::ReadAppointment => "fhir:rest:read:appointment-1",
+            Interaction::UpdateAppointment => "fhir:rest:update:appointment-1",
+            Interaction::CancelAppointment => "fhir:rest:cancel:appointment-1",
+            Interaction::SearchPatientAppointments => "fhir:rest:search:patient_appointments-1",
+        }
+    }
+
+    /// The Spine interaction id (`urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1`).
+    pub fn id(self) -> String {
+        format!("{PREFIX}{}", self.suffix())
+    }
+
+    /// The interaction an id names.
+    pub fn from_id(id: &str) -> Option<Interaction> {
+        let suffix = id.strip_prefix(PREFIX)?;
+        Interaction::ALL.into_iter().find(|i| i.suffix() == suffix)
+    }
+
+    /// The scope the audit token must request.
+    pub fn scope(self) -> Scope {
+        match self {
+            Interaction::SearchPatient
+            | Interaction::ReadPatient
+            | Interaction::ReadAppointment
+            | Interaction::SearchPatientAppointments => Scope::PatientRead,
+            Interaction::RegisterPatient
+            | Interaction::CreateAppointment
+            | Interaction::UpdateAppointment
+            | Interaction::CancelAppointment => Scope::PatientWrite,
+            Interaction::Metadata
+            | Interaction::SearchPractitioner
+            | Interaction::ReadPractitioner
+            | Interaction::SearchOrganization
+            | Interaction::ReadOrganization
+            | Interaction::ReadLocation
+            | Interaction::SearchHealthcareService
+            | Interaction::ReadHealthcareService
+            | Interaction::SearchSlot => Scope::OrganizationRead,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_interaction_id_reads_back() {
+        for interaction in Interaction::ALL {
+            assert_eq!(Interaction::from_id(&interaction.id()), Some(interaction));
+        }
+        assert_eq!(
+            Interaction::ReadPatient.id(),
+            "urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1"
+        );
+        assert_eq!(
+            Interaction::from_id("urn:nhs:names:services:gpconnect:fhir:rest:read:Patient-1"),
+            None,
+            "interaction ids are case-sensitive"
+        );
+    }
+}
