@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use carehub_fhir::FhirVersion;
 use carehub_gateway::{Mount, ProductRouter};
@@ -18,15 +18,17 @@ use carehub_server::error::Category;
 use carehub_server::format::{Format, Negotiated};
 use serde_json::{Value, json};
 
+use crate::domain::appointment::{self, GpAppointment};
 use crate::domain::directory::{HealthcareService, Location, Organisation, Practitioner};
 use crate::domain::jwt;
 use crate::domain::patient::{self, GpPatient};
+use crate::domain::schedule::{self, Schedule};
 use crate::domain::ssp::{self, SspHeaders};
 use crate::domain::{
     GpcError, Interaction, SYSTEM_DOS_SERVICE, SYSTEM_NHS_NUMBER, SYSTEM_ODS, SYSTEM_SDS_USER,
-    SpineCode, Status, capability,
+    SpineCode, Status, capability, clock,
 };
-use crate::repo::{Record, Repo, RepoError};
+use crate::repo::{AuditRecord, Record, Repo, RepoError};
 
 const PROFILE_OUTCOME: &str =
     "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1";
@@ -74,6 +76,16 @@ pub(crate) fn router(mount: &Mount) -> ProductRouter {
         .route(
             &format!("{ROOT}/HealthcareService/{{id}}"),
             get(read_healthcare_service),
+        )
+        .route(&format!("{ROOT}/Slot"), get(search_slots))
+        .route(&format!("{ROOT}/Appointment"), post(book_appointment))
+        .route(
+            &format!("{ROOT}/Appointment/{{id}}"),
+            get(read_appointment).put(change_appointment),
+        )
+        .route(
+            &format!("{ROOT}/Patient/{{id}}/Appointment"),
+            get(patient_appointments),
         )
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(wrong_method)
@@ -536,9 +548,9 @@ async fn read_patient(
     Ok(call.ok(&patient.to_resource(version), Some(version)))
 }
 
-/// Reads a request body by its `Content-Type`: a body that cannot be read is `BAD_REQUEST`,
-/// a resource that breaks the STU3 definitions `INVALID_RESOURCE`.
-fn read_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, GpcError> {
+/// Reads a request body by its `Content-Type`: a body that cannot be read is `BAD_REQUEST`
+/// (415 for a format the provider does not take).
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, GpcError> {
     let content_type = header_text(headers, "content-type").ok_or_else(|| {
         GpcError::bad_request(
             "The request has no Content-Type; send application/fhir+json or application/fhir+xml",
@@ -546,28 +558,40 @@ fn read_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, GpcError> {
         .with_status(Status::UnsupportedMediaType)
     })?;
     let format = Format::from_mime(content_type).ok_or_else(|| {
-        GpcError::bad_request(format!("Content-Type '{content_type}' is not supported; send application/fhir+json or application/fhir+xml"))
-            .with_status(Status::UnsupportedMediaType)
+        GpcError::bad_request(format!(
+            "Content-Type '{content_type}' is not supported; send application/fhir+json or application/fhir+xml"
+        ))
+        .with_status(Status::UnsupportedMediaType)
     })?;
-    let value: Value = match format {
+    match format {
         Format::Json => serde_json::from_slice(body)
-            .map_err(|e| GpcError::bad_request(format!("The body is not valid JSON: {e}")))?,
+            .map_err(|e| GpcError::bad_request(format!("The body is not valid JSON: {e}"))),
         Format::Xml => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| GpcError::bad_request("The XML body is not UTF-8"))?;
-            carehub_fhir::xml::from_xml(FhirVersion::Stu3, text).map_err(|e| {
-                GpcError::bad_request(format!("The body is not valid FHIR XML: {e}"))
-            })?
+            carehub_fhir::xml::from_xml(FhirVersion::Stu3, text)
+                .map_err(|e| GpcError::bad_request(format!("The body is not valid FHIR XML: {e}")))
         }
-    };
-    let issues = carehub_fhir::json::validate_resource(FhirVersion::Stu3.model(), &value);
-    if let Some(issue) = issues.iter().find(|i| i.is_error()) {
-        return Err(GpcError::invalid_resource(format!(
+    }
+}
+
+/// A resource that breaks the STU3 definitions is `INVALID_RESOURCE`.
+fn validate(value: &Value) -> Result<(), GpcError> {
+    let issues = carehub_fhir::json::validate_resource(FhirVersion::Stu3.model(), value);
+    match issues.iter().find(|i| i.is_error()) {
+        Some(issue) => Err(GpcError::invalid_resource(format!(
             "{} (at {})",
             issue.diagnostics,
             issue.expression.join(", ")
-        )));
+        ))),
+        None => Ok(()),
     }
+}
+
+/// [`parse_body`], then [`validate`].
+fn read_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, GpcError> {
+    let value = parse_body(headers, body)?;
+    validate(&value)?;
     Ok(value)
 }
 
@@ -751,4 +775,500 @@ async fn read_location(
     )
     .await?;
     read_directory::<Location>(&gpc, &call, &id, SpineCode::NoRecordFound).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Appointment Management
+
+fn now_micros() -> i64 {
+    now_seconds() * 1_000_000
+}
+
+/// The practice's schedules.
+async fn schedules_of(gpc: &Gpc, call: &Call) -> Result<Vec<Schedule>, Failure> {
+    let all: Vec<(Schedule, i64)> = gpc.repo.all().await.map_err(|e| call.repo_fail(e))?;
+    Ok(all
+        .into_iter()
+        .map(|(s, _)| s)
+        .filter(|s| s.organisation == call.practice.id)
+        .collect())
+}
+
+async fn search_slots(
+    State(gpc): State<Arc<Gpc>>,
+    Path(ods): Path<String>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+) -> Answer {
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::SearchSlot],
+        caller,
+    )
+    .await?;
+    let search = schedule::parse_slot_search(&query).map_err(|e| call.fail(e))?;
+    let mut schedules = schedules_of(&gpc, &call).await?;
+    let mut filtering = None;
+    if let Some(dos) = &search.service {
+        let services: Vec<(HealthcareService, i64)> = gpc
+            .repo
+            .by_identifier(SYSTEM_DOS_SERVICE, dos)
+            .await
+            .map_err(|e| call.repo_fail(e))?;
+        let service = services
+            .into_iter()
+            .map(|(s, _)| s)
+            .find(|s| s.organisation == call.practice.id)
+            .ok_or_else(|| call.fail(schedule::unknown_service(dos)))?;
+        schedules.retain(|s| s.healthcare_service.as_deref() == Some(service.id.as_str()));
+        filtering = Some(service.id);
+    }
+    let booked = gpc
+        .repo
+        .booked_slots(search.from, search.to)
+        .await
+        .map_err(|e| call.repo_fail(e))?;
+    let now = now_micros();
+    let mut resources = Vec::new();
+    let mut shown: Vec<&Schedule> = Vec::new();
+    for schedule in &schedules {
+        let slots = schedule::free_slots(schedule, &search, now, &|id| booked.contains(id));
+        if slots.is_empty() {
+            continue;
+        }
+        resources.extend(slots.iter().map(|slot| schedule.slot_resource(slot, true)));
+        shown.push(schedule);
+    }
+    let mut included: Vec<Value> = shown
+        .iter()
+        .map(|s| s.to_resource(1, (search.from, search.to)))
+        .collect();
+    let mut references: Vec<(String, String)> = Vec::new();
+    for schedule in &shown {
+        if search.includes.location {
+            references.push(("Location".into(), schedule.location.clone()));
+        }
+        if search.includes.practitioner
+            && let Some(id) = &schedule.practitioner
+        {
+            references.push(("Practitioner".into(), id.clone()));
+        }
+        if search.includes.healthcare_service
+            && filtering.is_some()
+            && let Some(id) = &schedule.healthcare_service
+        {
+            references.push(("HealthcareService".into(), id.clone()));
+        }
+    }
+    // The organisation of the slots' locations is always returned with them.
+    let mut organisations = Vec::new();
+    for schedule in &shown {
+        if let Some((location, _)) = gpc
+            .repo
+            .get::<Location>(&schedule.location)
+            .await
+            .map_err(|e| call.repo_fail(e))?
+        {
+            organisations.push(location.organisation);
+        }
+    }
+    references.extend(
+        organisations
+            .into_iter()
+            .map(|id| ("Organization".to_owned(), id)),
+    );
+    references.sort();
+    references.dedup();
+    for (kind, id) in references {
+        let found = match kind.as_str() {
+            "Location" => gpc
+                .repo
+                .get::<Location>(&id)
+                .await
+                .map(|f| f.map(|(r, v)| r.view(v))),
+            "Practitioner" => gpc
+                .repo
+                .get::<Practitioner>(&id)
+                .await
+                .map(|f| f.map(|(r, v)| r.view(v))),
+            "HealthcareService" => gpc
+                .repo
+                .get::<HealthcareService>(&id)
+                .await
+                .map(|f| f.map(|(r, v)| r.view(v))),
+            _ => gpc
+                .repo
+                .get::<Organisation>(&id)
+                .await
+                .map(|f| f.map(|(r, v)| r.view(v))),
+        }
+        .map_err(|e| call.repo_fail(e))?;
+        included.extend(found);
+    }
+    if !resources.is_empty() {
+        resources.extend(included);
+    }
+    let mut bundle = call.searchset(resources);
+    if search.service.is_some() {
+        bundle["meta"]["extension"] = json!([{
+            "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-ServiceFilteringStatus-1",
+            "valueCode": "enabled",
+        }]);
+    }
+    call.audit_read(&gpc, AuditInteraction::Search, &[], &[])
+        .await?;
+    Ok(call.ok(&bundle, None))
+}
+
+/// Whether the request asked for no body back (`Prefer: return=minimal`).
+fn minimal(headers: &HeaderMap) -> bool {
+    header_text(headers, "prefer").is_some_and(|p| p.contains("return=minimal"))
+}
+
+impl Call {
+    /// An AuditEvent for a change to an appointment of `patient`.
+    fn audit_change(
+        &self,
+        appointment: &GpAppointment,
+        action: &'static str,
+        name: &'static str,
+    ) -> AuditRecord {
+        let caller = self.audit.as_ref()?;
+        Some(audit::event(
+            caller,
+            AuditInteraction::Operation(name, action),
+            &self.base,
+            &[format!("Appointment/{}", appointment.id)],
+            &[format!("Patient/{}", appointment.patient)],
+            None,
+        ))
+    }
+
+    /// An appointment answer: the resource (or nothing, when asked for minimal), its ETag.
+    fn appointment(
+        &self,
+        status: StatusCode,
+        appointment: &GpAppointment,
+        version: i64,
+        headers: &HeaderMap,
+    ) -> Response {
+        let mut response = if minimal(headers) {
+            let mut empty = status.into_response();
+            empty.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            if let Ok(value) = format!("W/\"{version}\"").parse() {
+                empty.headers_mut().insert(header::ETAG, value);
+            }
+            empty
+        } else {
+            respond(
+                status,
+                &appointment.to_resource(version),
+                self.negotiated,
+                Some(version),
+            )
+        };
+        if status == StatusCode::CREATED
+            && let Ok(location) = format!(
+                "{}/Appointment/{}/_history/{version}",
+                self.base, appointment.id
+            )
+            .parse()
+        {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+/// A patient of the practice that consumers may see, or `missing`.
+async fn practice_patient(
+    gpc: &Gpc,
+    call: &Call,
+    id: &str,
+    missing: GpcError,
+) -> Result<GpPatient, Failure> {
+    gpc.repo
+        .get::<GpPatient>(id)
+        .await
+        .map_err(|e| call.repo_fail(e))?
+        .map(|(p, _)| p)
+        .filter(|p| p.is_visible() && p.registration.organisation == call.practice.id)
+        .ok_or_else(|| call.fail(missing))
+}
+
+async fn book_appointment(
+    State(gpc): State<Arc<Gpc>>,
+    Path(ods): Path<String>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+    body: Bytes,
+) -> Answer {
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::CreateAppointment],
+        caller,
+    )
+    .await?;
+    let resource = read_body(&headers, &body).map_err(|e| call.fail(e))?;
+    let request = appointment::parse_booking(&resource).map_err(|e| call.fail(e))?;
+    practice_patient(
+        &gpc,
+        &call,
+        &request.patient,
+        GpcError::invalid_resource(format!(
+            "Patient/{} is not a patient of this practice",
+            request.patient
+        )),
+    )
+    .await?;
+    // Every slot must be a timetabled slot of one GP Connect bookable schedule of the practice.
+    let schedule_id = request.slots[0]
+        .split('-')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let schedule = gpc
+        .repo
+        .get::<Schedule>(&schedule_id)
+        .await
+        .map_err(|e| call.repo_fail(e))?
+        .map(|(s, _)| s)
+        .filter(|s| s.organisation == call.practice.id && s.gp_connect_bookable);
+    let slots: Option<Vec<_>> = request
+        .slots
+        .iter()
+        .map(|id| schedule.as_ref().and_then(|s| s.slot(id)))
+        .collect();
+    let (Some(schedule), Some(mut slots)) = (schedule, slots) else {
+        return Err(call.fail(GpcError::invalid_resource(format!(
+            "The slots {:?} are not bookable slots of one schedule of this practice",
+            request.slots
+        ))));
+    };
+    slots.sort_by_key(|s| s.start);
+    appointment::check_slots(&request, &schedule, &slots, now_micros())
+        .map_err(|e| call.fail(e))?;
+    let audit_call = Call {
+        audit: call.audit.clone(),
+        base: call.base.clone(),
+        practice: call.practice.clone(),
+        negotiated: call.negotiated,
+    };
+    let (booked, version) = gpc
+        .repo
+        .book(
+            move |id| GpAppointment::book(id, request, &schedule),
+            move |appointment| audit_call.audit_change(appointment, "C", "create-appointment"),
+        )
+        .await
+        .map_err(|e| match e {
+            RepoError::Store(carehub_store::StoreError::AlreadyExists { .. }) => {
+                call.fail(GpcError::new(
+                    SpineCode::DuplicateRejected,
+                    "The slot is no longer free: another appointment holds it",
+                ))
+            }
+            other => call.repo_fail(other),
+        })?;
+    Ok(call.appointment(StatusCode::CREATED, &booked, version, &headers))
+}
+
+/// A current appointment of the practice, or 404.
+async fn practice_appointment(
+    gpc: &Gpc,
+    call: &Call,
+    id: &str,
+) -> Result<(GpAppointment, i64), Failure> {
+    let missing = || {
+        call.fail(GpcError::new(
+            SpineCode::NoRecordFound,
+            format!("No current appointment with id '{id}'"),
+        ))
+    };
+    let (appointment, version) = gpc
+        .repo
+        .get::<GpAppointment>(id)
+        .await
+        .map_err(|e| call.repo_fail(e))?
+        .ok_or_else(missing)?;
+    let schedule = gpc
+        .repo
+        .get::<Schedule>(&appointment.schedule)
+        .await
+        .map_err(|e| call.repo_fail(e))?;
+    if schedule.is_none_or(|(s, _)| s.organisation != call.practice.id)
+        || !appointment.is_current(now_micros())
+    {
+        return Err(missing());
+    }
+    Ok((appointment, version))
+}
+
+async fn read_appointment(
+    State(gpc): State<Arc<Gpc>>,
+    Path((ods, id)): Path<(String, String)>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+) -> Answer {
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::ReadAppointment],
+        caller,
+    )
+    .await?;
+    let (appointment, version) = practice_appointment(&gpc, &call, &id).await?;
+    call.audit_read(
+        &gpc,
+        AuditInteraction::Read,
+        &[format!("Appointment/{id}")],
+        &[format!("Patient/{}", appointment.patient)],
+    )
+    .await?;
+    Ok(call.ok(&appointment.to_resource(version), Some(version)))
+}
+
+async fn change_appointment(
+    State(gpc): State<Arc<Gpc>>,
+    Path((ods, id)): Path<(String, String)>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+    body: Bytes,
+) -> Answer {
+    let allowed = [
+        Interaction::UpdateAppointment,
+        Interaction::CancelAppointment,
+    ];
+    let call = begin(&gpc, &ods, &headers, &query, &allowed, caller).await?;
+    let cancelling = header_text(&headers, "ssp-interactionid")
+        == Some(Interaction::CancelAppointment.id().as_str());
+    let resource = parse_body(&headers, &body).map_err(|e| call.fail(e))?;
+    // An empty reason is not valid FHIR; the suite expects it to be named as a bad parameter.
+    if cancelling
+        && resource
+            .get("extension")
+            .and_then(Value::as_array)
+            .is_some_and(|e| {
+                e.iter().any(|e| {
+                    e.get("url").and_then(Value::as_str)
+                        == Some(appointment::EXTENSION_CANCELLATION_REASON)
+                        && e.get("valueString")
+                            .and_then(Value::as_str)
+                            .is_some_and(|r| r.trim().is_empty())
+                })
+            })
+    {
+        return Err(call.fail(GpcError::invalid_parameter(
+            "The cancellation reason is empty",
+        )));
+    }
+    validate(&resource).map_err(|e| call.fail(e))?;
+    let (held, version) = practice_appointment(&gpc, &call, &id).await?;
+    if let Some(sent) = header_text(&headers, "if-match")
+        && sent.trim() != format!("W/\"{version}\"")
+    {
+        return Err(call.fail(GpcError::new(
+            SpineCode::FhirConstraintViolation,
+            format!("If-Match is {sent}, but the appointment is at version W/\"{version}\""),
+        )));
+    }
+    let now = now_micros();
+    let (changed, name) = if cancelling {
+        (
+            appointment::cancel(&held, version, &resource, now),
+            "cancel-appointment",
+        )
+    } else {
+        (
+            appointment::amend(&held, version, &resource, now),
+            "amend-appointment",
+        )
+    };
+    let changed = changed.map_err(|e| call.fail(e))?;
+    let audit_call = Call {
+        audit: call.audit.clone(),
+        base: call.base.clone(),
+        practice: call.practice.clone(),
+        negotiated: call.negotiated,
+    };
+    let (stored, new_version) = gpc
+        .repo
+        .change_appointment(changed, version, move |a| {
+            audit_call.audit_change(a, "U", name)
+        })
+        .await
+        .map_err(|e| call.repo_fail(e))?;
+    Ok(call.appointment(StatusCode::OK, &stored, new_version, &headers))
+}
+
+async fn patient_appointments(
+    State(gpc): State<Arc<Gpc>>,
+    Path((ods, id)): Path<(String, String)>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+) -> Answer {
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::SearchPatientAppointments],
+        caller,
+    )
+    .await?;
+    let patient = practice_patient(
+        &gpc,
+        &call,
+        &id,
+        GpcError::new(
+            SpineCode::PatientNotFound,
+            format!("No patient with id '{id}'"),
+        ),
+    )
+    .await?;
+    let now = now_micros();
+    let (from, to) =
+        appointment::parse_retrieve(&query, clock::uk_day(now)).map_err(|e| call.fail(e))?;
+    let found = gpc
+        .repo
+        .appointments_of(
+            &patient.id,
+            clock::uk_local(from, 0),
+            clock::uk_local(to + 1, 0) - 1,
+        )
+        .await
+        .map_err(|e| call.repo_fail(e))?;
+    let entities: Vec<String> = found
+        .iter()
+        .map(|(a, _)| format!("Appointment/{}", a.id))
+        .collect();
+    call.audit_read(
+        &gpc,
+        AuditInteraction::Search,
+        &entities,
+        &[format!("Patient/{}", patient.id)],
+    )
+    .await?;
+    let resources = found
+        .into_iter()
+        .filter(|(a, _)| a.is_current(now))
+        .map(|(a, v)| a.to_resource(v))
+        .collect();
+    Ok(call.ok(&call.searchset(resources), None))
 }

@@ -14,11 +14,13 @@ use carehub_spine::pds::repo::{PdsRepo, PdsRepoError};
 use carehub_store::{Expect, Store, StoreError, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::domain::GpcError;
+use crate::domain::appointment::GpAppointment;
 use crate::domain::directory::{HealthcareService, Location, Organisation, Practitioner};
 use crate::domain::patient::GpPatient;
+use crate::domain::schedule::Schedule;
 
 static INDEXER: LazyLock<Indexer> = LazyLock::new(|| Indexer::new(FhirVersion::Stu3));
 
@@ -64,6 +66,18 @@ record!(Location, "Location");
 record!(Practitioner, "Practitioner");
 record!(HealthcareService, "HealthcareService");
 record!(GpPatient, "Patient");
+record!(GpAppointment, "Appointment");
+
+impl Record for Schedule {
+    const TYPE: &'static str = "Schedule";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn view(&self, version: i64) -> Value {
+        // Stored schedules are indexed by their actors; a search gives its own horizon.
+        self.to_resource(version, (0, 0))
+    }
+}
 
 fn parse<T: DeserializeOwned>(body: &str) -> Result<T, RepoError> {
     serde_json::from_str(body).map_err(|e| RepoError::Corrupt(e.to_string()))
@@ -307,11 +321,181 @@ async fn put_patient(
     Ok(stored.version)
 }
 
+impl Repo {
+    /// Runs a STU3 search of `T` in the partition, every page.
+    async fn search_all<T: Record>(
+        &self,
+        params: Vec<(String, String)>,
+    ) -> Result<Vec<(T, i64)>, RepoError> {
+        let mut params = params;
+        params.push(("_count".to_owned(), "1000".to_owned()));
+        let mut query = parse_query(
+            FhirVersion::Stu3.model(),
+            T::TYPE,
+            &params,
+            &ParseOptions::default(),
+        )
+        .map_err(|issues| RepoError::Corrupt(format!("a search did not parse: {issues:?}")))?;
+        let mut all = Vec::new();
+        loop {
+            let page = self.store.search(&self.key, &query).await?;
+            for found in page.matches {
+                if let Some(body) = found.resource.body {
+                    all.push((parse(&body)?, found.resource.version));
+                }
+            }
+            match page.next {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The ids of the slots held by booked appointments starting within `[from, to]`.
+    pub async fn booked_slots(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::HashSet<String>, RepoError> {
+        let params = vec![
+            (
+                "date".to_owned(),
+                format!("ge{}", carehub_fhir::datetime::format_instant(from)),
+            ),
+            (
+                "date".to_owned(),
+                format!("le{}", carehub_fhir::datetime::format_instant(to)),
+            ),
+            ("status".to_owned(), "booked".to_owned()),
+        ];
+        let booked: Vec<(GpAppointment, i64)> = self.search_all(params).await?;
+        Ok(booked.into_iter().flat_map(|(a, _)| a.slots).collect())
+    }
+
+    /// A patient's appointments starting within `[from, to]` (instants), cancelled ones too.
+    pub async fn appointments_of(
+        &self,
+        patient: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(GpAppointment, i64)>, RepoError> {
+        let params = vec![
+            ("patient".to_owned(), format!("Patient/{patient}")),
+            (
+                "date".to_owned(),
+                format!("ge{}", carehub_fhir::datetime::format_instant(from)),
+            ),
+            (
+                "date".to_owned(),
+                format!("le{}", carehub_fhir::datetime::format_instant(to)),
+            ),
+        ];
+        let mut found: Vec<(GpAppointment, i64)> = self.search_all(params).await?;
+        found.sort_by_key(|(a, _)| a.start);
+        Ok(found)
+    }
+
+    /// Books: `build` makes the appointment with the next id; it is stored with a
+    /// `SlotBooking/{slot}` entry per slot, written "must not exist", so a slot is never booked
+    /// twice (the second booking fails with `AlreadyExists`), and with its AuditEvent.
+    pub async fn book(
+        &self,
+        build: impl FnOnce(String) -> GpAppointment + Send + 'static,
+        audit: impl FnOnce(&GpAppointment) -> AuditRecord + Send + 'static,
+    ) -> Result<(GpAppointment, i64), RepoError> {
+        let key = self.key.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    let id = take_next(tx, &key, "appointment", FIRST_APPOINTMENT_ID)
+                        .await?
+                        .to_string();
+                    let appointment = build(id);
+                    for slot in &appointment.slots {
+                        tx.put(
+                            &key,
+                            "SlotBooking",
+                            slot,
+                            json!({"appointment": appointment.id}),
+                            &[],
+                            Expect::Absent,
+                        )
+                        .await?;
+                    }
+                    let version = put_record(tx, &key, &appointment, Expect::Absent).await?;
+                    audit::record_in(tx, audit(&appointment)).await?;
+                    Ok::<_, RepoError>((appointment, version))
+                })
+            })
+            .await
+    }
+
+    /// Stores a changed appointment if it is still at `version`; a cancellation frees its slots.
+    pub async fn change_appointment(
+        &self,
+        appointment: GpAppointment,
+        version: i64,
+        audit: impl FnOnce(&GpAppointment) -> AuditRecord + Send + 'static,
+    ) -> Result<(GpAppointment, i64), RepoError> {
+        let key = self.key.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if appointment.status
+                        == crate::domain::appointment::AppointmentStatus::Cancelled
+                    {
+                        for slot in &appointment.slots {
+                            tx.delete(&key, "SlotBooking", slot, Expect::Any).await?;
+                        }
+                    }
+                    let stored =
+                        put_record(tx, &key, &appointment, Expect::Version(version)).await?;
+                    audit::record_in(tx, audit(&appointment)).await?;
+                    Ok::<_, RepoError>((appointment, stored))
+                })
+            })
+            .await
+    }
+}
+
+/// An AuditEvent ready to write.
+pub type AuditRecord = Option<(String, Value, Vec<carehub_fhir::search::IndexEntry>)>;
+
+async fn put_record<T: Record>(
+    tx: &mut carehub_store::Tx<'_>,
+    key: &str,
+    record: &T,
+    expect: Expect,
+) -> Result<i64, RepoError> {
+    let index = INDEXER.index(&record.view(1));
+    let body = serde_json::to_value(record).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+    Ok(tx
+        .put(key, T::TYPE, record.id(), body, &index, expect)
+        .await?
+        .version)
+}
+
+/// Appointment ids given out start here.
+const FIRST_APPOINTMENT_ID: u64 = 1;
+
 /// Patient ids given out by registration start here, clear of the seeded ones.
 const FIRST_PATIENT_ID: u64 = 1_001;
 
 async fn next_patient_id(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<String, RepoError> {
-    let current = tx.read(key, "Counter", "patient").await?;
+    Ok(take_next(tx, key, "patient", FIRST_PATIENT_ID)
+        .await?
+        .to_string())
+}
+
+/// Takes the next value of `Counter/{name}` (from `first`) inside a unit of work; the version
+/// check on the counter keeps two nodes from taking the same value.
+async fn take_next(
+    tx: &mut carehub_store::Tx<'_>,
+    key: &str,
+    name: &str,
+    first: u64,
+) -> Result<u64, RepoError> {
+    let current = tx.read(key, "Counter", name).await?;
     let (next, expect) = match current
         .as_ref()
         .and_then(|c| c.body.as_ref().map(|b| (b, c.version)))
@@ -319,23 +503,13 @@ async fn next_patient_id(tx: &mut carehub_store::Tx<'_>, key: &str) -> Result<St
         Some((body, version)) => {
             let value: Value = parse(body)?;
             (
-                value
-                    .get("next")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(FIRST_PATIENT_ID),
+                value.get("next").and_then(Value::as_u64).unwrap_or(first),
                 Expect::Version(version),
             )
         }
-        None => (FIRST_PATIENT_ID, Expect::Absent),
+        None => (first, Expect::Absent),
     };
-    tx.put(
-        key,
-        "Counter",
-        "patient",
-        serde_json::json!({"next": next + 1}),
-        &[],
-        expect,
-    )
-    .await?;
-    Ok(next.to_string())
+    tx.put(key, "Counter", name, json!({"next": next + 1}), &[], expect)
+        .await?;
+    Ok(next)
 }

@@ -10,6 +10,7 @@ use crate::domain::directory::{
     HealthcareService, Location, Organisation, PostalAddress, Practitioner,
 };
 use crate::domain::patient::{GpPatient, Registration, RegistrationType};
+use crate::domain::schedule::{Schedule, Session};
 use crate::repo::{Repo, RepoError};
 
 /// The practice most scenarios use, and its provider ASID.
@@ -212,6 +213,101 @@ pub fn healthcare_services() -> Vec<HealthcareService> {
     ]
 }
 
+/// The schedules: B82617's routine GP clinics (bookable by any consumer), a same-day telephone
+/// list kept for urgent care, a nurse clinic the practice books itself, a video clinic kept for
+/// one consumer organisation (A11111); R1A14's clinic.
+pub fn schedules() -> Vec<Schedule> {
+    let weekdays = vec![0, 1, 2, 3, 4];
+    let gp = (
+        "R0260".to_owned(),
+        "General Medical Practitioner".to_owned(),
+    );
+    let schedule = |id: &str,
+                    organisation: &str,
+                    location: &str,
+                    practitioner: &str,
+                    service: Option<&str>| Schedule {
+        id: id.into(),
+        organisation: organisation.into(),
+        location: location.into(),
+        practitioner: Some(practitioner.into()),
+        healthcare_service: service.map(str::to_owned),
+        practitioner_role: gp.clone(),
+        session_type: "GP surgery".into(),
+        slot_type: "Routine appointment".into(),
+        delivery_channel: "In-person".into(),
+        weekdays: weekdays.clone(),
+        sessions: Vec::new(),
+        gp_connect_bookable: true,
+        booking_window_days: 28,
+        for_organisations: Vec::new(),
+        for_organisation_types: Vec::new(),
+    };
+    vec![
+        Schedule {
+            sessions: vec![
+                Session {
+                    start: 9 * 60,
+                    count: 6,
+                    minutes: 10,
+                },
+                Session {
+                    start: 14 * 60,
+                    count: 3,
+                    minutes: 15,
+                },
+            ],
+            ..schedule("1", "1", "1", "1", None)
+        },
+        Schedule {
+            session_type: "Same-day access".into(),
+            slot_type: "Urgent telephone consultation".into(),
+            delivery_channel: "Telephone".into(),
+            sessions: vec![Session {
+                start: 11 * 60,
+                count: 4,
+                minutes: 10,
+            }],
+            booking_window_days: 14,
+            for_organisation_types: vec!["urgent-care".into()],
+            ..schedule("2", "1", "2", "2", Some("1"))
+        },
+        Schedule {
+            practitioner_role: ("R0600".into(), "Specialist Nurse Practitioner".into()),
+            session_type: "Nurse clinic".into(),
+            slot_type: "Practice nurse appointment".into(),
+            weekdays: vec![1, 3],
+            sessions: vec![Session {
+                start: 10 * 60,
+                count: 4,
+                minutes: 15,
+            }],
+            gp_connect_bookable: false,
+            ..schedule("3", "1", "1", "3", None)
+        },
+        Schedule {
+            session_type: "Video clinic".into(),
+            slot_type: "Video consultation".into(),
+            delivery_channel: "Video".into(),
+            sessions: vec![Session {
+                start: 16 * 60,
+                count: 2,
+                minutes: 15,
+            }],
+            for_organisations: vec!["A11111".into()],
+            ..schedule("4", "1", "1", "1", None)
+        },
+        Schedule {
+            sessions: vec![Session {
+                start: 9 * 60 + 30,
+                count: 3,
+                minutes: 15,
+            }],
+            ..schedule("5", "2", "8", "5", Some("2"))
+        },
+    ]
+}
+
 /// The test patients at B82617 and the suite key each plays: (logical id, NHS number, key).
 pub const PATIENTS: [(&str, &str, &str); 20] = [
     ("1", "9690937278", "patient1"),
@@ -303,6 +399,7 @@ pub async fn seed(repo: &Repo) -> Result<bool, RepoError> {
     repo.put_all(locations()).await?;
     repo.put_all(practitioners()).await?;
     repo.put_all(healthcare_services()).await?;
+    repo.put_all(schedules()).await?;
     repo.put_patients(patients(&population)).await?;
     Ok(true)
 }

@@ -2,12 +2,15 @@
 //! their scopes ([`interaction`]), the audit token ([`jwt`]), the SSP headers ([`ssp`]), the
 //! directory ([`directory`]), patients and registration ([`patient`]).
 
+pub mod appointment;
 pub mod capability;
+pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod interaction;
 pub mod jwt;
 pub mod patient;
+pub mod schedule;
 pub mod ssp;
 
 pub use error::{GpcError, SpineCode, Status};
