@@ -324,8 +324,28 @@ fn default_apis() -> Vec<Api> {
             service: Some("gpconnect".into()),
             title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect)".into(),
         },
+        Api {
+            name: SDS_API.into(),
+            path: "spine-directory/FHIR/R4".into(),
+            fhir: Some("R4".into()),
+            service: Some("sds".into()),
+            title: "Spine Directory Service FHIR API".into(),
+        },
+        Api {
+            name: SSP_API.into(),
+            path: "ssp".into(),
+            fhir: Some("STU3".into()),
+            service: Some("ssp".into()),
+            title: "Spine Secure Proxy (/ssp/{provider service root}/{request})".into(),
+        },
     ]
 }
+
+/// The SDS API's name.
+pub const SDS_API: &str = "spine-directory-service";
+
+/// The Spine Secure Proxy's API name.
+pub const SSP_API: &str = "spine-secure-proxy";
 
 /// The PDS API's name, as the NHS scopes use it.
 pub const PDS_API: &str = "personal-demographics-service";
@@ -369,14 +389,15 @@ fn pds_products() -> Vec<Product> {
     }]
 }
 
-/// The GP Connect provider in `int`. On the Spine only the SSP reaches a provider, over mutual
-/// TLS; carehub also lets a registered application in with its API key, so that a consumer can
-/// be developed without certificates. The audit JWT and the SSP headers are checked either way.
+/// The GP Connect provider, SDS and the Spine Secure Proxy in `int`. On the Spine only the SSP
+/// reaches a provider, over mutual TLS; carehub also lets a registered application in with its
+/// API key, so that a consumer can be developed without certificates. The audit JWT and the SSP
+/// headers are checked either way.
 fn gp_connect_products() -> Vec<Product> {
-    vec![Product {
-        api: GP_CONNECT_API.into(),
+    let product = |api: &str, access: Vec<AccessMode>| Product {
+        api: api.into(),
         environment: "int".into(),
-        access: vec![AccessMode::MutualTls, AccessMode::ApiKey],
+        access,
         api_key_header: default_api_key_header(),
         ratelimiting: RateLimiting::default(),
         status: LifecycleStatus::Live,
@@ -388,7 +409,18 @@ fn gp_connect_products() -> Vec<Product> {
         min_aal: 3,
         file_size_limit: five_megabytes(),
         error_codes: ErrorCodes::Spine,
-    }]
+    };
+    vec![
+        product(
+            GP_CONNECT_API,
+            vec![AccessMode::MutualTls, AccessMode::ApiKey],
+        ),
+        // SDS is application-restricted by API key, as the NHS SDS FHIR API is.
+        product(SDS_API, vec![AccessMode::ApiKey]),
+        // The proxy authenticates consumers as the provider would (certificate or key) and
+        // checks their ASID against SDS.
+        product(SSP_API, vec![AccessMode::MutualTls, AccessMode::ApiKey]),
+    ]
 }
 
 /// The e-RS API's name: the one the NHS scopes use (`urn:nhsd:apim:app:level3:{name}`).

@@ -378,9 +378,9 @@ fn configuration_errors_name_the_rule() {
     }
     let defaults = PlatformConfig::from_toml("").unwrap();
     assert_eq!(defaults.environments.len(), 3);
-    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in the sandbox and int, PDS and
-    // the GP Connect provider in int.
-    assert_eq!(defaults.products.len(), 7);
+    // FHIR R4 and STU3 in int, the audit trail in admin, e-RS in the sandbox and int, PDS, the
+    // GP Connect provider, SDS and the SSP in int.
+    assert_eq!(defaults.products.len(), 9);
     let ers = defaults
         .products
         .iter()

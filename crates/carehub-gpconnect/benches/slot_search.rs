@@ -147,7 +147,9 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, router).await.expect("server runs") });
 
     let repo = Repo::new(store.clone(), "gpconnect-int");
-    carehub_gpconnect::seed::seed(&repo).await.expect("seeded");
+    carehub_gpconnect::seed::seed(&repo, &format!("{url}/int/gpconnect"))
+        .await
+        .expect("seeded");
     let schedules = busy_schedules();
     repo.put_all(schedules.clone()).await.expect("schedules");
     // Book a quarter of the first week's slots.

@@ -11,6 +11,7 @@ use carehub_fhir::search::{Indexer, ParseOptions, parse_query};
 use carehub_server::audit;
 use carehub_spine::pds::PdsPatient;
 use carehub_spine::pds::repo::{PdsRepo, PdsRepoError};
+use carehub_spine::sds::repo::SdsRepo;
 use carehub_store::{Expect, Store, StoreError, Versioned};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -89,6 +90,7 @@ pub struct Repo {
     store: Store,
     key: String,
     pds: PdsRepo,
+    sds: SdsRepo,
 }
 
 impl Repo {
@@ -97,6 +99,7 @@ impl Repo {
         let environment = key.strip_prefix("gpconnect-").unwrap_or(key);
         Repo {
             pds: PdsRepo::new(store.clone(), &format!("pds-{environment}")),
+            sds: SdsRepo::new(store.clone(), &format!("sds-{environment}")),
             store,
             key: key.to_owned(),
         }
@@ -110,6 +113,11 @@ impl Repo {
     /// The PDS of the same environment.
     pub fn pds(&self) -> &PdsRepo {
         &self.pds
+    }
+
+    /// The SDS of the same environment.
+    pub fn sds(&self) -> &SdsRepo {
+        &self.sds
     }
 
     /// One record and its version.

@@ -5,6 +5,9 @@
 //! from `carehub_spine::pds::seed` first; the GP records take their demographics from it.
 
 use carehub_spine::pds::{self, PdsPatient};
+use carehub_spine::sds::{AccreditedSystem, MessageHandler};
+
+use crate::domain::Interaction;
 
 use crate::domain::directory::{
     HealthcareService, Location, Organisation, PostalAddress, Practitioner,
@@ -387,8 +390,57 @@ pub fn patients(pds: &[PdsPatient]) -> Vec<GpPatient> {
         .collect()
 }
 
-/// Seeds PDS and the GP system of one environment, once. Returns whether it seeded.
-pub async fn seed(repo: &Repo) -> Result<bool, RepoError> {
+/// The consumer system the provider test suite uses (`consumerASID`), registered in SDS as
+/// allowed to send every GP Connect interaction, for organisation A11111.
+pub const CONSUMER: (&str, &str) = ("200000000359", "A11111");
+
+/// SDS's records of the practices served here (provider systems and their endpoints at
+/// `{gp_connect_url}/{ODS}/STU3/1/gpconnect`) and of the test consumer.
+pub fn directory(gp_connect_url: &str) -> (Vec<AccreditedSystem>, Vec<MessageHandler>) {
+    let interactions: Vec<String> = Interaction::ALL.iter().map(|i| i.id()).collect();
+    let fqdn = gp_connect_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("localhost")
+        .to_owned();
+    let mut systems = vec![AccreditedSystem {
+        asid: CONSUMER.0.into(),
+        party_key: format!("{}-0000001", CONSUMER.1),
+        ods: CONSUMER.1.into(),
+        manufacturer: CONSUMER.1.into(),
+        interactions: interactions.clone(),
+    }];
+    let mut handlers = Vec::new();
+    for practice in organisations() {
+        let Some(asid) = practice.asid else { continue };
+        let party_key = format!("{}-0000806", practice.ods);
+        systems.push(AccreditedSystem {
+            asid,
+            party_key: party_key.clone(),
+            ods: practice.ods.clone(),
+            manufacturer: "CAREHUB".into(),
+            interactions: interactions.clone(),
+        });
+        handlers.push(MessageHandler {
+            party_key,
+            ods: practice.ods.clone(),
+            interactions: interactions.clone(),
+            address: format!(
+                "{}/{}/STU3/1/gpconnect",
+                gp_connect_url.trim_end_matches('/'),
+                practice.ods
+            ),
+            fqdn: fqdn.clone(),
+        });
+    }
+    (systems, handlers)
+}
+
+/// Seeds PDS, SDS and the GP system of one environment, once; `gp_connect_url` is where the
+/// provider is served (`http://host/int/gpconnect`), for SDS's endpoints. Returns whether it
+/// seeded.
+pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> {
     if repo.get::<Organisation>("1").await?.is_some() {
         return Ok(false);
     }
@@ -401,5 +453,7 @@ pub async fn seed(repo: &Repo) -> Result<bool, RepoError> {
     repo.put_all(healthcare_services()).await?;
     repo.put_all(schedules()).await?;
     repo.put_patients(patients(&population)).await?;
+    let (systems, handlers) = directory(gp_connect_url);
+    repo.sds().register(systems, handlers).await?;
     Ok(true)
 }

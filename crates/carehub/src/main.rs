@@ -604,9 +604,15 @@ async fn seed_gp_connect(store: &Store, platform: &PlatformConfig, public_url: &
             continue;
         };
         let repo = carehub_gpconnect::repo::Repo::new(store.clone(), &key);
-        if carehub_gpconnect::seed::seed(&repo)
+        let gp_connect_url = format!(
+            "{}/{}/{}",
+            public_url.trim_end_matches('/'),
+            product.environment,
+            api.path
+        );
+        if carehub_gpconnect::seed::seed(&repo, &gp_connect_url)
             .await
-            .context("seeding GP Connect and PDS")?
+            .context("seeding GP Connect, PDS and SDS")?
         {
             let (ods, asid) = carehub_gpconnect::seed::HOME_PRACTICE;
             println!(
@@ -996,7 +1002,9 @@ async fn run(
         &carehub_gateway::Products::new()
             .with(carehub_ers::SERVICE, carehub_ers::product())
             .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
-            .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product()),
+            .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
+            .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
+            .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product()),
     );
     for base in &config.bases {
         println!(

@@ -30,6 +30,7 @@ pub struct Env {
     pub client: reqwest::Client,
     pub store: Store,
     pub api_key: String,
+    pub apps: Apps,
     _database: TestDatabase,
 }
 
@@ -50,7 +51,9 @@ pub async fn spawn() -> Env {
     }
     let products = carehub_gateway::Products::new()
         .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
-        .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product());
+        .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
+        .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
+        .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product());
     let router = carehub_gateway::router(
         &platform,
         &server,
@@ -63,18 +66,25 @@ pub async fn spawn() -> Env {
         axum::serve(listener, router).await.expect("server runs");
     });
     let repo = carehub_gpconnect::repo::Repo::new(store.clone(), "gpconnect-int");
-    assert!(carehub_gpconnect::seed::seed(&repo).await.expect("seeded"));
+    assert!(
+        carehub_gpconnect::seed::seed(&repo, &format!("{url}/int/gpconnect"))
+            .await
+            .expect("seeded")
+    );
     let apps = Apps::new(store.clone());
-    let (_app, api_key) = apps
+    let (app, api_key) = apps
         .create("Consumer-INT", "int", "A11111")
         .await
         .expect("app registered");
+    // The consumer system's ASID, which SDS authorises for every GP Connect interaction.
+    apps.set_asid(&app.id, CONSUMER_ASID).await.expect("asid");
     Env {
         root: format!("{url}/int/gpconnect/{PRACTICE}/STU3/1/gpconnect"),
         url,
         client: reqwest::Client::new(),
         store,
         api_key,
+        apps,
         _database: database,
     }
 }
