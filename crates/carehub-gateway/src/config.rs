@@ -358,35 +358,56 @@ pub const GP_CONNECT_API: &str = "gp-connect";
 /// requests a second per application, as 300 a minute.
 fn pds_products() -> Vec<Product> {
     vec![Product {
-        api: PDS_API.into(),
-        environment: "int".into(),
-        access: vec![
-            AccessMode::UserRestricted,
-            AccessMode::ApplicationRestricted,
-        ],
-        api_key_header: default_api_key_header(),
-        ratelimiting: RateLimiting {
-            proxy: LimitConfig::default(),
-            app: LimitConfig {
-                quota: Some(QuotaConfig {
-                    enabled: true,
-                    limit: 300,
-                    interval: 1,
-                    timeunit: "minute".into(),
-                }),
-                spike_arrest: None,
-            },
-        },
-        status: LifecycleStatus::Live,
-        deprecated: None,
-        sunset: None,
-        migration_guide: None,
-        store_key: None,
-        audit: true,
-        min_aal: 3,
-        file_size_limit: five_megabytes(),
+        ratelimiting: app_quota_per_minute(300),
         error_codes: ErrorCodes::NhsdApi,
+        ..Product::new(
+            PDS_API,
+            "int",
+            vec![
+                AccessMode::UserRestricted,
+                AccessMode::ApplicationRestricted,
+            ],
+        )
     }]
+}
+
+/// A quota of `limit` requests a minute per application, and no spike arrest.
+fn app_quota_per_minute(limit: u64) -> RateLimiting {
+    RateLimiting {
+        proxy: LimitConfig::default(),
+        app: LimitConfig {
+            quota: Some(QuotaConfig {
+                enabled: true,
+                limit,
+                interval: 1,
+                timeunit: "minute".into(),
+            }),
+            spike_arrest: None,
+        },
+    }
+}
+
+impl Product {
+    /// `api` in `environment` with `access`, and otherwise the defaults a configuration file
+    /// gets: no limits, live, audited, smartcard assurance, 5 MB files, Spine error codes.
+    pub fn new(api: &str, environment: &str, access: Vec<AccessMode>) -> Product {
+        Product {
+            api: api.into(),
+            environment: environment.into(),
+            access,
+            api_key_header: default_api_key_header(),
+            ratelimiting: RateLimiting::default(),
+            status: LifecycleStatus::Live,
+            deprecated: None,
+            sunset: None,
+            migration_guide: None,
+            store_key: None,
+            audit: true,
+            min_aal: 3,
+            file_size_limit: five_megabytes(),
+            error_codes: ErrorCodes::Spine,
+        }
+    }
 }
 
 /// The GP Connect provider, SDS and the Spine Secure Proxy in `int`. On the Spine only the SSP
@@ -394,22 +415,7 @@ fn pds_products() -> Vec<Product> {
 /// API key, so that a consumer can be developed without certificates. The audit JWT and the SSP
 /// headers are checked either way.
 fn gp_connect_products() -> Vec<Product> {
-    let product = |api: &str, access: Vec<AccessMode>| Product {
-        api: api.into(),
-        environment: "int".into(),
-        access,
-        api_key_header: default_api_key_header(),
-        ratelimiting: RateLimiting::default(),
-        status: LifecycleStatus::Live,
-        deprecated: None,
-        sunset: None,
-        migration_guide: None,
-        store_key: None,
-        audit: true,
-        min_aal: 3,
-        file_size_limit: five_megabytes(),
-        error_codes: ErrorCodes::Spine,
-    };
+    let product = |api: &str, access| Product::new(api, "int", access);
     vec![
         product(
             GP_CONNECT_API,
@@ -432,40 +438,19 @@ pub const ERS_API: &str = "e-referrals-service-api";
 /// minute (one request every 83 ms); over a local connection a script's back-to-back calls
 /// arrive closer than that, so it is left for configurations that want it.
 fn ers_products() -> Vec<Product> {
-    let limits = RateLimiting {
-        proxy: LimitConfig::default(),
-        app: LimitConfig {
-            quota: Some(QuotaConfig {
-                enabled: true,
-                limit: 600,
-                interval: 1,
-                timeunit: "minute".into(),
-            }),
-            spike_arrest: None,
-        },
-    };
-    let product = |environment: &str, access: Vec<AccessMode>| Product {
-        api: ERS_API.into(),
-        environment: environment.into(),
-        access,
-        api_key_header: default_api_key_header(),
-        ratelimiting: limits.clone(),
-        status: LifecycleStatus::Live,
-        deprecated: None,
-        sunset: None,
-        migration_guide: None,
-        store_key: None,
-        audit: true,
+    let product = |environment: &str, access| Product {
+        ratelimiting: app_quota_per_minute(600),
         // e-RS accepts users signed in at AAL2 as well as with a smartcard (AAL3).
         min_aal: 2,
-        file_size_limit: five_megabytes(),
         error_codes: ErrorCodes::NhsdApi,
+        ..Product::new(ERS_API, environment, access)
     };
-    let mut sandbox = product("sandbox", vec![AccessMode::Open]);
-    // The sandbox holds no patient's data and keeps nothing: nothing to audit.
-    sandbox.audit = false;
     vec![
-        sandbox,
+        Product {
+            // The sandbox holds no patient's data and keeps nothing: nothing to audit.
+            audit: false,
+            ..product("sandbox", vec![AccessMode::Open])
+        },
         product(
             "int",
             vec![
@@ -477,56 +462,24 @@ fn ers_products() -> Vec<Product> {
 }
 
 fn default_products() -> Vec<Product> {
+    let fhir_access = vec![
+        AccessMode::ApiKey,
+        AccessMode::ApplicationRestricted,
+        AccessMode::UserRestricted,
+        AccessMode::MutualTls,
+    ];
     ["fhir-r4", "fhir-stu3"]
         .into_iter()
         .map(|api| Product {
-            api: api.into(),
-            environment: "int".into(),
-            access: vec![
-                AccessMode::ApiKey,
-                AccessMode::ApplicationRestricted,
-                AccessMode::UserRestricted,
-                AccessMode::MutualTls,
-            ],
-            api_key_header: default_api_key_header(),
             // The NHS platform's default: 5 requests per second per app, as 300 a minute.
-            ratelimiting: RateLimiting {
-                proxy: LimitConfig::default(),
-                app: LimitConfig {
-                    quota: Some(QuotaConfig {
-                        enabled: true,
-                        limit: 300,
-                        interval: 1,
-                        timeunit: "minute".into(),
-                    }),
-                    spike_arrest: None,
-                },
-            },
+            ratelimiting: app_quota_per_minute(300),
             status: LifecycleStatus::Beta,
-            deprecated: None,
-            sunset: None,
-            migration_guide: None,
-            store_key: None,
-            audit: true,
-            min_aal: 3,
-            file_size_limit: five_megabytes(),
-            error_codes: ErrorCodes::Spine,
+            ..Product::new(api, "int", fhir_access.clone())
         })
         .chain(std::iter::once(Product {
-            api: "audit".into(),
-            environment: "admin".into(),
-            access: vec![AccessMode::ApiKey],
-            api_key_header: default_api_key_header(),
-            ratelimiting: RateLimiting::default(),
-            status: LifecycleStatus::Live,
-            deprecated: None,
-            sunset: None,
-            migration_guide: None,
             store_key: Some("audit".into()),
             audit: false,
-            min_aal: 3,
-            file_size_limit: five_megabytes(),
-            error_codes: ErrorCodes::Spine,
+            ..Product::new("audit", "admin", vec![AccessMode::ApiKey])
         }))
         .chain(ers_products())
         .chain(pds_products())

@@ -18,6 +18,7 @@ pub use lifecycle::deprecation_headers;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;
+pub mod testing;
 pub mod tls;
 mod user_restricted;
 

@@ -6,18 +6,13 @@
 //! the first week's slots booked; the bench then searches a 14-day and a 1-day window, one
 //! request at a time, and reports the slots returned, the latency percentiles and requests/s.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
-use carehub_gateway::limits::LocalLimiter;
 use carehub_gpconnect::domain::appointment::{BookingRequest, GpAppointment};
 use carehub_gpconnect::domain::schedule::{Schedule, Session};
 use carehub_gpconnect::repo::Repo;
-use carehub_server::ServerConfig;
-use carehub_store::Store;
-use carehub_store::testing::fresh_database;
 use serde_json::{Value, json};
 
 /// The allocator of the `carehub` binary.
@@ -119,33 +114,11 @@ async fn measure(client: &reqwest::Client, url: &str, api_key: &str, label: &str
 
 #[tokio::main]
 async fn main() {
-    let database = fresh_database().await;
-    let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let mut platform = PlatformConfig::default();
-    for product in &mut platform.products {
-        product.ratelimiting = Default::default();
-        product.audit = false;
-    }
     let products = carehub_gateway::Products::new()
         .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product());
-    let router = carehub_gateway::router(
-        &platform,
-        &server,
-        store.clone(),
-        Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
-        &products,
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("server runs") });
-
+    let served =
+        carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, false).await;
+    let (url, store) = (served.url.clone(), served.store.clone());
     let repo = Repo::new(store.clone(), "gpconnect-int");
     carehub_gpconnect::seed::seed(&repo, &format!("{url}/int/gpconnect"))
         .await

@@ -160,27 +160,7 @@ impl Repo {
 
     /// Every record of a type (the directory is small: organisations, sites, staff).
     pub async fn all<T: Record>(&self) -> Result<Vec<(T, i64)>, RepoError> {
-        let params = vec![("_count".to_owned(), "1000".to_owned())];
-        let mut query = parse_query(
-            FhirVersion::Stu3.model(),
-            T::TYPE,
-            &params,
-            &ParseOptions::default(),
-        )
-        .map_err(|issues| RepoError::Corrupt(format!("a listing did not parse: {issues:?}")))?;
-        let mut all = Vec::new();
-        loop {
-            let page = self.store.search(&self.key, &query).await?;
-            for found in page.matches {
-                if let Some(body) = found.resource.body {
-                    all.push((parse(&body)?, found.resource.version));
-                }
-            }
-            match page.next {
-                Some(cursor) => query.cursor = Some(cursor),
-                None => return Ok(all),
-            }
-        }
+        self.search_all(Vec::new()).await
     }
 
     /// Adds or replaces records (seeding).

@@ -1,17 +1,12 @@
 //! The PDS FHIR API through the gateway, with real application- and user-restricted tokens.
 
-use std::sync::Arc;
-
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::{self, Identity};
 use carehub_gateway::keys;
-use carehub_gateway::limits::LocalLimiter;
-use carehub_server::ServerConfig;
+use carehub_gateway::testing::Served;
 use carehub_spine::pds::PdsPatient;
 use carehub_spine::pds::repo::PdsRepo;
-use carehub_store::Store;
-use carehub_store::testing::{TestDatabase, fresh_database};
 use serde_json::Value;
 
 struct Env {
@@ -20,36 +15,15 @@ struct Env {
     apps: Apps,
     identity: Identity,
     repo: PdsRepo,
-    _database: TestDatabase,
+    _served: Served,
 }
 
 async fn spawn() -> Env {
-    let database = fresh_database().await;
-    let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let mut platform = PlatformConfig::default();
-    for product in &mut platform.products {
-        product.ratelimiting = Default::default();
-    }
-    let router = carehub_gateway::router(
-        &platform,
-        &server,
-        store.clone(),
-        Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
-        &carehub_gateway::Products::new()
-            .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product()),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
+    let products = carehub_gateway::Products::new()
+        .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product());
+    let served =
+        carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, true).await;
+    let (url, store) = (served.url.clone(), served.store.clone());
     let identity = Identity::new(store.clone(), &url);
     identity::seed(&identity, "int")
         .await
@@ -64,7 +38,7 @@ async fn spawn() -> Env {
         apps: Apps::new(store),
         identity,
         repo,
-        _database: database,
+        _served: served,
     }
 }
 

@@ -4,16 +4,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
-
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::{self, Identity};
 use carehub_gateway::keys;
-use carehub_gateway::limits::LocalLimiter;
-use carehub_server::ServerConfig;
+use carehub_gateway::testing::Served;
 use carehub_store::Store;
-use carehub_store::testing::{TestDatabase, fresh_database};
 use serde_json::Value;
 
 /// Ada Referrer: a Referring Clinician at the GP practice B82617 (and an SPC at R1A14).
@@ -45,36 +41,16 @@ pub struct Env {
     pub app_id: String,
     pub api_key: String,
     pub key: keys::SigningKey,
-    _database: TestDatabase,
+    _served: Served,
 }
 
 pub async fn spawn() -> Env {
-    let database = fresh_database().await;
-    let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let mut platform = PlatformConfig::default();
+    let products =
+        carehub_gateway::Products::new().with(carehub_ers::SERVICE, carehub_ers::product());
     // The NHS limits (a spike arrest of 720 a minute) would throttle a test's rapid calls.
-    for product in &mut platform.products {
-        product.ratelimiting = Default::default();
-    }
-    let router = carehub_gateway::router(
-        &platform,
-        &server,
-        store.clone(),
-        Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
-        &carehub_gateway::Products::new().with(carehub_ers::SERVICE, carehub_ers::product()),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
+    let served =
+        carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, true).await;
+    let (url, store) = (served.url.clone(), served.store.clone());
     let identity = Identity::new(store.clone(), &url);
     identity::seed(&identity, "int")
         .await
@@ -102,7 +78,7 @@ pub async fn spawn() -> Env {
         app_id: app.id,
         api_key,
         key,
-        _database: database,
+        _served: served,
     }
 }
 

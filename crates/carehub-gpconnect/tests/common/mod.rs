@@ -5,15 +5,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
-
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
-use carehub_gateway::limits::LocalLimiter;
+use carehub_gateway::testing::Served;
 use carehub_gpconnect::domain::jwt;
-use carehub_server::ServerConfig;
 use carehub_store::Store;
-use carehub_store::testing::{TestDatabase, fresh_database};
 use serde_json::Value;
 
 /// The home practice and its provider ASID.
@@ -31,40 +27,18 @@ pub struct Env {
     pub store: Store,
     pub api_key: String,
     pub apps: Apps,
-    _database: TestDatabase,
+    _served: Served,
 }
 
 pub async fn spawn() -> Env {
-    let database = fresh_database().await;
-    let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let mut platform = PlatformConfig::default();
-    for product in &mut platform.products {
-        product.ratelimiting = Default::default();
-    }
     let products = carehub_gateway::Products::new()
         .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
         .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
         .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
         .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product());
-    let router = carehub_gateway::router(
-        &platform,
-        &server,
-        store.clone(),
-        Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
-        &products,
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
+    let served =
+        carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, true).await;
+    let (url, store) = (served.url.clone(), served.store.clone());
     let repo = carehub_gpconnect::repo::Repo::new(store.clone(), "gpconnect-int");
     assert!(
         carehub_gpconnect::seed::seed(&repo, &format!("{url}/int/gpconnect"))
@@ -85,7 +59,7 @@ pub async fn spawn() -> Env {
         store,
         api_key,
         apps,
-        _database: database,
+        _served: served,
     }
 }
 
