@@ -21,9 +21,12 @@ use serde_json::{Value, json};
 use crate::domain::appointment::{self, GpAppointment};
 use crate::domain::directory::{HealthcareService, Location, Organisation, Practitioner};
 use crate::domain::jwt;
+use crate::domain::patient::RegistrationType;
 use crate::domain::patient::{self, GpPatient};
+use crate::domain::record;
 use crate::domain::schedule::{self, Schedule};
 use crate::domain::ssp::{self, SspHeaders};
+use crate::domain::structured;
 use crate::domain::{
     GpcError, Interaction, SYSTEM_DOS_SERVICE, SYSTEM_NHS_NUMBER, SYSTEM_ODS, SYSTEM_SDS_USER,
     SpineCode, Status, capability, clock,
@@ -36,7 +39,8 @@ const PROFILE_SEARCHSET: &str =
     "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Searchset-Bundle-1";
 const SYSTEM_SPINE_CODES: &str = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1";
 
-/// The path of a practice's service root below the mount: `/{ODS}/STU3/1/gpconnect`.
+/// The path of a practice's service root below the mount: `/{ODS}/STU3/1/gpconnect`; Access
+/// Record Structured has its own root, `.../gpconnect/structured`.
 const ROOT: &str = "/{ods}/STU3/1/gpconnect";
 
 struct Gpc {
@@ -86,6 +90,14 @@ pub(crate) fn router(mount: &Mount) -> ProductRouter {
         .route(
             &format!("{ROOT}/Patient/{{id}}/Appointment"),
             get(patient_appointments),
+        )
+        .route(
+            &format!("{ROOT}/structured/metadata"),
+            get(structured_metadata),
+        )
+        .route(
+            &format!("{ROOT}/structured/Patient/{{operation}}"),
+            post(structured_operation),
         )
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(wrong_method)
@@ -1271,4 +1283,174 @@ async fn patient_appointments(
         .map(|(a, v)| a.to_resource(v))
         .collect();
     Ok(call.ok(&call.searchset(resources), None))
+}
+
+// ---------------------------------------------------------------------------------------
+// Access Record Structured
+
+async fn structured_metadata(
+    State(gpc): State<Arc<Gpc>>,
+    Path(ods): Path<String>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+) -> Answer {
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::StructuredMetadata],
+        caller,
+    )
+    .await?;
+    Ok(call.ok(
+        &capability::structured_statement(env!("CARGO_PKG_VERSION")),
+        None,
+    ))
+}
+
+/// A warning OperationOutcome for the answer's Bundle, or nothing when there is nothing to say.
+fn warnings_outcome(warnings: &[structured::Warning]) -> Option<Value> {
+    if warnings.is_empty() {
+        return None;
+    }
+    let issues: Vec<Value> = warnings
+        .iter()
+        .map(|w| {
+            json!({
+                "severity": "warning",
+                "code": "not-supported",
+                "details": {
+                    "coding": [{"system": SYSTEM_SPINE_CODES, "code": "NOT_IMPLEMENTED", "display": "Not implemented"}],
+                    "text": w.text,
+                },
+                "diagnostics": w.diagnostics,
+            })
+        })
+        .collect();
+    Some(json!({
+        "resourceType": "OperationOutcome",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"profile": [PROFILE_OUTCOME]},
+        "issue": issues,
+    }))
+}
+
+async fn structured_operation(
+    State(gpc): State<Arc<Gpc>>,
+    Path((ods, operation)): Path<(String, String)>,
+    Query(query): Params,
+    headers: HeaderMap,
+    caller: Option<Extension<audit::Caller>>,
+    body: Bytes,
+) -> Answer {
+    if operation != "$gpc.getstructuredrecord" {
+        return Err(GpcError::bad_request(format!(
+            "POST /Patient/{operation} is not an Access Record Structured interaction; the operation is $gpc.getstructuredrecord"
+        ))
+        .into());
+    }
+    let call = begin(
+        &gpc,
+        &ods,
+        &headers,
+        &query,
+        &[Interaction::GetStructuredRecord],
+        caller,
+    )
+    .await?;
+    let parameters = parse_body(&headers, &body).map_err(|e| call.fail(e))?;
+    let now = now_micros();
+    let request = structured::parse(&parameters, clock::uk_day(now)).map_err(|e| call.fail(e))?;
+    let not_found = || {
+        call.fail(GpcError::new(
+            SpineCode::PatientNotFound,
+            format!("No patient with NHS number {} is registered (regular, active, traced) at this practice", request.nhs_number),
+        ))
+    };
+    let (patient, version) = gpc
+        .repo
+        .patient_by_nhs_number(&request.nhs_number, &call.practice.id)
+        .await
+        .map_err(|e| call.repo_fail(e))?
+        .filter(|(p, _)| p.is_visible() && p.registration.kind == RegistrationType::Regular)
+        .ok_or_else(not_found)?;
+    if patient.dissent {
+        return Err(call.fail(GpcError::new(
+            SpineCode::NoPatientConsent,
+            "The patient has dissented from sharing their record",
+        )));
+    }
+    let record = gpc
+        .repo
+        .clinical_record(&patient.id)
+        .await
+        .map_err(|e| call.repo_fail(e))?;
+    let warnings = record::Warnings {
+        confidential_excluded: false,
+        in_transit_since: patient
+            .in_transit
+            .then(|| clock::day_of(&patient.registration.start).unwrap_or(clock::uk_day(now))),
+    };
+    let selection = record::Selection {
+        allergies: request.allergies,
+        medication: request.medication,
+        immunisations: request.immunisations,
+        uncategorised: request.uncategorised,
+    };
+    let sections = record.sections(&selection, warnings, &clock::format_day(clock::uk_day(now)));
+    // The patient, the practice, the usual GP and everyone the record's items name.
+    let mut entries = vec![patient.to_resource(version)];
+    if let Some((organisation, v)) = gpc
+        .repo
+        .get::<Organisation>(&patient.registration.organisation)
+        .await
+        .map_err(|e| call.repo_fail(e))?
+    {
+        entries.push(organisation.to_resource(v));
+    }
+    let mut people: Vec<String> = patient.registration.usual_gp.iter().cloned().collect();
+    people.extend(sections.practitioners.iter().cloned());
+    people.dedup();
+    let mut listed: Vec<String> = Vec::new();
+    for id in people {
+        if listed.contains(&id) {
+            continue;
+        }
+        if let Some((practitioner, v)) = gpc
+            .repo
+            .get::<Practitioner>(&id)
+            .await
+            .map_err(|e| call.repo_fail(e))?
+        {
+            entries.push(practitioner.to_resource(v));
+            entries.push(practitioner.role_resource(v));
+        }
+        listed.push(id);
+    }
+    entries.extend(sections.lists);
+    entries.extend(sections.resources);
+    let mut warnings = request.warnings.clone();
+    warnings.extend(request.other_areas.iter().map(|area| structured::Warning {
+        text: format!("{area} has been disabled"),
+        diagnostics: (*area).to_owned(),
+    }));
+    entries.extend(warnings_outcome(&warnings));
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": header_text(&headers, "ssp-traceid").unwrap_or_default(),
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-StructuredRecord-Bundle-1"]},
+        "type": "collection",
+        "entry": entries.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+    });
+    let reference = format!("Patient/{}", patient.id);
+    call.audit_read(
+        &gpc,
+        AuditInteraction::Operation("gpc.getstructuredrecord", "R"),
+        std::slice::from_ref(&reference),
+        std::slice::from_ref(&reference),
+    )
+    .await?;
+    Ok(call.ok(&bundle, None))
 }

@@ -21,6 +21,7 @@ use crate::domain::GpcError;
 use crate::domain::appointment::GpAppointment;
 use crate::domain::directory::{HealthcareService, Location, Organisation, Practitioner};
 use crate::domain::patient::GpPatient;
+use crate::domain::record::ClinicalRecord;
 use crate::domain::schedule::Schedule;
 
 static INDEXER: LazyLock<Indexer> = LazyLock::new(|| Indexer::new(FhirVersion::Stu3));
@@ -440,6 +441,39 @@ impl Repo {
                         put_record(tx, &key, &appointment, Expect::Version(version)).await?;
                     audit::record_in(tx, audit(&appointment)).await?;
                     Ok::<_, RepoError>((appointment, stored))
+                })
+            })
+            .await
+    }
+}
+
+impl Repo {
+    /// The clinical record of patient `id` (an empty one when nothing was ever recorded).
+    pub async fn clinical_record(&self, id: &str) -> Result<ClinicalRecord, RepoError> {
+        match self.store.read(&self.key, "ClinicalRecord", id).await? {
+            Some(Versioned {
+                body: Some(body), ..
+            }) => parse(&body),
+            _ => Ok(ClinicalRecord {
+                id: id.to_owned(),
+                ..ClinicalRecord::default()
+            }),
+        }
+    }
+
+    /// Adds or replaces clinical records (seeding).
+    pub async fn put_records(&self, records: Vec<ClinicalRecord>) -> Result<(), RepoError> {
+        let key = self.key.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for record in records {
+                        let body = serde_json::to_value(&record)
+                            .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                        tx.put(&key, "ClinicalRecord", &record.id, body, &[], Expect::Any)
+                            .await?;
+                    }
+                    Ok::<_, RepoError>(())
                 })
             })
             .await

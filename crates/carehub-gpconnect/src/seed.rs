@@ -13,6 +13,7 @@ use crate::domain::directory::{
     HealthcareService, Location, Organisation, PostalAddress, Practitioner,
 };
 use crate::domain::patient::{GpPatient, Registration, RegistrationType};
+use crate::domain::record::ClinicalRecord;
 use crate::domain::schedule::{Schedule, Session};
 use crate::repo::{Repo, RepoError};
 
@@ -452,8 +453,344 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
     repo.put_all(practitioners()).await?;
     repo.put_all(healthcare_services()).await?;
     repo.put_all(schedules()).await?;
+    repo.put_records(records()).await?;
     repo.put_patients(patients(&population)).await?;
     let (systems, handlers) = directory(gp_connect_url);
     repo.sds().register(systems, handlers).await?;
     Ok(true)
+}
+
+/// The clinical records of the test patients, in the shapes the provider test suite expects
+/// of each (see `gpconnect/test-data.md` in the project's notes): patient2's full record,
+/// patient1 with nothing, patient5's "no known allergies", confidential items for patient16,
+/// ended allergies for patient17, and so on.
+pub fn records() -> Vec<ClinicalRecord> {
+    use crate::domain::record::{
+        Allergy, Concept, Immunisation, MedicationCourse, MedicationIssue, Observation,
+    };
+    let allergy =
+        |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
+            Allergy {
+                id: id.into(),
+                code: Concept::new(code.0, code.1),
+                drug,
+                onset: Some(asserted.into()),
+                asserted: asserted.into(),
+                ended: ended.map(|(date, reason)| (date.into(), reason.into())),
+                reaction: Some((
+                    Concept::new("271807003", "Eruption of skin"),
+                    "moderate".into(),
+                )),
+                confidential: false,
+                recorder: "1".into(),
+            }
+        };
+    let penicillin = ("294505008", "Allergy to penicillin");
+    let peanut = ("91935009", "Allergy to peanuts");
+    let cat = ("232347008", "Cat dander allergy");
+    let course = |id: &str,
+                  drug: (&str, &str),
+                  kind: &str,
+                  start: &str,
+                  end: Option<&str>,
+                  issues: &[&str]| MedicationCourse {
+        id: id.into(),
+        medication: Concept::new(drug.0, drug.1),
+        prescription_type: kind.into(),
+        start: start.into(),
+        end: end.map(str::to_owned),
+        status: if end.is_some() {
+            "completed".into()
+        } else {
+            "active".into()
+        },
+        dosage: "One tablet daily".into(),
+        quantity: (28, "tablet".into()),
+        repeats_allowed: (kind != "acute").then_some(6),
+        issues: issues
+            .iter()
+            .enumerate()
+            .map(|(n, date)| MedicationIssue {
+                id: (n + 1).to_string(),
+                date: (*date).into(),
+                days: 28,
+            })
+            .collect(),
+        prescribed_elsewhere: false,
+        confidential: false,
+        recorder: "1".into(),
+    };
+    let amlodipine = ("319283006", "Amlodipine 5mg tablets");
+    let amoxicillin = ("323509004", "Amoxicillin 500mg capsules");
+    let omeprazole = ("317335000", "Omeprazole 20mg gastro-resistant capsules");
+    let flu = |id: &str, date: &str| Immunisation {
+        id: id.into(),
+        vaccine: Concept::new(
+            "955691000001108",
+            "Influenza vaccine (split virion, inactivated)",
+        ),
+        procedure: Concept::new("822851000000102", "Seasonal influenza vaccination"),
+        date: date.into(),
+        given: true,
+        recorded: format!("{date}T10:00:00+00:00"),
+        recorder: "2".into(),
+    };
+    let observation =
+        |id: &str, code: (&str, &str), date: &str, value: Option<(&str, &str, &str)>| Observation {
+            id: id.into(),
+            code: Concept::new(code.0, code.1),
+            effective: Some(date.into()),
+            issued: format!("{date}T09:00:00+00:00"),
+            value: value.map(|(v, unit, ucum)| (v.into(), unit.into(), ucum.into())),
+            confidential: false,
+            performer: "2".into(),
+        };
+    let record = |id: &str| ClinicalRecord {
+        id: id.into(),
+        ..ClinicalRecord::default()
+    };
+    let with_allergies = |id: &str| ClinicalRecord {
+        allergies: vec![
+            allergy(&format!("{id}-a1"), penicillin, true, "2012-05-14", None),
+            allergy(
+                &format!("{id}-a2"),
+                cat,
+                false,
+                "2004-09-01",
+                Some(("2016-03-01", "Allergy resolved")),
+            ),
+        ],
+        ..record(id)
+    };
+    let mut confidential_allergy = allergy("16-a3", peanut, false, "2019-02-11", None);
+    confidential_allergy.confidential = true;
+    let mut prescribed_elsewhere = course(
+        "12-m1",
+        omeprazole,
+        "repeat",
+        "2021-01-05",
+        Some("2022-01-05"),
+        &["2021-01-05"],
+    );
+    prescribed_elsewhere.prescribed_elsewhere = true;
+    let mut confidential_course = course(
+        "2-m4",
+        ("321988002", "Sertraline 50mg tablets"),
+        "repeat",
+        "2025-02-01",
+        None,
+        &["2025-02-01"],
+    );
+    confidential_course.confidential = true;
+    let mut confidential_observation = observation(
+        "2-o3",
+        ("35489007", "Depressive disorder"),
+        "2025-01-20",
+        None,
+    );
+    confidential_observation.confidential = true;
+    vec![
+        record("1"),
+        ClinicalRecord {
+            medication: vec![
+                course(
+                    "2-m1",
+                    amlodipine,
+                    "repeat",
+                    "2023-03-01",
+                    None,
+                    &["2023-03-01", "2023-03-29", "2023-04-26", "2026-11-03"],
+                ),
+                course(
+                    "2-m2",
+                    amoxicillin,
+                    "acute",
+                    "2024-11-12",
+                    Some("2024-11-19"),
+                    &["2024-11-12"],
+                ),
+                course(
+                    "2-m3",
+                    omeprazole,
+                    "repeat",
+                    "2022-06-01",
+                    Some("2024-06-01"),
+                    &["2022-06-01", "2023-06-01"],
+                ),
+                confidential_course,
+            ],
+            immunisations: vec![flu("2-i1", "2024-10-08"), flu("2-i2", "2025-10-14")],
+            observations: vec![
+                observation(
+                    "2-o1",
+                    ("271649006", "Systolic blood pressure"),
+                    "2026-03-02",
+                    Some(("138", "mmHg", "mm[Hg]")),
+                ),
+                observation(
+                    "2-o2",
+                    ("27113001", "Body weight"),
+                    "2026-03-02",
+                    Some(("81.5", "kg", "kg")),
+                ),
+                confidential_observation,
+            ],
+            ..with_allergies("2")
+        },
+        ClinicalRecord {
+            medication: vec![course(
+                "3-m1",
+                amoxicillin,
+                "acute",
+                "2021-07-02",
+                Some("2021-07-09"),
+                &["2021-07-02"],
+            )],
+            immunisations: vec![flu("3-i1", "2025-10-20")],
+            observations: vec![observation(
+                "3-o1",
+                ("27113001", "Body weight"),
+                "2025-12-01",
+                Some(("70.2", "kg", "kg")),
+            )],
+            ..with_allergies("3")
+        },
+        with_allergies("4"),
+        ClinicalRecord {
+            no_known_allergies: Some("2018-04-03".into()),
+            medication: vec![
+                course(
+                    "5-m1",
+                    amlodipine,
+                    "repeat",
+                    "2024-01-10",
+                    None,
+                    &["2024-01-10", "2026-10-01"],
+                ),
+                course(
+                    "5-m2",
+                    amoxicillin,
+                    "acute",
+                    "2026-11-20",
+                    None,
+                    &["2026-11-20"],
+                ),
+            ],
+            ..record("5")
+        },
+        with_allergies("6"),
+        with_allergies("7"),
+        with_allergies("8"),
+        ClinicalRecord {
+            medication: vec![prescribed_elsewhere],
+            ..with_allergies("12")
+        },
+        with_allergies("13"),
+        ClinicalRecord {
+            allergies: vec![
+                allergy("16-a1", penicillin, true, "2010-01-01", None),
+                allergy(
+                    "16-a2",
+                    cat,
+                    false,
+                    "1998-06-01",
+                    Some(("2001-01-01", "No information available")),
+                ),
+                confidential_allergy,
+            ],
+            ..record("16")
+        },
+        ClinicalRecord {
+            allergies: vec![
+                allergy(
+                    "17-a1",
+                    peanut,
+                    false,
+                    "2000-01-01",
+                    Some(("2015-07-01", "Desensitised")),
+                ),
+                allergy(
+                    "17-a2",
+                    cat,
+                    false,
+                    "2002-01-01",
+                    Some(("2019-02-01", "Allergy resolved")),
+                ),
+            ],
+            ..record("17")
+        },
+    ]
+}
+
+/// A large record for benchmarks: `courses` repeat medications of 12 issues each, as many
+/// allergies, immunisations and observations.
+pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
+    use crate::domain::record::{
+        Allergy, Concept, Immunisation, MedicationCourse, MedicationIssue, Observation,
+    };
+    ClinicalRecord {
+        id: id.into(),
+        no_known_allergies: None,
+        allergies: (0..courses)
+            .map(|n| Allergy {
+                id: format!("big-a{n}"),
+                code: Concept::new("294505008", "Allergy to penicillin"),
+                drug: true,
+                onset: Some("2010-01-01".into()),
+                asserted: "2010-01-01".into(),
+                ended: (n % 3 == 0).then(|| ("2015-01-01".into(), "Allergy resolved".into())),
+                reaction: None,
+                confidential: false,
+                recorder: "1".into(),
+            })
+            .collect(),
+        medication: (0..courses)
+            .map(|n| MedicationCourse {
+                id: format!("big-m{n}"),
+                medication: Concept::new("319283006", "Amlodipine 5mg tablets"),
+                prescription_type: "repeat".into(),
+                start: "2024-01-01".into(),
+                end: None,
+                status: "active".into(),
+                dosage: "One tablet daily".into(),
+                quantity: (28, "tablet".into()),
+                repeats_allowed: Some(12),
+                issues: (0..12)
+                    .map(|i| MedicationIssue {
+                        id: i.to_string(),
+                        date: format!("2025-{:02}-01", i + 1),
+                        days: 28,
+                    })
+                    .collect(),
+                prescribed_elsewhere: false,
+                confidential: false,
+                recorder: "1".into(),
+            })
+            .collect(),
+        immunisations: (0..courses)
+            .map(|n| Immunisation {
+                id: format!("big-i{n}"),
+                vaccine: Concept::new(
+                    "955691000001108",
+                    "Influenza vaccine (split virion, inactivated)",
+                ),
+                procedure: Concept::new("822851000000102", "Seasonal influenza vaccination"),
+                date: "2025-10-01".into(),
+                given: true,
+                recorded: "2025-10-01T10:00:00+00:00".into(),
+                recorder: "2".into(),
+            })
+            .collect(),
+        observations: (0..courses)
+            .map(|n| Observation {
+                id: format!("big-o{n}"),
+                code: Concept::new("27113001", "Body weight"),
+                effective: Some("2025-06-01".into()),
+                issued: "2025-06-01T09:00:00+00:00".into(),
+                value: Some(("80.0".into(), "kg".into(), "kg".into())),
+                confidential: false,
+                performer: "2".into(),
+            })
+            .collect(),
+    }
 }

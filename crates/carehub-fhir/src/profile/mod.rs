@@ -285,8 +285,9 @@ impl<'a> Validator<'_, 'a> {
                     .map(|&i| &profile.def.elements[i])
             });
             if let Some(slice_name) = slice {
-                if name.ends_with("[x]") {
-                    // STU3 names a type-restricted choice as a slice: `value[x]:valueQuantity`.
+                if name.ends_with("[x]") || name == slice_name {
+                    // STU3 names a type-restricted choice as a slice: `value[x]:valueQuantity`
+                    // (some NHS extensions write it `valueCodeableConcept:valueCodeableConcept`).
                     values.retain(|(key, _, _, _)| key == slice_name);
                 } else {
                     values.retain(|(_, _, v, _)| {

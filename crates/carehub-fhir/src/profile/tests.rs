@@ -109,6 +109,35 @@ fn required_slices_bindings_and_extension_profiles_are_checked() {
 }
 
 #[test]
+fn a_choice_renamed_after_itself_is_not_a_slice_to_fill() {
+    // Extension-CareConnect-GPC-ClinicalSetting-1 writes its value as the "slice"
+    // `valueCodeableConcept:valueCodeableConcept`, min 1.
+    let list = json!({
+        "resourceType": "List",
+        "extension": [{
+            "url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-ClinicalSetting-1",
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "1060971000000108"}]},
+        }],
+        "status": "current",
+        "mode": "snapshot",
+        "title": "Uncategorised data",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "826501000000100"}]},
+        "subject": {"reference": "Patient/2"},
+        "emptyReason": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1", "code": "no-content-recorded"}]},
+    });
+    let issues = ProfileSet::for_version(FhirVersion::Stu3).validate(
+        FhirVersion::Stu3.model(),
+        &list,
+        "https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-List-1",
+    );
+    assert!(
+        issues.iter().all(|i| !i.is_error()),
+        "{:#?}",
+        messages(&issues)
+    );
+}
+
+#[test]
 fn a_reference_may_target_any_of_several_reference_types() {
     // CareConnect-GPC-Patient-1 lists Reference twice for generalPractitioner: Organization,
     // then Practitioner. Either target is valid; a third is not.

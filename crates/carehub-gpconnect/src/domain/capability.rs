@@ -97,3 +97,49 @@ pub fn statement(software_version: &str) -> Value {
         }],
     })
 }
+
+/// The Access Record Structured release the provider implements.
+pub const STRUCTURED_VERSION: &str = "1.6.0";
+
+/// The profiles the structured statement lists, with the versions the provider test suite
+/// expects.
+const STRUCTURED_PROFILES: [&str; 11] = [
+    "CareConnect-GPC-Patient-1/_history/1.8",
+    "CareConnect-GPC-Organization-1/_history/1.4",
+    "CareConnect-GPC-Practitioner-1/_history/1.2",
+    "CareConnect-GPC-PractitionerRole-1/_history/1.2",
+    "CareConnect-GPC-AllergyIntolerance-1/_history/1.7",
+    "CareConnect-GPC-Medication-1/_history/1.2",
+    "CareConnect-GPC-MedicationStatement-1/_history/1.7",
+    "CareConnect-GPC-MedicationRequest-1/_history/1.7",
+    "CareConnect-GPC-List-1/_history/1.2",
+    "GPConnect-StructuredRecord-Bundle-1/_history/1.3",
+    "GPConnect-OperationOutcome-1/_history/1.2",
+];
+
+/// The statement at the structured service root.
+pub fn structured_statement(software_version: &str) -> Value {
+    json!({
+        "resourceType": "CapabilityStatement",
+        "version": STRUCTURED_VERSION,
+        "name": "GP Connect - Access Record Structured",
+        "status": "active",
+        "date": "2022-06-06",
+        "publisher": "carehub",
+        "kind": "capability",
+        "software": {"name": "carehub", "version": software_version},
+        "fhirVersion": "3.0.1",
+        "acceptUnknown": "both",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "profile": STRUCTURED_PROFILES.iter()
+            .map(|p| json!({"reference": format!("{STRUCTURE_DEFINITION}{p}")}))
+            .collect::<Vec<_>>(),
+        "rest": [{
+            "mode": "server",
+            "operation": [{
+                "name": "gpc.getstructuredrecord",
+                "definition": {"reference": "https://fhir.nhs.uk/STU3/OperationDefinition/GPConnect-GetStructuredRecord-Operation-1/_history/1.12"},
+            }],
+        }],
+    })
+}

@@ -63,6 +63,16 @@ pub fn format_day(day: i64) -> String {
     format!("{year:04}-{month:02}-{date:02}")
 }
 
+/// The day (since 1970) of a text that starts with a date, `YYYY-MM-DD...`.
+pub fn day_of(text: &str) -> Option<i64> {
+    let date = carehub_fhir::datetime::PartialDateTime::parse(
+        text.get(..10)?,
+        carehub_fhir::datetime::DateKind::Date,
+    )
+    .ok()?;
+    Some(days_from_civil(date.year, date.month, date.day))
+}
+
 /// Monday is 0, Sunday 6.
 pub fn weekday(day: i64) -> i64 {
     (day + 3).rem_euclid(7)

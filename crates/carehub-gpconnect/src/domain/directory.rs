@@ -152,6 +152,21 @@ impl Practitioner {
         })
     }
 
+    /// The practitioner's role at their organisation, as CareConnect-GPC-PractitionerRole-1
+    /// (`PractitionerRole/{id}`).
+    pub fn role_resource(&self, version: i64) -> Value {
+        json!({
+            "resourceType": "PractitionerRole",
+            "id": self.id,
+            "meta": {"versionId": version.to_string(),
+                     "profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-PractitionerRole-1"]},
+            "practitioner": {"reference": format!("Practitioner/{}", self.id)},
+            "organization": {"reference": format!("Organization/{}", self.organisation)},
+            "code": [{"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-SDSJobRoleName-1",
+                                  "code": "R0260", "display": "General Medical Practitioner"}]}],
+        })
+    }
+
     /// "Dr Ada Lovelace", for appointment participants and narratives.
     pub fn display(&self) -> String {
         format!("{} {} {}", self.prefix, self.given, self.family)

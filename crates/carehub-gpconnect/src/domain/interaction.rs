@@ -24,6 +24,8 @@ pub enum Interaction {
     UpdateAppointment,
     CancelAppointment,
     SearchPatientAppointments,
+    StructuredMetadata,
+    GetStructuredRecord,
 }
 
 /// The scope (`requested_scope`) an interaction needs.
@@ -47,7 +49,7 @@ impl Scope {
 
 impl Interaction {
     /// Every interaction.
-    pub const ALL: [Interaction; 17] = [
+    pub const ALL: [Interaction; 19] = [
         Interaction::Metadata,
         Interaction::SearchPatient,
         Interaction::ReadPatient,
@@ -65,6 +67,8 @@ impl Interaction {
         Interaction::UpdateAppointment,
         Interaction::CancelAppointment,
         Interaction::SearchPatientAppointments,
+        Interaction::StructuredMetadata,
+        Interaction::GetStructuredRecord,
     ];
 
     /// The part of the interaction id after the prefix.
@@ -87,6 +91,8 @@ impl Interaction {
             Interaction::UpdateAppointment => "fhir:rest:update:appointment-1",
             Interaction::CancelAppointment => "fhir:rest:cancel:appointment-1",
             Interaction::SearchPatientAppointments => "fhir:rest:search:patient_appointments-1",
+            Interaction::StructuredMetadata => "structured:fhir:rest:read:metadata-1",
+            Interaction::GetStructuredRecord => "fhir:operation:gpc.getstructuredrecord-1",
         }
     }
 
@@ -107,12 +113,14 @@ impl Interaction {
             Interaction::SearchPatient
             | Interaction::ReadPatient
             | Interaction::ReadAppointment
-            | Interaction::SearchPatientAppointments => Scope::PatientRead,
+            | Interaction::SearchPatientAppointments
+            | Interaction::GetStructuredRecord => Scope::PatientRead,
             Interaction::RegisterPatient
             | Interaction::CreateAppointment
             | Interaction::UpdateAppointment
             | Interaction::CancelAppointment => Scope::PatientWrite,
             Interaction::Metadata
+            | Interaction::StructuredMetadata
             | Interaction::SearchPractitioner
             | Interaction::ReadPractitioner
             | Interaction::SearchOrganization

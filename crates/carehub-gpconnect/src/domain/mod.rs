@@ -10,8 +10,10 @@ pub mod error;
 pub mod interaction;
 pub mod jwt;
 pub mod patient;
+pub mod record;
 pub mod schedule;
 pub mod ssp;
+pub mod structured;
 
 pub use error::{GpcError, SpineCode, Status};
 pub use interaction::Interaction;

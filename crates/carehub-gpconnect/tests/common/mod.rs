@@ -78,7 +78,10 @@ pub fn scope_of(interaction: &str) -> &'static str {
         || interaction.contains(":cancel:")
     {
         "patient/*.write"
-    } else if interaction.contains(":patient-1") || interaction.contains("appointment") {
+    } else if interaction.contains(":patient-1")
+        || interaction.contains("appointment")
+        || interaction.contains("getstructuredrecord")
+    {
         "patient/*.read"
     } else {
         "organization/*.read"
@@ -98,7 +101,12 @@ impl Env {
         path: &str,
         interaction: &str,
     ) -> reqwest::RequestBuilder {
-        let id = format!("{FOUNDATIONS}{interaction}");
+        // A whole interaction id, or the part after `urn:nhs:names:services:gpconnect:fhir:`.
+        let id = if interaction.starts_with("urn:") {
+            interaction.to_owned()
+        } else {
+            format!("{FOUNDATIONS}{interaction}")
+        };
         let token = jwt::token(&self.root, "A11111", "G13579135", scope_of(&id), now() - 2);
         self.raw(method, path)
             .header("Ssp-InteractionID", id)

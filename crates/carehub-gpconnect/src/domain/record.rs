@@ -1,0 +1,717 @@
+//! A patient's clinical record at the GP system, for Access Record Structured: allergies (and
+//! "no known allergies"), medication courses with their issues, immunisations and uncategorised
+//! observations, each maybe marked confidential; and how a request's options turn it into the
+//! `GPConnect-StructuredRecord-Bundle-1` Lists and resources, with the empty-list and warning
+//! rules of the spec.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::clock::day_of;
+use super::structured::{AllergyOptions, DayRange, ImmunisationOptions, MedicationOptions};
+
+const SNOMED: &str = "http://snomed.info/sct";
+const SD: &str = "https://fhir.nhs.uk/STU3/StructureDefinition/";
+/// The system of the identifiers carehub gives record items.
+const SYSTEM_ITEM: &str = "https://carehub.dev/Id/gp-record-item";
+
+/// A SNOMED CT concept: code and display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concept {
+    pub code: String,
+    pub display: String,
+}
+
+impl Concept {
+    pub fn new(code: &str, display: &str) -> Concept {
+        Concept {
+            code: code.into(),
+            display: display.into(),
+        }
+    }
+
+    fn to_fhir(&self) -> Value {
+        json!({"coding": [{"system": SNOMED, "code": self.code, "display": self.display}], "text": self.display})
+    }
+}
+
+/// An allergy or intolerance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allergy {
+    pub id: String,
+    pub code: Concept,
+    /// A drug allergy (`medication`) or anything else (`environment`).
+    pub drug: bool,
+    /// `YYYY-MM-DD`.
+    pub onset: Option<String>,
+    pub asserted: String,
+    /// When it ended and why (`No information available` when not recorded).
+    pub ended: Option<(String, String)>,
+    pub reaction: Option<(Concept, String)>,
+    pub confidential: bool,
+    /// The practitioner who recorded it.
+    pub recorder: String,
+}
+
+/// One issue of a medication course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MedicationIssue {
+    pub id: String,
+    pub date: String,
+    pub days: u32,
+}
+
+/// A medication course: the authorisation and its issues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MedicationCourse {
+    pub id: String,
+    pub medication: Concept,
+    /// `acute`, `repeat` or `repeat-dispensing`.
+    pub prescription_type: String,
+    pub start: String,
+    pub end: Option<String>,
+    /// `active`, `completed` or `stopped`.
+    pub status: String,
+    pub dosage: String,
+    pub quantity: (u32, String),
+    pub repeats_allowed: Option<u32>,
+    pub issues: Vec<MedicationIssue>,
+    /// Prescribed by another organisation (hospital, previous practice).
+    pub prescribed_elsewhere: bool,
+    pub confidential: bool,
+    pub recorder: String,
+}
+
+/// An immunisation, given or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Immunisation {
+    pub id: String,
+    pub vaccine: Concept,
+    pub procedure: Concept,
+    pub date: String,
+    pub given: bool,
+    pub recorded: String,
+    pub recorder: String,
+}
+
+/// An uncategorised observation: a measurement or a coded entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub id: String,
+    pub code: Concept,
+    pub effective: Option<String>,
+    pub issued: String,
+    pub value: Option<(String, String, String)>,
+    pub confidential: bool,
+    pub performer: String,
+}
+
+/// A patient's clinical record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClinicalRecord {
+    /// The patient's logical id.
+    pub id: String,
+    /// "No known allergies" was asserted, on this date.
+    pub no_known_allergies: Option<String>,
+    pub allergies: Vec<Allergy>,
+    pub medication: Vec<MedicationCourse>,
+    pub immunisations: Vec<Immunisation>,
+    pub observations: Vec<Observation>,
+}
+
+/// The warning of a list: what was left out, and whether the record is still arriving.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Warnings {
+    pub confidential_excluded: bool,
+    /// The date the patient registered, when the previous practice's record is in transit.
+    pub in_transit_since: Option<i64>,
+}
+
+/// A List of the structured record, with its title and code.
+fn list(
+    patient: &str,
+    title: &str,
+    code: &str,
+    items: Vec<String>,
+    warnings: Warnings,
+    today: &str,
+) -> Value {
+    let mut extension = vec![json!({
+        "url": format!("{SD}Extension-CareConnect-GPC-ClinicalSetting-1"),
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "1060971000000108", "display": "General practice service"}]},
+    })];
+    let mut notes = Vec::new();
+    if warnings.confidential_excluded {
+        extension.push(json!({"url": format!("{SD}Extension-CareConnect-GPC-ListWarningCode-1"), "valueCode": "confidential-items"}));
+        notes.push("Items excluded due to confidentiality and/or patient preferences.".to_owned());
+    }
+    if let Some(day) = warnings.in_transit_since {
+        extension.push(json!({"url": format!("{SD}Extension-CareConnect-GPC-ListWarningCode-1"), "valueCode": "data-in-transit"}));
+        notes.push(format!(
+            "Patient record transfer from previous GP practice not yet complete; information recorded before {} may be missing.",
+            display_date(day)
+        ));
+    }
+    let mut resource = json!({
+        "resourceType": "List",
+        "meta": {"profile": [format!("{SD}CareConnect-GPC-List-1")]},
+        "extension": extension,
+        "status": "current",
+        "mode": "snapshot",
+        "title": title,
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": title}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "date": today,
+        "orderedBy": {"coding": [{"system": "http://hl7.org/fhir/list-order", "code": "event-date", "display": "Sorted by Event Date"}]},
+    });
+    if items.is_empty() {
+        resource["emptyReason"] = json!({"coding": [{
+            "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1",
+            "code": "no-content-recorded", "display": "No Content Recorded"}]});
+        notes.insert(0, "Information not available".to_owned());
+    } else {
+        resource["entry"] = items
+            .into_iter()
+            .map(|i| json!({"item": {"reference": i}}))
+            .collect();
+    }
+    if !notes.is_empty() {
+        resource["note"] = json!([{"text": notes.join(" ")}]);
+    }
+    resource
+}
+
+/// `01-Apr-2025`.
+fn display_date(day: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (year, month, date) = carehub_fhir::datetime::civil_from_days(day);
+    format!(
+        "{date:02}-{}-{year}",
+        MONTHS[(month as usize).saturating_sub(1).min(11)]
+    )
+}
+
+fn identifier(patient: &str, id: &str) -> Value {
+    json!([{"system": SYSTEM_ITEM, "value": format!("{patient}-{id}")}])
+}
+
+impl Allergy {
+    fn to_resource(&self, patient: &str) -> Value {
+        let mut resource = json!({
+            "resourceType": "AllergyIntolerance",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-AllergyIntolerance-1")]},
+            "identifier": identifier(patient, &self.id),
+            "clinicalStatus": if self.ended.is_some() { "resolved" } else { "active" },
+            "verificationStatus": "unconfirmed",
+            "category": [if self.drug { "medication" } else { "environment" }],
+            "code": self.code.to_fhir(),
+            "patient": {"reference": format!("Patient/{patient}")},
+            "assertedDate": self.asserted,
+            "recorder": {"reference": format!("Practitioner/{}", self.recorder)},
+        });
+        if let Some(onset) = &self.onset {
+            resource["onsetDateTime"] = json!(onset);
+        }
+        if let Some((end, reason)) = &self.ended {
+            resource["extension"] = json!([{
+                "url": format!("{SD}Extension-CareConnect-GPC-AllergyIntoleranceEnd-1"),
+                "extension": [{"url": "endDate", "valueDateTime": end}, {"url": "reasonEnded", "valueString": reason}],
+            }]);
+        }
+        if let Some((manifestation, severity)) = &self.reaction {
+            resource["reaction"] =
+                json!([{"manifestation": [manifestation.to_fhir()], "severity": severity}]);
+        }
+        resource
+    }
+}
+
+fn prescription_type(kind: &str) -> Value {
+    let display = match kind {
+        "repeat" => "Repeat",
+        "repeat-dispensing" => "Repeat dispensing",
+        _ => "Acute",
+    };
+    json!({"url": format!("{SD}Extension-CareConnect-GPC-PrescriptionType-1"),
+           "valueCodeableConcept": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-PrescriptionType-1",
+                                                 "code": kind, "display": display}]}})
+}
+
+impl MedicationCourse {
+    /// Active on or after `day`: an open repeat from its start on, an open acute on its start
+    /// date, anything else over its start-to-end period; medication prescribed elsewhere always.
+    fn active_on_or_after(&self, day: i64) -> bool {
+        if self.prescribed_elsewhere {
+            return true;
+        }
+        let start = day_of(&self.start).unwrap_or(i64::MIN);
+        match self.end.as_deref().and_then(day_of) {
+            Some(end) => end >= day,
+            None if self.prescription_type == "acute" => start >= day,
+            None => true,
+        }
+    }
+
+    fn resources(&self, patient: &str, include_issues: bool) -> Vec<Value> {
+        let plan_id = format!("{}-plan", self.id);
+        let medication_id = format!("{}-medication", self.id);
+        let last_issue = self.issues.iter().map(|i| i.date.as_str()).max();
+        let mut effective = json!({"start": self.start});
+        if let Some(end) = &self.end {
+            effective["end"] = json!(end);
+        }
+        let agency = if self.prescribed_elsewhere {
+            (
+                "prescribed-by-another-organisation",
+                "Prescribed by another organisation",
+            )
+        } else {
+            ("prescribed-at-gp-practice", "Prescribed at GP practice")
+        };
+        let mut statement_extensions = vec![json!({
+            "url": format!("{SD}Extension-CareConnect-GPC-PrescribingAgency-1"),
+            "valueCodeableConcept": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-PrescribingAgency-1",
+                                                  "code": agency.0, "display": agency.1}]},
+        })];
+        if let Some(last) = last_issue.filter(|_| !self.prescribed_elsewhere) {
+            statement_extensions.push(json!({"url": format!("{SD}Extension-CareConnect-GPC-MedicationStatementLastIssueDate-1"), "valueDateTime": last}));
+        }
+        let statement = json!({
+            "resourceType": "MedicationStatement",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-MedicationStatement-1")]},
+            "extension": statement_extensions,
+            "identifier": identifier(patient, &self.id),
+            "basedOn": [{"reference": format!("MedicationRequest/{plan_id}")}],
+            "status": self.status,
+            "medicationReference": {"reference": format!("Medication/{medication_id}")},
+            "effectivePeriod": effective,
+            "dateAsserted": self.start,
+            "subject": {"reference": format!("Patient/{patient}")},
+            "taken": "unk",
+            "dosage": [{"text": self.dosage}],
+        });
+        let mut plan_extensions = vec![prescription_type(&self.prescription_type)];
+        if let Some(allowed) = self
+            .repeats_allowed
+            .filter(|_| self.prescription_type != "acute")
+        {
+            // unsignedInt, as CareConnect-GPC-MedicationRequest-1 and the spec page have it (the
+            // count issued is zero before the first issue); the extension's own definition says
+            // positiveInt, which contradicts both.
+            plan_extensions.push(json!({
+                "url": format!("{SD}Extension-CareConnect-GPC-MedicationRepeatInformation-1"),
+                "extension": [
+                    {"url": "numberOfRepeatPrescriptionsAllowed", "valueUnsignedInt": allowed},
+                    {"url": "numberOfRepeatPrescriptionsIssued", "valueUnsignedInt": self.issues.len()},
+                ],
+            }));
+        }
+        let request = |id: &str,
+                       intent: &str,
+                       authored: &str,
+                       period: Value,
+                       extensions: Vec<Value>,
+                       based_on: Option<&str>| {
+            let mut resource = json!({
+                "resourceType": "MedicationRequest",
+                "id": id,
+                "meta": {"profile": [format!("{SD}CareConnect-GPC-MedicationRequest-1")]},
+                "extension": extensions,
+                "identifier": identifier(patient, id),
+                "status": self.status,
+                "intent": intent,
+                "medicationReference": {"reference": format!("Medication/{medication_id}")},
+                "subject": {"reference": format!("Patient/{patient}")},
+                "authoredOn": authored,
+                "recorder": {"reference": format!("Practitioner/{}", self.recorder)},
+                "dosageInstruction": [{"text": self.dosage}],
+                "dispenseRequest": {
+                    "validityPeriod": period,
+                    "quantity": {
+                        "extension": [{"url": format!("{SD}Extension-CareConnect-GPC-MedicationQuantityText-1"), "valueString": self.quantity.1}],
+                        "value": self.quantity.0,
+                    },
+                },
+            });
+            if let Some(plan) = based_on {
+                resource["basedOn"] = json!([{"reference": format!("MedicationRequest/{plan}")}]);
+            }
+            resource
+        };
+        let mut resources = vec![
+            statement,
+            request(
+                &plan_id,
+                "plan",
+                &self.start,
+                effective,
+                plan_extensions,
+                None,
+            ),
+            json!({
+                "resourceType": "Medication",
+                "id": medication_id,
+                "meta": {"profile": [format!("{SD}CareConnect-GPC-Medication-1")]},
+                "code": self.medication.to_fhir(),
+            }),
+        ];
+        if include_issues {
+            for issue in &self.issues {
+                let end = day_of(&issue.date)
+                    .map(|d| d + i64::from(issue.days))
+                    .map(|d| {
+                        let (y, m, dd) = carehub_fhir::datetime::civil_from_days(d);
+                        format!("{y:04}-{m:02}-{dd:02}")
+                    });
+                let mut period = json!({"start": issue.date});
+                if let Some(end) = end {
+                    period["end"] = json!(end);
+                }
+                let id = format!("{}-issue-{}", self.id, issue.id);
+                resources.push(request(
+                    &id,
+                    "order",
+                    &issue.date,
+                    period,
+                    vec![prescription_type(&self.prescription_type)],
+                    Some(&plan_id),
+                ));
+            }
+        }
+        resources
+    }
+}
+
+impl Immunisation {
+    fn to_resource(&self, patient: &str) -> Value {
+        json!({
+            "resourceType": "Immunization",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-Immunization-1")]},
+            "extension": [
+                {"url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-DateRecorded-1", "valueDateTime": self.recorded},
+                {"url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-VaccinationProcedure-1",
+                 "valueCodeableConcept": self.procedure.to_fhir()},
+            ],
+            "identifier": identifier(patient, &self.id),
+            "status": "completed",
+            "notGiven": !self.given,
+            "vaccineCode": self.vaccine.to_fhir(),
+            "patient": {"reference": format!("Patient/{patient}")},
+            "date": self.date,
+            "primarySource": true,
+            "practitioner": [{
+                "role": {"coding": [{"system": "http://hl7.org/fhir/v2/0443", "code": "EP", "display": "Entering Provider"}]},
+                "actor": {"reference": format!("Practitioner/{}", self.recorder)},
+            }],
+        })
+    }
+}
+
+impl Observation {
+    fn to_resource(&self, patient: &str) -> Value {
+        let mut resource = json!({
+            "resourceType": "Observation",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-Observation-1")]},
+            "identifier": identifier(patient, &self.id),
+            "status": "final",
+            "code": self.code.to_fhir(),
+            "subject": {"reference": format!("Patient/{patient}")},
+            "issued": self.issued,
+            "performer": [{"reference": format!("Practitioner/{}", self.performer)}],
+        });
+        if let Some(effective) = &self.effective {
+            resource["effectiveDateTime"] = json!(effective);
+        }
+        if let Some((value, unit, code)) = &self.value {
+            resource["valueQuantity"] = json!({"value": serde_json::Number::from_string_unchecked(value.clone()),
+                                               "unit": unit, "system": "http://unitsofmeasure.org", "code": code});
+        }
+        resource
+    }
+}
+
+/// What a structured record answer holds: Lists, clinical resources, and the practitioners the
+/// clinical resources name.
+#[derive(Debug, Default)]
+pub struct Sections {
+    pub lists: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub practitioners: Vec<String>,
+}
+
+/// The options of a request, area by area.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    pub allergies: Option<AllergyOptions>,
+    pub medication: Option<MedicationOptions>,
+    pub immunisations: Option<ImmunisationOptions>,
+    pub uncategorised: Option<DayRange>,
+}
+
+impl ClinicalRecord {
+    /// The Lists and resources `selection` asks for; `today` is the answer's date
+    /// (`YYYY-MM-DD`).
+    pub fn sections(&self, selection: &Selection, warnings: Warnings, today: &str) -> Sections {
+        let patient = self.id.as_str();
+        let mut out = Sections::default();
+        let named = |who: &str, out: &mut Sections| {
+            if !out.practitioners.iter().any(|p| p == who) {
+                out.practitioners.push(who.to_owned());
+            }
+        };
+        if let Some(options) = selection.allergies {
+            let hidden = self
+                .allergies
+                .iter()
+                .any(|a| a.confidential && a.ended.is_none());
+            let active: Vec<&Allergy> = self
+                .allergies
+                .iter()
+                .filter(|a| !a.confidential && a.ended.is_none())
+                .collect();
+            let mut items: Vec<String> = active
+                .iter()
+                .map(|a| format!("AllergyIntolerance/{}", a.id))
+                .collect();
+            for allergy in &active {
+                out.resources.push(allergy.to_resource(patient));
+                named(&allergy.recorder, &mut out);
+            }
+            if let Some(asserted) = self
+                .no_known_allergies
+                .as_ref()
+                .filter(|_| active.is_empty() && !hidden)
+            {
+                let nka = Allergy {
+                    id: "nka".into(),
+                    code: Concept::new("716186003", "No known allergy"),
+                    drug: false,
+                    onset: None,
+                    asserted: asserted.clone(),
+                    ended: None,
+                    reaction: None,
+                    confidential: false,
+                    recorder: self
+                        .allergies
+                        .first()
+                        .map(|a| a.recorder.clone())
+                        .unwrap_or_else(|| "1".into()),
+                };
+                items.push("AllergyIntolerance/nka".into());
+                named(&nka.recorder, &mut out);
+                out.resources.push(nka.to_resource(patient));
+            }
+            out.lists.push(list(
+                patient,
+                "Allergies and adverse reactions",
+                "886921000000105",
+                items,
+                Warnings {
+                    confidential_excluded: hidden,
+                    ..warnings
+                },
+                today,
+            ));
+            if options.include_resolved {
+                let hidden = self
+                    .allergies
+                    .iter()
+                    .any(|a| a.confidential && a.ended.is_some());
+                let ended: Vec<&Allergy> = self
+                    .allergies
+                    .iter()
+                    .filter(|a| !a.confidential && a.ended.is_some())
+                    .collect();
+                let mut ended_list = list(
+                    patient,
+                    "Ended allergies",
+                    "1103671000000101",
+                    ended.iter().map(|a| format!("#{}", a.id)).collect(),
+                    Warnings {
+                        confidential_excluded: hidden,
+                        ..warnings
+                    },
+                    today,
+                );
+                if !ended.is_empty() {
+                    ended_list["contained"] =
+                        ended.iter().map(|a| a.to_resource(patient)).collect();
+                }
+                for allergy in &ended {
+                    named(&allergy.recorder, &mut out);
+                }
+                out.lists.push(ended_list);
+            }
+        }
+        if let Some(options) = selection.medication {
+            let hidden = self.medication.iter().any(|m| m.confidential);
+            let courses: Vec<&MedicationCourse> = self
+                .medication
+                .iter()
+                .filter(|m| {
+                    !m.confidential && options.from.is_none_or(|day| m.active_on_or_after(day))
+                })
+                .collect();
+            out.lists.push(list(
+                patient,
+                "Medications and medical devices",
+                "933361000000108",
+                courses
+                    .iter()
+                    .map(|m| format!("MedicationStatement/{}", m.id))
+                    .collect(),
+                Warnings {
+                    confidential_excluded: hidden,
+                    ..warnings
+                },
+                today,
+            ));
+            for course in courses {
+                out.resources
+                    .extend(course.resources(patient, options.include_issues));
+                named(&course.recorder, &mut out);
+            }
+        }
+        if let Some(options) = selection.immunisations {
+            let given: Vec<&Immunisation> = self
+                .immunisations
+                .iter()
+                .filter(|i| i.given || options.include_not_given)
+                .collect();
+            out.lists.push(list(
+                patient,
+                "Immunisations",
+                "1102181000000102",
+                given
+                    .iter()
+                    .map(|i| format!("Immunization/{}", i.id))
+                    .collect(),
+                warnings,
+                today,
+            ));
+            for immunisation in given {
+                out.resources.push(immunisation.to_resource(patient));
+                named(&immunisation.recorder, &mut out);
+            }
+        }
+        if let Some(range) = selection.uncategorised {
+            let hidden = self.observations.iter().any(|o| o.confidential);
+            let found: Vec<&Observation> = self
+                .observations
+                .iter()
+                .filter(|o| !o.confidential && range.holds(o.effective.as_deref().and_then(day_of)))
+                .collect();
+            out.lists.push(list(
+                patient,
+                "Uncategorised data",
+                "826501000000100",
+                found
+                    .iter()
+                    .map(|o| format!("Observation/{}", o.id))
+                    .collect(),
+                Warnings {
+                    confidential_excluded: hidden,
+                    ..warnings
+                },
+                today,
+            ));
+            for observation in found {
+                out.resources.push(observation.to_resource(patient));
+                named(&observation.performer, &mut out);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn course(id: &str, kind: &str, start: &str, end: Option<&str>) -> MedicationCourse {
+        MedicationCourse {
+            id: id.into(),
+            medication: Concept::new("322236009", "Paracetamol 500mg tablets"),
+            prescription_type: kind.into(),
+            start: start.into(),
+            end: end.map(str::to_owned),
+            status: if end.is_some() {
+                "completed".into()
+            } else {
+                "active".into()
+            },
+            dosage: "Two tablets up to four times a day".into(),
+            quantity: (100, "tablet".into()),
+            repeats_allowed: (kind != "acute").then_some(6),
+            issues: vec![MedicationIssue {
+                id: "1".into(),
+                date: start.into(),
+                days: 28,
+            }],
+            prescribed_elsewhere: false,
+            confidential: false,
+            recorder: "1".into(),
+        }
+    }
+
+    #[test]
+    fn medication_is_active_by_the_spec_rules() {
+        let day = day_of("2026-06-01").unwrap_or_default();
+        assert!(
+            course("a", "repeat", "2020-01-01", None).active_on_or_after(day),
+            "an open repeat"
+        );
+        assert!(
+            !course("b", "acute", "2020-01-01", None).active_on_or_after(day),
+            "an old open acute"
+        );
+        assert!(course("c", "acute", "2026-06-02", None).active_on_or_after(day));
+        assert!(
+            course("d", "repeat", "2020-01-01", Some("2026-06-01")).active_on_or_after(day),
+            "ends on the day"
+        );
+        assert!(!course("e", "repeat", "2020-01-01", Some("2026-05-31")).active_on_or_after(day));
+    }
+
+    #[test]
+    fn empty_lists_say_why_and_confidential_items_are_warned_of() {
+        let mut record = ClinicalRecord {
+            id: "2".into(),
+            ..ClinicalRecord::default()
+        };
+        let selection = Selection {
+            uncategorised: Some(DayRange::default()),
+            ..Selection::default()
+        };
+        let empty = record.sections(&selection, Warnings::default(), "2026-12-01");
+        assert_eq!(
+            empty.lists[0]["emptyReason"]["coding"][0]["code"],
+            "no-content-recorded"
+        );
+        assert_eq!(
+            empty.lists[0]["note"][0]["text"],
+            "Information not available"
+        );
+        record.observations.push(Observation {
+            id: "o1".into(),
+            code: Concept::new("162864005", "Body mass index 30+ - obesity"),
+            effective: Some("2026-01-01".into()),
+            issued: "2026-01-01T10:00:00+00:00".into(),
+            value: None,
+            confidential: true,
+            performer: "1".into(),
+        });
+        let warned = record.sections(&selection, Warnings::default(), "2026-12-01");
+        assert_eq!(
+            warned.lists[0]["extension"][1]["valueCode"],
+            "confidential-items"
+        );
+        assert!(warned.resources.is_empty());
+    }
+}
