@@ -1398,6 +1398,8 @@ async fn structured_operation(
         medication: request.medication,
         immunisations: request.immunisations,
         uncategorised: request.uncategorised,
+        referrals: request.referrals,
+        diary: request.diary,
     };
     let sections = record.sections(&selection, warnings, &clock::format_day(clock::uk_day(now)));
     // The patient, the practice, the usual GP and everyone the record's items name.

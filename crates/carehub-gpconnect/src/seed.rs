@@ -466,7 +466,8 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 /// ended allergies for patient17, and so on.
 pub fn records() -> Vec<ClinicalRecord> {
     use crate::domain::record::{
-        Allergy, Concept, Immunisation, MedicationCourse, MedicationIssue, Observation,
+        Allergy, Concept, DiaryEntry, Immunisation, MedicationCourse, MedicationIssue, Observation,
+        Referral,
     };
     let allergy =
         |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
@@ -620,6 +621,22 @@ pub fn records() -> Vec<ClinicalRecord> {
                 confidential_course,
             ],
             immunisations: vec![flu("2-i1", "2024-10-08"), flu("2-i2", "2025-10-14")],
+            referrals: vec![Referral {
+                id: "2-r1".into(),
+                authored: "2025-09-04".into(),
+                reason: Concept::new("49727002", "Cough"),
+                specialty: "Respiratory medicine".into(),
+                description: "Persistent cough for eight weeks; chest X-ray clear".into(),
+                recipient: ("R1A14".into(), "Carehub General Hospital".into()),
+                requester: "1".into(),
+            }],
+            diary: vec![DiaryEntry {
+                id: "2-d1".into(),
+                code: Concept::new("183515008", "Refer to medication review"),
+                due: "2027-03-01".into(),
+                authored: "2026-03-01".into(),
+                requester: "1".into(),
+            }],
             observations: vec![
                 observation(
                     "2-o1",
@@ -792,5 +809,7 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
                 performer: "2".into(),
             })
             .collect(),
+        referrals: Vec::new(),
+        diary: Vec::new(),
     }
 }

@@ -62,6 +62,8 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
         {"name": "includeMedication"},
         {"name": "includeImmunisations"},
         {"name": "includeUncategorisedData"},
+        {"name": "includeReferrals"},
+        {"name": "includeDiaryEntries"},
     ]);
     let (status, bundle) = retrieve(&env, &parameters("9690937286", areas)).await;
     assert_eq!(status, 200, "{bundle}");
@@ -78,7 +80,9 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
             "Ended allergies",
             "Medications and medical devices",
             "Immunisations",
-            "Uncategorised data"
+            "Uncategorised data",
+            "Outbound referral",
+            "Patient recall administration"
         ]
     );
     for resource in entries(&bundle) {
@@ -161,6 +165,34 @@ async fn options_filter_what_each_area_returns() {
         list(&observations, "Uncategorised data")["emptyReason"]["coding"][0]["code"],
         "no-content-recorded"
     );
+
+    // Referrals by when they were made; diary entries due by a date.
+    let today = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let (y, m, d) = carehub_fhir::datetime::civil_from_days(now / 86_400);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    let (_, filtered) = retrieve(&env, &parameters("9690937286", json!([
+        {"name": "includeReferrals", "part": [{"name": "referralSearchPeriod", "valuePeriod": {"start": "2020-01-01", "end": "2024-12-31"}}]},
+        {"name": "includeDiaryEntries", "part": [{"name": "diaryEntriesSearchDate", "valueDate": today}]}]))).await;
+    assert!(list(&filtered, "Outbound referral")["entry"].is_null());
+    assert!(
+        list(&filtered, "Patient recall administration")["entry"].is_null(),
+        "the recall is due in 2027"
+    );
+    let (_, all) = retrieve(
+        &env,
+        &parameters(
+            "9690937286",
+            json!([{"name": "includeReferrals"}, {"name": "includeDiaryEntries"}]),
+        ),
+    )
+    .await;
+    assert_eq!(of_type(&all, "ReferralRequest").len(), 1);
+    assert_eq!(of_type(&all, "ProcedureRequest").len(), 1);
 
     // patient1 has no allergies: an empty list that says why; patient5 asserted none.
     let (_, none) = retrieve(

@@ -106,6 +106,30 @@ pub struct Observation {
     pub performer: String,
 }
 
+/// An outbound referral.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referral {
+    pub id: String,
+    pub authored: String,
+    pub reason: Concept,
+    pub specialty: String,
+    pub description: String,
+    /// The organisation referred to (an ODS code and a name).
+    pub recipient: (String, String),
+    pub requester: String,
+}
+
+/// A diary entry: something to do for the patient on or by a date (a recall).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiaryEntry {
+    pub id: String,
+    pub code: Concept,
+    /// When it is due, `YYYY-MM-DD`.
+    pub due: String,
+    pub authored: String,
+    pub requester: String,
+}
+
 /// A patient's clinical record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClinicalRecord {
@@ -117,6 +141,10 @@ pub struct ClinicalRecord {
     pub medication: Vec<MedicationCourse>,
     pub immunisations: Vec<Immunisation>,
     pub observations: Vec<Observation>,
+    #[serde(default)]
+    pub referrals: Vec<Referral>,
+    #[serde(default)]
+    pub diary: Vec<DiaryEntry>,
 }
 
 /// The warning of a list: what was left out, and whether the record is still arriving.
@@ -436,6 +464,45 @@ impl Observation {
     }
 }
 
+impl Referral {
+    fn to_resource(&self, patient: &str) -> Value {
+        json!({
+            "resourceType": "ReferralRequest",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-ReferralRequest-1")]},
+            "identifier": identifier(patient, &self.id),
+            "status": "unknown",
+            "intent": "order",
+            "specialty": {"text": self.specialty},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "authoredOn": self.authored,
+            "requester": {"agent": {"reference": format!("Practitioner/{}", self.requester)}},
+            "recipient": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": self.recipient.0},
+                           "display": self.recipient.1}],
+            "reasonCode": [self.reason.to_fhir()],
+            "description": self.description,
+        })
+    }
+}
+
+impl DiaryEntry {
+    fn to_resource(&self, patient: &str) -> Value {
+        json!({
+            "resourceType": "ProcedureRequest",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-ProcedureRequest-1")]},
+            "identifier": identifier(patient, &self.id),
+            "status": "active",
+            "intent": "plan",
+            "code": self.code.to_fhir(),
+            "subject": {"reference": format!("Patient/{patient}")},
+            "occurrenceDateTime": self.due,
+            "authoredOn": self.authored,
+            "requester": {"agent": {"reference": format!("Practitioner/{}", self.requester)}},
+        })
+    }
+}
+
 /// What a structured record answer holds: Lists, clinical resources, and the practitioners the
 /// clinical resources name.
 #[derive(Debug, Default)]
@@ -452,6 +519,8 @@ pub struct Selection {
     pub medication: Option<MedicationOptions>,
     pub immunisations: Option<ImmunisationOptions>,
     pub uncategorised: Option<DayRange>,
+    pub referrals: Option<DayRange>,
+    pub diary: Option<Option<i64>>,
 }
 
 impl ClinicalRecord {
@@ -624,6 +693,50 @@ impl ClinicalRecord {
             for observation in found {
                 out.resources.push(observation.to_resource(patient));
                 named(&observation.performer, &mut out);
+            }
+        }
+        if let Some(range) = selection.referrals {
+            let found: Vec<&Referral> = self
+                .referrals
+                .iter()
+                .filter(|r| range.holds(day_of(&r.authored)))
+                .collect();
+            out.lists.push(list(
+                patient,
+                "Outbound referral",
+                "792931000000107",
+                found
+                    .iter()
+                    .map(|r| format!("ReferralRequest/{}", r.id))
+                    .collect(),
+                warnings,
+                today,
+            ));
+            for referral in found {
+                out.resources.push(referral.to_resource(patient));
+                named(&referral.requester, &mut out);
+            }
+        }
+        if let Some(until) = selection.diary {
+            let found: Vec<&DiaryEntry> = self
+                .diary
+                .iter()
+                .filter(|d| until.is_none_or(|day| day_of(&d.due).is_none_or(|due| due <= day)))
+                .collect();
+            out.lists.push(list(
+                patient,
+                "Patient recall administration",
+                "714311000000108",
+                found
+                    .iter()
+                    .map(|d| format!("ProcedureRequest/{}", d.id))
+                    .collect(),
+                warnings,
+                today,
+            ));
+            for entry in found {
+                out.resources.push(entry.to_resource(patient));
+                named(&entry.requester, &mut out);
             }
         }
         out

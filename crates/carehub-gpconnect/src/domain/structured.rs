@@ -60,6 +60,9 @@ pub struct StructuredRequest {
     pub medication: Option<MedicationOptions>,
     pub immunisations: Option<ImmunisationOptions>,
     pub uncategorised: Option<DayRange>,
+    pub referrals: Option<DayRange>,
+    /// Diary entries, up to a date (days since 1970) when one was given.
+    pub diary: Option<Option<i64>>,
     /// Areas asked for that this provider does not serve (reported as disabled).
     pub other_areas: Vec<&'static str>,
     pub warnings: Vec<Warning>,
@@ -91,11 +94,13 @@ const AREAS: [(&str, &[&str]); 9] = [
 ];
 
 /// The areas this provider serves; the others are reported as disabled.
-const SERVED: [&str; 4] = [
+const SERVED: [&str; 6] = [
     "includeAllergies",
     "includeMedication",
     "includeImmunisations",
     "includeUncategorisedData",
+    "includeReferrals",
+    "includeDiaryEntries",
 ];
 
 /// Parts that may not come with consultations (and, but for the problem filters, with
@@ -215,6 +220,8 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
         medication: None,
         immunisations: None,
         uncategorised: None,
+        referrals: None,
+        diary: None,
         other_areas: Vec::new(),
         warnings: Vec::new(),
     };
@@ -346,12 +353,19 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                     code(p, area, &["major", "minor"])?;
                 }
             }
-            "includeInvestigations" | "includeReferrals" => {
-                if let Some(p) = parts.first().filter(|p| known_parts.contains(&p.name)) {
+            "includeInvestigations" => {
+                if let Some(p) = part("investigationSearchPeriod") {
                     period(p, area, today)?;
                 }
             }
+            "includeReferrals" => {
+                request.referrals = Some(match part("referralSearchPeriod") {
+                    Some(p) => period(p, area, today)?,
+                    None => DayRange::default(),
+                });
+            }
             "includeDiaryEntries" => {
+                let mut until = None;
                 if let Some(p) = part("diaryEntriesSearchDate") {
                     let day = whole_date(
                         p.value.get("valueDate"),
@@ -362,7 +376,9 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                             "includeDiaryEntries.diaryEntriesSearchDate may not be in the past",
                         ));
                     }
+                    until = Some(day);
                 }
+                request.diary = Some(until);
             }
             _ => {}
         }
@@ -445,10 +461,12 @@ mod tests {
                 {"name": "includeMedication"},
                 {"name": "includeImmunisations"},
                 {"name": "includeProblems"},
+                {"name": "includeDiaryEntries"},
             ])),
             TODAY,
         )
         .expect("valid");
+        assert_eq!(request.diary, Some(None));
         assert_eq!(
             request.allergies,
             Some(AllergyOptions {
