@@ -262,11 +262,14 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 // The checks every request passes
 
 /// A request that passed the Spine's checks.
+#[derive(Clone)]
 struct Call {
     practice: Organisation,
     /// The practice's service root URL.
     base: String,
     negotiated: Negotiated,
+    /// What the audit token says about the request.
+    claims: jwt::AuditClaims,
     audit: Option<audit::Caller>,
 }
 
@@ -346,6 +349,7 @@ async fn begin(
         base: format!("{}/{}/STU3/1/gpconnect", gpc.url, practice.ods),
         practice,
         negotiated,
+        claims,
         audit,
     })
 }
@@ -1071,12 +1075,7 @@ async fn book_appointment(
     slots.sort_by_key(|s| s.start);
     appointment::check_slots(&request, &schedule, &slots, now_micros())
         .map_err(|e| call.fail(e))?;
-    let audit_call = Call {
-        audit: call.audit.clone(),
-        base: call.base.clone(),
-        practice: call.practice.clone(),
-        negotiated: call.negotiated,
-    };
+    let audit_call = call.clone();
     let (booked, version) = gpc
         .repo
         .book(
@@ -1212,12 +1211,7 @@ async fn change_appointment(
         )
     };
     let changed = changed.map_err(|e| call.fail(e))?;
-    let audit_call = Call {
-        audit: call.audit.clone(),
-        base: call.base.clone(),
-        practice: call.practice.clone(),
-        negotiated: call.negotiated,
-    };
+    let audit_call = call.clone();
     let (stored, new_version) = gpc
         .repo
         .change_appointment(changed, version, move |a| {
@@ -1345,64 +1339,144 @@ async fn structured_operation(
     caller: Option<Extension<audit::Caller>>,
     body: Bytes,
 ) -> Answer {
-    if operation != "$gpc.getstructuredrecord" {
-        return Err(GpcError::bad_request(format!(
-            "POST /Patient/{operation} is not an Access Record Structured interaction; the operation is $gpc.getstructuredrecord"
-        ))
-        .into());
-    }
-    let call = begin(
-        &gpc,
-        &ods,
-        &headers,
-        &query,
-        &[Interaction::GetStructuredRecord],
-        caller,
-    )
-    .await?;
+    let interaction = match operation.as_str() {
+        "$gpc.getstructuredrecord" => Interaction::GetStructuredRecord,
+        "$gpc.migratestructuredrecord" => Interaction::MigrateStructuredRecord,
+        _ => {
+            return Err(GpcError::bad_request(format!(
+                "POST /Patient/{operation} is not an Access Record Structured interaction; the operations are $gpc.getstructuredrecord and $gpc.migratestructuredrecord"
+            ))
+            .into());
+        }
+    };
+    let call = begin(&gpc, &ods, &headers, &query, &[interaction], caller).await?;
     let parameters = parse_body(&headers, &body).map_err(|e| call.fail(e))?;
     let now = now_micros();
-    let request = structured::parse(&parameters, clock::uk_day(now)).map_err(|e| call.fail(e))?;
-    let not_found = || {
+    let not_found = |nhs: &str| {
         call.fail(GpcError::new(
             SpineCode::PatientNotFound,
-            format!("No patient with NHS number {} is registered (regular, active, traced) at this practice", request.nhs_number),
+            format!("No patient with NHS number {nhs} can be shared by this practice"),
         ))
     };
-    let (patient, version) = gpc
-        .repo
-        .patient_by_nhs_number(&request.nhs_number, &call.practice.id)
-        .await
-        .map_err(|e| call.repo_fail(e))?
-        .filter(|(p, _)| p.is_visible() && p.registration.kind == RegistrationType::Regular)
-        .ok_or_else(not_found)?;
-    if patient.dissent {
-        return Err(call.fail(GpcError::new(
-            SpineCode::NoPatientConsent,
-            "The patient has dissented from sharing their record",
-        )));
-    }
+    let (patient, version, selection, warnings) = if interaction == Interaction::GetStructuredRecord
+    {
+        let request =
+            structured::parse(&parameters, clock::uk_day(now)).map_err(|e| call.fail(e))?;
+        let (patient, version) = gpc
+            .repo
+            .patient_by_nhs_number(&request.nhs_number, &call.practice.id)
+            .await
+            .map_err(|e| call.repo_fail(e))?
+            .filter(|(p, _)| p.is_visible() && p.registration.kind == RegistrationType::Regular)
+            .ok_or_else(|| not_found(&request.nhs_number))?;
+        if patient.dissent {
+            return Err(call.fail(GpcError::new(
+                SpineCode::NoPatientConsent,
+                "The patient has dissented from sharing their record",
+            )));
+        }
+        let selection = record::Selection {
+            allergies: request.allergies,
+            medication: request.medication,
+            immunisations: request.immunisations,
+            uncategorised: request.uncategorised,
+            referrals: request.referrals,
+            diary: request.diary,
+            include_confidential: false,
+        };
+        let mut warnings = request.warnings.clone();
+        warnings.extend(request.other_areas.iter().map(|area| structured::Warning {
+            text: format!("{area} has been disabled"),
+            diagnostics: (*area).to_owned(),
+        }));
+        (patient, version, selection, warnings)
+    } else {
+        let request = structured::parse_migrate(&parameters).map_err(|e| call.fail(e))?;
+        if request.include_sensitive && call.claims.scopes.iter().any(|s| s == "conf/N") {
+            return Err(call.fail(GpcError::new(
+                SpineCode::ConflictingValues,
+                "includeSensitiveInformation is true, but the JWT's requested_scope says conf/N (no sensitive information)",
+            )));
+        }
+        // The practice keeps the record of a patient who has left; what matters is that the
+        // patient is alive, traced and not sensitive.
+        let (patient, version) = gpc
+            .repo
+            .patient_by_nhs_number(&request.nhs_number, &call.practice.id)
+            .await
+            .map_err(|e| call.repo_fail(e))?
+            .filter(|(p, _)| p.deceased.is_none() && p.verified && !p.sensitive)
+            .ok_or_else(|| not_found(&request.nhs_number))?;
+        // Only the practice the patient is now registered with (on PDS) may take the record.
+        let registered = gpc
+            .repo
+            .pds()
+            .current(&request.nhs_number)
+            .await
+            .map_err(|e| call.repo_fail(e.into()))?
+            .and_then(|(p, _)| p.gp_practice);
+        if registered.as_deref() != Some(call.claims.organisation.as_str()) {
+            return Err(call.fail(GpcError::new(
+                SpineCode::NoRelationship,
+                format!(
+                    "{} is not the practice the patient is registered with on PDS ({})",
+                    call.claims.organisation,
+                    registered.as_deref().unwrap_or("none")
+                ),
+            )));
+        }
+        let selection = record::Selection::full_record(request.include_sensitive);
+        (patient, version, selection, request.warnings)
+    };
+    let bundle = record_bundle(
+        &gpc, &call, &patient, version, &selection, &warnings, &headers, now,
+    )
+    .await?;
+    let reference = format!("Patient/{}", patient.id);
+    let name = if interaction == Interaction::GetStructuredRecord {
+        "gpc.getstructuredrecord"
+    } else {
+        "gpc.migratestructuredrecord"
+    };
+    call.audit_read(
+        &gpc,
+        AuditInteraction::Operation(name, "R"),
+        std::slice::from_ref(&reference),
+        std::slice::from_ref(&reference),
+    )
+    .await?;
+    Ok(call.ok(&bundle, None))
+}
+
+/// The `GPConnect-StructuredRecord-Bundle-1` of `patient`'s record as `selection` asks: the
+/// patient, the practice, the practitioners named, the Lists and resources, and the warnings.
+#[allow(clippy::too_many_arguments)]
+async fn record_bundle(
+    gpc: &Gpc,
+    call: &Call,
+    patient: &GpPatient,
+    version: i64,
+    selection: &record::Selection,
+    warnings: &[structured::Warning],
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Value, Failure> {
     let record = gpc
         .repo
         .clinical_record(&patient.id)
         .await
         .map_err(|e| call.repo_fail(e))?;
-    let warnings = record::Warnings {
+    let list_warnings = record::Warnings {
         confidential_excluded: false,
         in_transit_since: patient
             .in_transit
             .then(|| clock::day_of(&patient.registration.start).unwrap_or(clock::uk_day(now))),
     };
-    let selection = record::Selection {
-        allergies: request.allergies,
-        medication: request.medication,
-        immunisations: request.immunisations,
-        uncategorised: request.uncategorised,
-        referrals: request.referrals,
-        diary: request.diary,
-    };
-    let sections = record.sections(&selection, warnings, &clock::format_day(clock::uk_day(now)));
-    // The patient, the practice, the usual GP and everyone the record's items name.
+    let sections = record.sections(
+        selection,
+        list_warnings,
+        &clock::format_day(clock::uk_day(now)),
+    );
     let mut entries = vec![patient.to_resource(version)];
     if let Some((organisation, v)) = gpc
         .repo
@@ -1413,13 +1487,12 @@ async fn structured_operation(
         entries.push(organisation.to_resource(v));
     }
     let mut people: Vec<String> = patient.registration.usual_gp.iter().cloned().collect();
-    people.extend(sections.practitioners.iter().cloned());
-    people.dedup();
-    let mut listed: Vec<String> = Vec::new();
-    for id in people {
-        if listed.contains(&id) {
-            continue;
+    for id in sections.practitioners.iter() {
+        if !people.contains(id) {
+            people.push(id.clone());
         }
+    }
+    for id in people {
         if let Some((practitioner, v)) = gpc
             .repo
             .get::<Practitioner>(&id)
@@ -1429,30 +1502,15 @@ async fn structured_operation(
             entries.push(practitioner.to_resource(v));
             entries.push(practitioner.role_resource(v));
         }
-        listed.push(id);
     }
     entries.extend(sections.lists);
     entries.extend(sections.resources);
-    let mut warnings = request.warnings.clone();
-    warnings.extend(request.other_areas.iter().map(|area| structured::Warning {
-        text: format!("{area} has been disabled"),
-        diagnostics: (*area).to_owned(),
-    }));
-    entries.extend(warnings_outcome(&warnings));
-    let bundle = json!({
+    entries.extend(warnings_outcome(warnings));
+    Ok(json!({
         "resourceType": "Bundle",
-        "id": header_text(&headers, "ssp-traceid").unwrap_or_default(),
+        "id": header_text(headers, "ssp-traceid").unwrap_or_default(),
         "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-StructuredRecord-Bundle-1"]},
         "type": "collection",
         "entry": entries.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
-    });
-    let reference = format!("Patient/{}", patient.id);
-    call.audit_read(
-        &gpc,
-        AuditInteraction::Operation("gpc.getstructuredrecord", "R"),
-        std::slice::from_ref(&reference),
-        std::slice::from_ref(&reference),
-    )
-    .await?;
-    Ok(call.ok(&bundle, None))
+    }))
 }

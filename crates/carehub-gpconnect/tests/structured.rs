@@ -336,3 +336,113 @@ async fn the_structured_capability_statement_names_its_release() {
     assert_eq!(statement["version"], "1.6.0");
     assert_eq!(statement["profile"].as_array().map(Vec::len), Some(11));
 }
+
+const MIGRATE: &str =
+    "urn:nhs:names:services:gpconnect:fhir:operation:gpc.migratestructuredrecord-1";
+
+fn migration(nhs: &str, sensitive: bool) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [
+        {"name": "patientNHSNumber", "valueIdentifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}},
+        {"name": "includeFullRecord", "part": [{"name": "includeSensitiveInformation", "valueBoolean": sensitive}]},
+    ]})
+}
+
+async fn migrate(env: &common::Env, body: &Value, reason: &str, scope: &str) -> (u16, Value) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let token =
+        carehub_gpconnect::domain::jwt::token_for(reason, "aud", "A11111", "UNK", scope, now);
+    send(
+        env.raw(
+            Method::POST,
+            "/structured/Patient/$gpc.migratestructuredrecord",
+        )
+        .header("Ssp-InteractionID", MIGRATE)
+        .header("content-type", "application/fhir+json")
+        .bearer_auth(token)
+        .body(body.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_new_practice_migrates_the_whole_record() {
+    let env = spawn().await;
+    // patient16 has moved to A11111 (the consumer's organisation) on PDS.
+    let pds = carehub_spine::pds::repo::PdsRepo::new(env.store.clone(), "pds-int");
+    let (mut moved, _) = pds.get("9690938118").await.expect("read").expect("on PDS");
+    moved.gp_practice = Some("A11111".into());
+    pds.put_all(vec![moved]).await.expect("moved");
+
+    let (status, bundle) = migrate(
+        &env,
+        &migration("9690938118", true),
+        "migration",
+        "patient/*.read conf/R",
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(lists(&bundle).len(), 7, "every area the provider serves");
+    // With sensitive information, the confidential allergy comes too and no list warns.
+    assert_eq!(
+        of_type(&bundle, "AllergyIntolerance").len(),
+        2,
+        "the two active allergies, one confidential"
+    );
+    assert!(
+        lists(&bundle)
+            .iter()
+            .all(|l| !l.to_string().contains("confidential-items"))
+    );
+
+    let (status, without) = migrate(
+        &env,
+        &migration("9690938118", false),
+        "migration",
+        "patient/*.read conf/N",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(of_type(&without, "AllergyIntolerance").len(), 1);
+
+    let cases = [
+        (
+            migration("9690938118", true),
+            "migration",
+            "patient/*.read conf/N",
+            400,
+            "CONFLICTING_VALUES",
+        ),
+        (
+            migration("9690938118", true),
+            "directcare",
+            "patient/*.read",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            migration("9690937286", false),
+            "migration",
+            "patient/*.read",
+            403,
+            "NO_RELATIONSHIP",
+        ),
+        (
+            migration("9690938681", false),
+            "migration",
+            "patient/*.read",
+            404,
+            "PATIENT_NOT_FOUND",
+        ),
+    ];
+    for (body, reason, scope, status, code) in cases {
+        let (got, outcome) = migrate(&env, &body, reason, scope).await;
+        assert_eq!(
+            (got, spine_code(&outcome)),
+            (status, code),
+            "{reason} {scope}: {outcome}"
+        );
+    }
+}

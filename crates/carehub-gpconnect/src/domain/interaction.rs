@@ -26,6 +26,7 @@ pub enum Interaction {
     SearchPatientAppointments,
     StructuredMetadata,
     GetStructuredRecord,
+    MigrateStructuredRecord,
 }
 
 /// The scope (`requested_scope`) an interaction needs.
@@ -49,7 +50,7 @@ impl Scope {
 
 impl Interaction {
     /// Every interaction.
-    pub const ALL: [Interaction; 19] = [
+    pub const ALL: [Interaction; 20] = [
         Interaction::Metadata,
         Interaction::SearchPatient,
         Interaction::ReadPatient,
@@ -69,6 +70,7 @@ impl Interaction {
         Interaction::SearchPatientAppointments,
         Interaction::StructuredMetadata,
         Interaction::GetStructuredRecord,
+        Interaction::MigrateStructuredRecord,
     ];
 
     /// The part of the interaction id after the prefix.
@@ -93,6 +95,7 @@ impl Interaction {
             Interaction::SearchPatientAppointments => "fhir:rest:search:patient_appointments-1",
             Interaction::StructuredMetadata => "structured:fhir:rest:read:metadata-1",
             Interaction::GetStructuredRecord => "fhir:operation:gpc.getstructuredrecord-1",
+            Interaction::MigrateStructuredRecord => "fhir:operation:gpc.migratestructuredrecord-1",
         }
     }
 
@@ -114,7 +117,8 @@ impl Interaction {
             | Interaction::ReadPatient
             | Interaction::ReadAppointment
             | Interaction::SearchPatientAppointments
-            | Interaction::GetStructuredRecord => Scope::PatientRead,
+            | Interaction::GetStructuredRecord
+            | Interaction::MigrateStructuredRecord => Scope::PatientRead,
             Interaction::RegisterPatient
             | Interaction::CreateAppointment
             | Interaction::UpdateAppointment

@@ -28,6 +28,9 @@ const KNOWN_SCOPES: [&str; 6] = [
 /// `reason_for_request` of a direct-care request.
 const DIRECT_CARE: &str = "directcare";
 
+/// `reason_for_request` of a GP2GP migration (`$gpc.migratestructuredrecord`).
+pub const MIGRATION: &str = "migration";
+
 const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 const SDS_USER_SYSTEM: &str = "https://fhir.nhs.uk/Id/sds-user-id";
 const SDS_ROLE_SYSTEM: &str = "https://fhir.nhs.uk/Id/sds-role-profile-id";
@@ -201,9 +204,14 @@ pub fn check(
             now - expires
         )));
     }
-    if reason != DIRECT_CARE {
+    let expected = if interaction == Interaction::MigrateStructuredRecord {
+        MIGRATION
+    } else {
+        DIRECT_CARE
+    };
+    if reason != expected {
         return Err(bad(format!(
-            "The JWT 'reason_for_request' must be '{DIRECT_CARE}', not '{reason}'"
+            "The JWT 'reason_for_request' must be '{expected}' for this interaction, not '{reason}'"
         )));
     }
     let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
@@ -279,13 +287,25 @@ pub fn check(
 /// Builds an audit token (for consumers, the demonstrator scripts and tests): the claims of a
 /// practitioner `user` at organisation `ods`, issued at `iat`, asking `scope`.
 pub fn token(audience: &str, ods: &str, user: &str, scope: &str, iat: i64) -> String {
+    token_for(DIRECT_CARE, audience, ods, user, scope, iat)
+}
+
+/// As [`token`], for `reason` (`directcare` or `migration`).
+pub fn token_for(
+    reason: &str,
+    audience: &str,
+    ods: &str,
+    user: &str,
+    scope: &str,
+    iat: i64,
+) -> String {
     let claims = serde_json::json!({
         "iss": "https://consumer.carehub.dev",
         "sub": "1",
         "aud": audience,
         "exp": iat + LIFETIME_SECONDS,
         "iat": iat,
-        "reason_for_request": DIRECT_CARE,
+        "reason_for_request": reason,
         "requested_scope": scope,
         "requesting_device": {
             "resourceType": "Device",

@@ -521,6 +521,36 @@ pub struct Selection {
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
     pub diary: Option<Option<i64>>,
+    /// A migration that asked for sensitive information: confidential items come too.
+    pub include_confidential: bool,
+}
+
+impl Selection {
+    /// Everything, as a migration to the patient's new practice takes it.
+    pub fn full_record(include_confidential: bool) -> Selection {
+        Selection {
+            allergies: Some(AllergyOptions {
+                include_resolved: true,
+            }),
+            medication: Some(MedicationOptions {
+                include_issues: true,
+                from: None,
+            }),
+            immunisations: Some(ImmunisationOptions {
+                include_not_given: true,
+                include_status: true,
+            }),
+            uncategorised: Some(DayRange::default()),
+            referrals: Some(DayRange::default()),
+            diary: Some(None),
+            include_confidential,
+        }
+    }
+
+    /// Whether an item marked `confidential` is withheld.
+    fn withholds(&self, confidential: bool) -> bool {
+        confidential && !self.include_confidential
+    }
 }
 
 impl ClinicalRecord {
@@ -538,11 +568,11 @@ impl ClinicalRecord {
             let hidden = self
                 .allergies
                 .iter()
-                .any(|a| a.confidential && a.ended.is_none());
+                .any(|a| selection.withholds(a.confidential) && a.ended.is_none());
             let active: Vec<&Allergy> = self
                 .allergies
                 .iter()
-                .filter(|a| !a.confidential && a.ended.is_none())
+                .filter(|a| !selection.withholds(a.confidential) && a.ended.is_none())
                 .collect();
             let mut items: Vec<String> = active
                 .iter()
@@ -591,11 +621,11 @@ impl ClinicalRecord {
                 let hidden = self
                     .allergies
                     .iter()
-                    .any(|a| a.confidential && a.ended.is_some());
+                    .any(|a| selection.withholds(a.confidential) && a.ended.is_some());
                 let ended: Vec<&Allergy> = self
                     .allergies
                     .iter()
-                    .filter(|a| !a.confidential && a.ended.is_some())
+                    .filter(|a| !selection.withholds(a.confidential) && a.ended.is_some())
                     .collect();
                 let mut ended_list = list(
                     patient,
@@ -619,12 +649,16 @@ impl ClinicalRecord {
             }
         }
         if let Some(options) = selection.medication {
-            let hidden = self.medication.iter().any(|m| m.confidential);
+            let hidden = self
+                .medication
+                .iter()
+                .any(|m| selection.withholds(m.confidential));
             let courses: Vec<&MedicationCourse> = self
                 .medication
                 .iter()
                 .filter(|m| {
-                    !m.confidential && options.from.is_none_or(|day| m.active_on_or_after(day))
+                    !selection.withholds(m.confidential)
+                        && options.from.is_none_or(|day| m.active_on_or_after(day))
                 })
                 .collect();
             out.lists.push(list(
@@ -670,11 +704,17 @@ impl ClinicalRecord {
             }
         }
         if let Some(range) = selection.uncategorised {
-            let hidden = self.observations.iter().any(|o| o.confidential);
+            let hidden = self
+                .observations
+                .iter()
+                .any(|o| selection.withholds(o.confidential));
             let found: Vec<&Observation> = self
                 .observations
                 .iter()
-                .filter(|o| !o.confidential && range.holds(o.effective.as_deref().and_then(day_of)))
+                .filter(|o| {
+                    !selection.withholds(o.confidential)
+                        && range.holds(o.effective.as_deref().and_then(day_of))
+                })
                 .collect();
             out.lists.push(list(
                 patient,

@@ -407,7 +407,13 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
             )));
         }
     }
-    let Some(identifier) = nhs_number else {
+    request.nhs_number = patient_number(nhs_number.as_ref())?;
+    Ok(request)
+}
+
+/// The NHS number of `patientNHSNumber`'s identifier.
+fn patient_number(identifier: Option<&Value>) -> Result<String, GpcError> {
+    let Some(identifier) = identifier else {
         return Err(invalid("patientNHSNumber is required"));
     };
     if identifier.get("system").and_then(Value::as_str) != Some(SYSTEM_NHS_NUMBER) {
@@ -426,8 +432,78 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
             format!("'{number}' is not a valid NHS number"),
         ));
     }
-    request.nhs_number = number.to_owned();
-    Ok(request)
+    Ok(number.to_owned())
+}
+
+/// `$gpc.migratestructuredrecord`'s request: the patient, and whether sensitive information
+/// is to come too (`includeFullRecord.includeSensitiveInformation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateRequest {
+    pub nhs_number: String,
+    pub include_sensitive: bool,
+    pub warnings: Vec<Warning>,
+}
+
+/// Reads the migrate operation's `Parameters`.
+pub fn parse_migrate(parameters: &Value) -> Result<MigrateRequest, GpcError> {
+    if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(GpcError::invalid_resource(
+            "The body must be a Parameters resource",
+        ));
+    }
+    let mut nhs_number = None;
+    let mut include_sensitive = None;
+    let mut warnings = Vec::new();
+    for parameter in entries(parameters, "parameter")? {
+        match parameter.name {
+            "patientNHSNumber" if nhs_number.is_none() => {
+                nhs_number = Some(
+                    parameter
+                        .value
+                        .get("valueIdentifier")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
+            "includeFullRecord" if include_sensitive.is_none() => {
+                let parts = entries(parameter.value, "part")?;
+                let part = parts
+                    .iter()
+                    .find(|p| p.name == "includeSensitiveInformation")
+                    .ok_or_else(|| {
+                        invalid("includeFullRecord needs its part includeSensitiveInformation")
+                    })?;
+                include_sensitive = Some(boolean(part, "includeFullRecord")?);
+                for other in parts
+                    .iter()
+                    .filter(|p| p.name != "includeSensitiveInformation")
+                {
+                    warnings.push(Warning {
+                        text: format!(
+                            "includeFullRecord.{} is an unrecognised parameter",
+                            other.name
+                        ),
+                        diagnostics: format!("includeFullRecord.{}", other.name),
+                    });
+                }
+            }
+            "patientNHSNumber" | "includeFullRecord" => {
+                return Err(invalid(format!("{} may be sent once", parameter.name)));
+            }
+            other => warnings.push(Warning {
+                text: format!("{other} is an unrecognised parameter"),
+                diagnostics: other.to_owned(),
+            }),
+        }
+    }
+    let nhs_number = patient_number(nhs_number.as_ref())?;
+    let include_sensitive =
+        include_sensitive.ok_or_else(|| invalid("includeFullRecord is required"))?;
+    Ok(MigrateRequest {
+        nhs_number,
+        include_sensitive,
+        warnings,
+    })
 }
 
 #[cfg(test)]
