@@ -1382,6 +1382,7 @@ async fn structured_operation(
             uncategorised: request.uncategorised,
             referrals: request.referrals,
             diary: request.diary,
+            problems: request.problems.clone(),
             include_confidential: false,
         };
         let mut warnings = request.warnings.clone();

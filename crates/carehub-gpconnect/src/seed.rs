@@ -467,7 +467,7 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 pub fn records() -> Vec<ClinicalRecord> {
     use crate::domain::record::{
         Allergy, Concept, DiaryEntry, Immunisation, MedicationCourse, MedicationIssue, Observation,
-        Referral,
+        Problem, Referral,
     };
     let allergy =
         |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
@@ -550,6 +550,24 @@ pub fn records() -> Vec<ClinicalRecord> {
         id: id.into(),
         ..ClinicalRecord::default()
     };
+    let problem = |id: &str,
+                   code: (&str, &str),
+                   active: bool,
+                   major: bool,
+                   onset: &str,
+                   ended: Option<&str>,
+                   related: &[&str]| Problem {
+        id: id.into(),
+        code: Concept::new(code.0, code.1),
+        active,
+        major,
+        onset: onset.into(),
+        ended: ended.map(str::to_owned),
+        asserted: onset.into(),
+        asserter: "1".into(),
+        related: related.iter().map(|r| (*r).to_owned()).collect(),
+        confidential: false,
+    };
     let with_allergies = |id: &str| ClinicalRecord {
         allergies: vec![
             allergy(&format!("{id}-a1"), penicillin, true, "2012-05-14", None),
@@ -630,6 +648,47 @@ pub fn records() -> Vec<ClinicalRecord> {
                 recipient: ("R1A14".into(), "Carehub General Hospital".into()),
                 requester: "1".into(),
             }],
+            problems: vec![
+                problem(
+                    "2-p1",
+                    ("38341003", "Hypertensive disorder, systemic arterial"),
+                    true,
+                    true,
+                    "2023-02-20",
+                    None,
+                    &["MedicationRequest/2-m1-plan", "Observation/2-o1"],
+                ),
+                problem(
+                    "2-p2",
+                    ("195967001", "Asthma"),
+                    true,
+                    false,
+                    "2010-05-01",
+                    None,
+                    &["Immunization/2-i2", "ReferralRequest/2-r1"],
+                ),
+                problem(
+                    "2-p3",
+                    ("235595009", "Gastroesophageal reflux disease"),
+                    false,
+                    false,
+                    "2022-05-20",
+                    Some("2024-06-01"),
+                    &["MedicationRequest/2-m3-plan"],
+                ),
+                Problem {
+                    confidential: true,
+                    ..problem(
+                        "2-p4",
+                        ("35489007", "Depressive disorder"),
+                        true,
+                        true,
+                        "2025-01-20",
+                        None,
+                        &["MedicationRequest/2-m4-plan", "Observation/2-o3"],
+                    )
+                },
+            ],
             diary: vec![DiaryEntry {
                 id: "2-d1".into(),
                 code: Concept::new("183515008", "Refer to medication review"),
@@ -811,5 +870,6 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
             .collect(),
         referrals: Vec::new(),
         diary: Vec::new(),
+        problems: Vec::new(),
     }
 }

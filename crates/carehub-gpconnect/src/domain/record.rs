@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::clock::day_of;
-use super::structured::{AllergyOptions, DayRange, ImmunisationOptions, MedicationOptions};
+use super::structured::{
+    AllergyOptions, DayRange, ImmunisationOptions, MedicationOptions, ProblemFilter,
+};
 
 const SNOMED: &str = "http://snomed.info/sct";
 const SD: &str = "https://fhir.nhs.uk/STU3/StructureDefinition/";
@@ -106,6 +108,23 @@ pub struct Observation {
     pub performer: String,
 }
 
+/// A problem: a condition the practice manages, with the items recorded about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub id: String,
+    pub code: Concept,
+    pub active: bool,
+    pub major: bool,
+    pub onset: String,
+    /// When an inactive problem ended.
+    pub ended: Option<String>,
+    pub asserted: String,
+    pub asserter: String,
+    /// The items recorded about it (`MedicationRequest/2-m1-plan`, `Observation/2-o1`...).
+    pub related: Vec<String>,
+    pub confidential: bool,
+}
+
 /// An outbound referral.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referral {
@@ -145,6 +164,8 @@ pub struct ClinicalRecord {
     pub referrals: Vec<Referral>,
     #[serde(default)]
     pub diary: Vec<DiaryEntry>,
+    #[serde(default)]
+    pub problems: Vec<Problem>,
 }
 
 /// The warning of a list: what was left out, and whether the record is still arriving.
@@ -158,8 +179,7 @@ pub struct Warnings {
 /// A List of the structured record, with its title and code.
 fn list(
     patient: &str,
-    title: &str,
-    code: &str,
+    (title, code): (&str, &str),
     items: Vec<String>,
     warnings: Warnings,
     today: &str,
@@ -464,6 +484,44 @@ impl Observation {
     }
 }
 
+impl Problem {
+    fn matches(&self, filters: &[ProblemFilter]) -> bool {
+        filters.iter().any(|f| {
+            f.active.is_none_or(|a| a == self.active) && f.major.is_none_or(|m| m == self.major)
+        })
+    }
+
+    fn to_resource(&self, patient: &str) -> Value {
+        let mut extension = vec![json!({
+            "url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-ProblemSignificance-1",
+            "valueCode": if self.major { "major" } else { "minor" },
+        })];
+        extension.extend(self.related.iter().map(|item| json!({
+            "url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-RelatedClinicalContent-1",
+            "valueReference": {"reference": item},
+        })));
+        let mut resource = json!({
+            "resourceType": "Condition",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-ProblemHeader-Condition-1")]},
+            "extension": extension,
+            "identifier": identifier(patient, &self.id),
+            "clinicalStatus": if self.active { "active" } else { "inactive" },
+            "category": [{"coding": [{"system": "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-ConditionCategory-1",
+                                      "code": "problem-list-item", "display": "Problem List Item"}]}],
+            "code": self.code.to_fhir(),
+            "subject": {"reference": format!("Patient/{patient}")},
+            "onsetDateTime": self.onset,
+            "assertedDate": self.asserted,
+            "asserter": {"reference": format!("Practitioner/{}", self.asserter)},
+        });
+        if let Some(ended) = &self.ended {
+            resource["abatementDateTime"] = json!(ended);
+        }
+        resource
+    }
+}
+
 impl Referral {
     fn to_resource(&self, patient: &str) -> Value {
         json!({
@@ -512,8 +570,88 @@ pub struct Sections {
     pub practitioners: Vec<String>,
 }
 
+impl Sections {
+    /// Adds a resource once, however many lists name it.
+    fn add(&mut self, resource: Value) {
+        let same =
+            |r: &Value| r["resourceType"] == resource["resourceType"] && r["id"] == resource["id"];
+        if !self.resources.iter().any(same) {
+            self.resources.push(resource);
+        }
+    }
+
+    /// Notes a practitioner the resources name.
+    fn name(&mut self, who: &str) {
+        if !self.practitioners.iter().any(|p| p == who) {
+            self.practitioners.push(who.to_owned());
+        }
+    }
+}
+
+/// The secondary lists of the items linked to problems: (resource type, code, title).
+const SECONDARY_LISTS: [(&str, &str, &str); 6] = [
+    (
+        "AllergyIntolerance",
+        "problems-allergies-related-to-problems",
+        "Problems - allergies related to problems",
+    ),
+    (
+        "MedicationRequest",
+        "problems-medications-related-to-problems",
+        "Problems - medications related to problems",
+    ),
+    (
+        "Immunization",
+        "problems-immunisations-related-to-problems",
+        "Problems - immunisations related to problems",
+    ),
+    (
+        "Observation",
+        "problems-uncategorised-data-related-to-problems",
+        "Problems - uncategorised data related to problems",
+    ),
+    (
+        "ReferralRequest",
+        "problems-referrals-related-to-problems",
+        "Problems - referrals related to problems",
+    ),
+    (
+        "ProcedureRequest",
+        "problems-diary-entries-related-to-problems",
+        "Problems - diary entries related to problems",
+    ),
+];
+
+/// How a list names a linked item: a medication by its statement, anything else as linked.
+fn list_entry(reference: &str) -> String {
+    match reference
+        .strip_prefix("MedicationRequest/")
+        .and_then(|id| id.strip_suffix("-plan"))
+    {
+        Some(course) => format!("MedicationStatement/{course}"),
+        None => reference.to_owned(),
+    }
+}
+
+/// A secondary list: coded from `GPConnect-SecondaryListValues-1`, titled with its display.
+fn secondary_list(
+    patient: &str,
+    (title, code): (&str, &str),
+    items: Vec<String>,
+    warnings: Warnings,
+    today: &str,
+) -> Value {
+    let mut resource = list(patient, (title, code), items, warnings, today);
+    resource["code"] = json!({"coding": [{
+        "system": "https://fhir.hl7.org.uk/STU3/CodeSystem/GPConnect-SecondaryListValues-1",
+        "code": code,
+        "display": title,
+    }]});
+    resource
+}
+
 /// The options of a request, area by area.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub allergies: Option<AllergyOptions>,
     pub medication: Option<MedicationOptions>,
@@ -521,6 +659,7 @@ pub struct Selection {
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
     pub diary: Option<Option<i64>>,
+    pub problems: Option<Vec<ProblemFilter>>,
     /// A migration that asked for sensitive information: confidential items come too.
     pub include_confidential: bool,
 }
@@ -543,6 +682,7 @@ impl Selection {
             uncategorised: Some(DayRange::default()),
             referrals: Some(DayRange::default()),
             diary: Some(None),
+            problems: Some(vec![ProblemFilter::default()]),
             include_confidential,
         }
     }
@@ -556,14 +696,59 @@ impl Selection {
 impl ClinicalRecord {
     /// The Lists and resources `selection` asks for; `today` is the answer's date
     /// (`YYYY-MM-DD`).
+    /// The resources of one item by its reference (`MedicationRequest/2-m1-plan`), and who
+    /// recorded it; nothing for an item withheld or not held.
+    fn item(&self, reference: &str, selection: &Selection) -> Option<(Vec<Value>, String)> {
+        let patient = self.id.as_str();
+        let (kind, id) = reference.split_once('/')?;
+        match kind {
+            "AllergyIntolerance" => self
+                .allergies
+                .iter()
+                .find(|a| a.id == id && a.ended.is_none() && !selection.withholds(a.confidential))
+                .map(|a| (vec![a.to_resource(patient)], a.recorder.clone())),
+            // Problems link a medication through its authorisation (the plan).
+            "MedicationRequest" => self
+                .medication
+                .iter()
+                .find(|m| {
+                    id.strip_suffix("-plan") == Some(m.id.as_str())
+                        && !selection.withholds(m.confidential)
+                })
+                .map(|m| (m.resources(patient, true), m.recorder.clone())),
+            "Immunization" => self
+                .immunisations
+                .iter()
+                .find(|i| i.id == id)
+                .map(|i| (vec![i.to_resource(patient)], i.recorder.clone())),
+            "Observation" => self
+                .observations
+                .iter()
+                .find(|o| o.id == id && !selection.withholds(o.confidential))
+                .map(|o| (vec![o.to_resource(patient)], o.performer.clone())),
+            "ReferralRequest" => self
+                .referrals
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| (vec![r.to_resource(patient)], r.requester.clone())),
+            "ProcedureRequest" => self
+                .diary
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| (vec![d.to_resource(patient)], d.requester.clone())),
+            _ => None,
+        }
+    }
+
+    /// The Lists and resources `selection` asks for; `today` is the answer's date
+    /// (`YYYY-MM-DD`). Items linked to the problems returned come with them, on secondary
+    /// lists by kind; problems linked to the items returned come too, on the list of linked
+    /// problems.
     pub fn sections(&self, selection: &Selection, warnings: Warnings, today: &str) -> Sections {
         let patient = self.id.as_str();
         let mut out = Sections::default();
-        let named = |who: &str, out: &mut Sections| {
-            if !out.practitioners.iter().any(|p| p == who) {
-                out.practitioners.push(who.to_owned());
-            }
-        };
+        // Every item on a primary list, for the problems linked to them.
+        let mut returned: Vec<String> = Vec::new();
         if let Some(options) = selection.allergies {
             let hidden = self
                 .allergies
@@ -579,8 +764,8 @@ impl ClinicalRecord {
                 .map(|a| format!("AllergyIntolerance/{}", a.id))
                 .collect();
             for allergy in &active {
-                out.resources.push(allergy.to_resource(patient));
-                named(&allergy.recorder, &mut out);
+                out.add(allergy.to_resource(patient));
+                out.name(&allergy.recorder);
             }
             if let Some(asserted) = self
                 .no_known_allergies
@@ -603,13 +788,13 @@ impl ClinicalRecord {
                         .unwrap_or_else(|| "1".into()),
                 };
                 items.push("AllergyIntolerance/nka".into());
-                named(&nka.recorder, &mut out);
-                out.resources.push(nka.to_resource(patient));
+                out.name(&nka.recorder);
+                out.add(nka.to_resource(patient));
             }
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Allergies and adverse reactions",
-                "886921000000105",
+                ("Allergies and adverse reactions", "886921000000105"),
                 items,
                 Warnings {
                     confidential_excluded: hidden,
@@ -629,8 +814,7 @@ impl ClinicalRecord {
                     .collect();
                 let mut ended_list = list(
                     patient,
-                    "Ended allergies",
-                    "1103671000000101",
+                    ("Ended allergies", "1103671000000101"),
                     ended.iter().map(|a| format!("#{}", a.id)).collect(),
                     Warnings {
                         confidential_excluded: hidden,
@@ -643,7 +827,7 @@ impl ClinicalRecord {
                         ended.iter().map(|a| a.to_resource(patient)).collect();
                 }
                 for allergy in &ended {
-                    named(&allergy.recorder, &mut out);
+                    out.name(&allergy.recorder);
                 }
                 out.lists.push(ended_list);
             }
@@ -661,14 +845,15 @@ impl ClinicalRecord {
                         && options.from.is_none_or(|day| m.active_on_or_after(day))
                 })
                 .collect();
+            let items: Vec<String> = courses
+                .iter()
+                .map(|m| format!("MedicationStatement/{}", m.id))
+                .collect();
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Medications and medical devices",
-                "933361000000108",
-                courses
-                    .iter()
-                    .map(|m| format!("MedicationStatement/{}", m.id))
-                    .collect(),
+                ("Medications and medical devices", "933361000000108"),
+                items,
                 Warnings {
                     confidential_excluded: hidden,
                     ..warnings
@@ -676,9 +861,10 @@ impl ClinicalRecord {
                 today,
             ));
             for course in courses {
-                out.resources
-                    .extend(course.resources(patient, options.include_issues));
-                named(&course.recorder, &mut out);
+                for resource in course.resources(patient, options.include_issues) {
+                    out.add(resource);
+                }
+                out.name(&course.recorder);
             }
         }
         if let Some(options) = selection.immunisations {
@@ -687,20 +873,21 @@ impl ClinicalRecord {
                 .iter()
                 .filter(|i| i.given || options.include_not_given)
                 .collect();
+            let items: Vec<String> = given
+                .iter()
+                .map(|i| format!("Immunization/{}", i.id))
+                .collect();
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Immunisations",
-                "1102181000000102",
-                given
-                    .iter()
-                    .map(|i| format!("Immunization/{}", i.id))
-                    .collect(),
+                ("Immunisations", "1102181000000102"),
+                items,
                 warnings,
                 today,
             ));
             for immunisation in given {
-                out.resources.push(immunisation.to_resource(patient));
-                named(&immunisation.recorder, &mut out);
+                out.add(immunisation.to_resource(patient));
+                out.name(&immunisation.recorder);
             }
         }
         if let Some(range) = selection.uncategorised {
@@ -716,14 +903,15 @@ impl ClinicalRecord {
                         && range.holds(o.effective.as_deref().and_then(day_of))
                 })
                 .collect();
+            let items: Vec<String> = found
+                .iter()
+                .map(|o| format!("Observation/{}", o.id))
+                .collect();
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Uncategorised data",
-                "826501000000100",
-                found
-                    .iter()
-                    .map(|o| format!("Observation/{}", o.id))
-                    .collect(),
+                ("Uncategorised data", "826501000000100"),
+                items,
                 Warnings {
                     confidential_excluded: hidden,
                     ..warnings
@@ -731,8 +919,8 @@ impl ClinicalRecord {
                 today,
             ));
             for observation in found {
-                out.resources.push(observation.to_resource(patient));
-                named(&observation.performer, &mut out);
+                out.add(observation.to_resource(patient));
+                out.name(&observation.performer);
             }
         }
         if let Some(range) = selection.referrals {
@@ -741,20 +929,21 @@ impl ClinicalRecord {
                 .iter()
                 .filter(|r| range.holds(day_of(&r.authored)))
                 .collect();
+            let items: Vec<String> = found
+                .iter()
+                .map(|r| format!("ReferralRequest/{}", r.id))
+                .collect();
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Outbound referral",
-                "792931000000107",
-                found
-                    .iter()
-                    .map(|r| format!("ReferralRequest/{}", r.id))
-                    .collect(),
+                ("Outbound referral", "792931000000107"),
+                items,
                 warnings,
                 today,
             ));
             for referral in found {
-                out.resources.push(referral.to_resource(patient));
-                named(&referral.requester, &mut out);
+                out.add(referral.to_resource(patient));
+                out.name(&referral.requester);
             }
         }
         if let Some(until) = selection.diary {
@@ -763,20 +952,108 @@ impl ClinicalRecord {
                 .iter()
                 .filter(|d| until.is_none_or(|day| day_of(&d.due).is_none_or(|due| due <= day)))
                 .collect();
+            let items: Vec<String> = found
+                .iter()
+                .map(|d| format!("ProcedureRequest/{}", d.id))
+                .collect();
+            returned.extend(items.iter().cloned());
             out.lists.push(list(
                 patient,
-                "Patient recall administration",
-                "714311000000108",
-                found
-                    .iter()
-                    .map(|d| format!("ProcedureRequest/{}", d.id))
-                    .collect(),
+                ("Patient recall administration", "714311000000108"),
+                items,
                 warnings,
                 today,
             ));
             for entry in found {
-                out.resources.push(entry.to_resource(patient));
-                named(&entry.requester, &mut out);
+                out.add(entry.to_resource(patient));
+                out.name(&entry.requester);
+            }
+        }
+        let visible: Vec<&Problem> = self
+            .problems
+            .iter()
+            .filter(|p| !selection.withholds(p.confidential))
+            .collect();
+        let mut on_primary_list: Vec<&str> = Vec::new();
+        if let Some(filters) = &selection.problems {
+            let hidden = self
+                .problems
+                .iter()
+                .any(|p| selection.withholds(p.confidential));
+            let matching: Vec<&Problem> = visible
+                .iter()
+                .copied()
+                .filter(|p| p.matches(filters))
+                .collect();
+            out.lists.push(list(
+                patient,
+                ("Problems", "717711000000103"),
+                matching
+                    .iter()
+                    .map(|p| format!("Condition/{}", p.id))
+                    .collect(),
+                Warnings {
+                    confidential_excluded: hidden,
+                    ..warnings
+                },
+                today,
+            ));
+            for problem in &matching {
+                out.add(problem.to_resource(patient));
+                out.name(&problem.asserter);
+                on_primary_list.push(&problem.id);
+            }
+            for (kind, code, title) in SECONDARY_LISTS {
+                let mut items: Vec<String> = Vec::new();
+                for reference in matching.iter().flat_map(|p| p.related.iter()) {
+                    let entry = list_entry(reference);
+                    if !reference.starts_with(&format!("{kind}/")) || items.contains(&entry) {
+                        continue;
+                    }
+                    if let Some((resources, who)) = self.item(reference, selection) {
+                        for resource in resources {
+                            out.add(resource);
+                        }
+                        out.name(&who);
+                        items.push(entry);
+                    }
+                }
+                if !items.is_empty() {
+                    out.lists.push(secondary_list(
+                        patient,
+                        (title, code),
+                        items,
+                        warnings,
+                        today,
+                    ));
+                }
+            }
+        }
+        let linked: Vec<&Problem> = visible
+            .iter()
+            .copied()
+            .filter(|p| {
+                !on_primary_list.contains(&p.id.as_str())
+                    && p.related.iter().any(|r| returned.contains(&list_entry(r)))
+            })
+            .collect();
+        if !linked.is_empty() {
+            out.lists.push(secondary_list(
+                patient,
+                (
+                    "Problems - linked problems not relating to the primary query",
+                    "problems-linked-problems-not-relating-to-the-primary-query",
+                ),
+                linked
+                    .iter()
+                    .map(|p| format!("Condition/{}", p.id))
+                    .collect(),
+                warnings,
+                today,
+            ));
+            for problem in linked {
+                out.add(problem.to_resource(patient));
+                out.name(&problem.asserter);
             }
         }
         out

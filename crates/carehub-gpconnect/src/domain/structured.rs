@@ -45,6 +45,14 @@ impl DayRange {
     }
 }
 
+/// One `includeProblems`: a status (active or not) and a significance (major or not), either
+/// open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProblemFilter {
+    pub active: Option<bool>,
+    pub major: Option<bool>,
+}
+
 /// A warning for the answer's OperationOutcome: an unrecognised or disabled parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -63,6 +71,8 @@ pub struct StructuredRequest {
     pub referrals: Option<DayRange>,
     /// Diary entries, up to a date (days since 1970) when one was given.
     pub diary: Option<Option<i64>>,
+    /// Problems: one filter per `includeProblems` (any may match).
+    pub problems: Option<Vec<ProblemFilter>>,
     /// Areas asked for that this provider does not serve (reported as disabled).
     pub other_areas: Vec<&'static str>,
     pub warnings: Vec<Warning>,
@@ -94,13 +104,14 @@ const AREAS: [(&str, &[&str]); 9] = [
 ];
 
 /// The areas this provider serves; the others are reported as disabled.
-const SERVED: [&str; 6] = [
+const SERVED: [&str; 7] = [
     "includeAllergies",
     "includeMedication",
     "includeImmunisations",
     "includeUncategorisedData",
     "includeReferrals",
     "includeDiaryEntries",
+    "includeProblems",
 ];
 
 /// Parts that may not come with consultations (and, but for the problem filters, with
@@ -222,6 +233,7 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
         uncategorised: None,
         referrals: None,
         diary: None,
+        problems: None,
         other_areas: Vec::new(),
         warnings: Vec::new(),
     };
@@ -346,12 +358,14 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                 }
             }
             "includeProblems" => {
+                let mut filter = ProblemFilter::default();
                 if let Some(p) = part("filterStatus") {
-                    code(p, area, &["active", "inactive"])?;
+                    filter.active = Some(code(p, area, &["active", "inactive"])? == "active");
                 }
                 if let Some(p) = part("filterSignificance") {
-                    code(p, area, &["major", "minor"])?;
+                    filter.major = Some(code(p, area, &["major", "minor"])? == "major");
                 }
+                request.problems.get_or_insert_with(Vec::new).push(filter);
             }
             "includeInvestigations" => {
                 if let Some(p) = part("investigationSearchPeriod") {
@@ -563,7 +577,8 @@ mod tests {
                 include_status: true
             })
         );
-        assert_eq!(request.other_areas, vec!["includeProblems"]);
+        assert_eq!(request.problems, Some(vec![ProblemFilter::default()]));
+        assert!(request.other_areas.is_empty());
         assert!(request.warnings.is_empty());
     }
 
