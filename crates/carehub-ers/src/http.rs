@@ -47,6 +47,8 @@ pub(crate) struct Ers {
     file_size_limit: u64,
     /// Whether this is the sandbox: open, stateless, answering over the official scenario keys.
     sandbox: bool,
+    /// PDS of the same environment, where patients are traced.
+    pds: carehub_spine::pds::repo::PdsRepo,
 }
 
 impl Ers {
@@ -75,6 +77,10 @@ pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
         object_store: format!("{}{object_path}", mount.public_url.trim_end_matches('/')),
         file_size_limit: mount.file_size_limit,
         sandbox: mount.kind == carehub_gateway::config::EnvironmentKind::Sandbox,
+        pds: carehub_spine::pds::repo::PdsRepo::new(
+            mount.store.clone(),
+            &format!("pds-{}", mount.environment),
+        ),
     });
     // Bodies up to the file limit reach A020, which answers FILE_SIZE_ERROR itself; far larger
     // ones are refused before they are read.
@@ -461,6 +467,34 @@ fn holds(card: &Smartcard, function: &str, organisation: &str) -> bool {
 }
 
 impl Ers {
+    /// Traces the patient on PDS, as e-RS does before it searches or refers: an NHS number
+    /// PDS does not hold, or holds for a patient who has died, is `PATIENT_ERROR`. The sandbox
+    /// answers from its scenarios and traces nobody.
+    async fn trace_patient(&self, nhs_number: &str) -> Result<(), Failure> {
+        if self.sandbox {
+            return Ok(());
+        }
+        let found = self
+            .pds
+            .current(nhs_number)
+            .await
+            .map_err(|e| fault(e.to_string()))?;
+        let refused = |why: String| -> Failure { ErsError::rule("PATIENT_ERROR", why).into() };
+        match found {
+            None => Err(refused(format!(
+                "NHS number {nhs_number} is not known to PDS"
+            ))),
+            Some((patient, _)) if patient.is_deceased() => Err(refused(format!(
+                "PDS records the patient with NHS number {nhs_number} as deceased"
+            ))),
+            Some((patient, _)) if patient.nhs_number != nhs_number => Err(refused(format!(
+                "NHS number {nhs_number} was merged into {} on PDS; use that number",
+                patient.nhs_number
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Users of this environment who hold `function` at `organisation`.
     async fn users_with(
         &self,
@@ -721,6 +755,7 @@ async fn service_type_operation(
         .identifier("patient")?
         .ok_or_else(|| ErsError::missing("parameter patient"))?;
     let patient = referral::nhs_number(system, value)?;
+    ers.trace_patient(&patient).await?;
     let (location, criteria) = params
         .resource("searchCriteria")?
         .ok_or_else(|| ErsError::missing("parameter searchCriteria"))?;
@@ -830,6 +865,7 @@ async fn create_referral(
         Err(response) => return Ok(response),
     };
     let new = NewReferral::read(&body, now_micros())?;
+    ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
             .await?
@@ -2805,6 +2841,7 @@ async fn create_advice(
         Err(response) => return Ok(response),
     };
     let new = advice::NewAdvice::read(&body)?;
+    ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
             .await?
@@ -3538,6 +3575,7 @@ async fn create_and_send_for_triage(
         Err(response) => return Ok(response),
     };
     let new = NewReferral::read(&body, now_micros())?;
+    ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
             .await?

@@ -292,6 +292,32 @@ async fn shortlists_follow_the_rules_and_a_refused_request_stores_nothing() {
             ),
             "INVALID_VALUE",
         ),
+        // Traced on PDS: a number PDS does not hold, a patient who has died, a number merged
+        // into another.
+        (
+            create_body(
+                "9990000018",
+                shortlist(criteria("ROUTINE", "CARDIOLOGY", None), &["20001"]),
+                vec![],
+            ),
+            "PATIENT_ERROR",
+        ),
+        (
+            create_body(
+                "9690938681",
+                shortlist(criteria("ROUTINE", "CARDIOLOGY", None), &["20001"]),
+                vec![],
+            ),
+            "PATIENT_ERROR",
+        ),
+        (
+            create_body(
+                "9690938622",
+                shortlist(criteria("ROUTINE", "CARDIOLOGY", None), &["20001"]),
+                vec![],
+            ),
+            "PATIENT_ERROR",
+        ),
     ];
     for (body, expected) in cases {
         let (status, _, outcome) = env.post(&ada, path, None, &body).await;

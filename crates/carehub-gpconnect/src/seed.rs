@@ -445,9 +445,9 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
     if repo.get::<Organisation>("1").await?.is_some() {
         return Ok(false);
     }
+    pds::seed::seed(repo.pds()).await?;
     let mut population = pds::seed::named();
     population.extend(pds::seed::background());
-    repo.pds().put_all(population.clone()).await?;
     repo.put_all(organisations()).await?;
     repo.put_all(locations()).await?;
     repo.put_all(practitioners()).await?;

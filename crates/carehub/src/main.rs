@@ -561,6 +561,14 @@ async fn seed_ers(store: &Store, platform: &PlatformConfig) -> Result<()> {
         }
         let integration = kind == Some(carehub_gateway::config::EnvironmentKind::Integration);
         if serves_ers && integration {
+            // e-RS traces patients on the environment's PDS.
+            let pds = carehub_spine::pds::repo::PdsRepo::new(
+                store.clone(),
+                &format!("pds-{}", product.environment),
+            );
+            carehub_spine::pds::seed::seed(&pds)
+                .await
+                .context("seeding PDS")?;
             let repo = carehub_ers::repo::Repo::new(store.clone(), &key);
             let seeded = carehub_ers::seed::seed(&repo)
                 .await

@@ -55,6 +55,11 @@ pub async fn spawn() -> Env {
     identity::seed(&identity, "int")
         .await
         .expect("cards seeded");
+    // Patients are traced on PDS before they are referred.
+    let pds = carehub_spine::pds::repo::PdsRepo::new(store.clone(), "pds-int");
+    carehub_spine::pds::seed::seed(&pds)
+        .await
+        .expect("PDS seeded");
     let repo = carehub_ers::repo::Repo::new(store.clone(), "ers-int");
     carehub_ers::seed::seed(&repo)
         .await

@@ -309,6 +309,18 @@ pub fn background() -> Vec<PdsPatient> {
         .collect()
 }
 
+/// Loads the population into `repo` once (a later start finds it there). Returns whether it
+/// loaded.
+pub async fn seed(repo: &super::repo::PdsRepo) -> Result<bool, super::repo::PdsRepoError> {
+    if repo.get(NAMED[0].0).await?.is_some() {
+        return Ok(false);
+    }
+    let mut population = named();
+    population.extend(background());
+    repo.put_all(population).await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
