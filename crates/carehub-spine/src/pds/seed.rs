@@ -272,7 +272,7 @@ pub fn named() -> Vec<PdsPatient> {
 }
 
 /// How many synthetic patients the background population holds.
-pub const BACKGROUND_PATIENTS: u64 = 2_000;
+pub const BACKGROUND_PATIENTS: u64 = 500;
 
 /// Synthetic patients (NHS numbers in the 999 test range), some restricted and some deceased
 /// as `carehub-testdata` draws them.
