@@ -50,6 +50,14 @@ async fn the_capability_statement_names_the_release_and_its_profiles() {
             .starts_with("application/fhir+xml")
     );
     let text = xml.text().await.expect("text");
+    // gzip when the consumer accepts it.
+    let zipped = env
+        .call(Method::GET, "/metadata", "rest:read:metadata-1")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
     assert!(
         text.contains("<CapabilityStatement") && text.contains("<version value=\"1.2.8\"/>"),
         "{text}"

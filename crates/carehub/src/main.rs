@@ -71,7 +71,8 @@ enum AppsCommand {
     /// Issue a new client secret (for the authorization-code and refresh grants) and set the
     /// callback URLs users are sent back to after signing in.
     Secret(AppSecretArgs),
-    /// Register the application's ASID (e-RS answers only applications that have one).
+    /// Register the application's ASID (e-RS answers only applications that have one), and
+    /// list it in its environment's SDS as a consumer allowed every GP Connect interaction.
     Asid(AppAsidArgs),
 }
 
@@ -792,6 +793,29 @@ async fn apps_command(command: AppsCommand) -> Result<()> {
             store.close().await;
             let app = app?;
             println!("ASID {} registered for {}", args.asid, app.name);
+            // The Spine Secure Proxy checks a consumer's ASID against SDS.
+            let store = open_database(&args.database).await?;
+            let sds = carehub_spine::sds::repo::SdsRepo::new(
+                store.clone(),
+                &format!("sds-{}", app.environment),
+            );
+            let consumer = carehub_spine::sds::AccreditedSystem {
+                asid: args.asid.clone(),
+                party_key: format!("{}-{}", app.organisation, args.asid),
+                ods: app.organisation.clone(),
+                manufacturer: app.organisation.clone(),
+                interactions: carehub_gpconnect::domain::Interaction::ALL
+                    .iter()
+                    .map(|i| i.id())
+                    .collect(),
+            };
+            let listed = sds.register(vec![consumer], Vec::new()).await;
+            store.close().await;
+            listed?;
+            println!(
+                "ASID {} listed in SDS ({}) as a GP Connect consumer for {}",
+                args.asid, app.environment, app.organisation
+            );
         }
         AppsCommand::Keygen(args) => {
             if args.out.exists() {
