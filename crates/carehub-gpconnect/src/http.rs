@@ -1381,6 +1381,7 @@ async fn structured_operation(
             immunisations: request.immunisations,
             uncategorised: request.uncategorised,
             referrals: request.referrals,
+            investigations: request.investigations,
             diary: request.diary,
             problems: request.problems.clone(),
             include_confidential: false,
@@ -1486,6 +1487,20 @@ async fn record_bundle(
         .map_err(|e| call.repo_fail(e))?
     {
         entries.push(organisation.to_resource(v));
+    }
+    for id in sections
+        .organisations
+        .iter()
+        .filter(|id| **id != patient.registration.organisation)
+    {
+        if let Some((organisation, v)) = gpc
+            .repo
+            .get::<Organisation>(id)
+            .await
+            .map_err(|e| call.repo_fail(e))?
+        {
+            entries.push(organisation.to_resource(v));
+        }
     }
     let mut people: Vec<String> = patient.registration.usual_gp.iter().cloned().collect();
     for id in sections.practitioners.iter() {

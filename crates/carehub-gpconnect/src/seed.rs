@@ -466,8 +466,8 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 /// ended allergies for patient17, and so on.
 pub fn records() -> Vec<ClinicalRecord> {
     use crate::domain::record::{
-        Allergy, Concept, DiaryEntry, Immunisation, MedicationCourse, MedicationIssue, Observation,
-        Problem, Referral,
+        Allergy, Concept, DiaryEntry, Immunisation, Investigation, MedicationCourse,
+        MedicationIssue, Observation, Problem, Referral, TestResult,
     };
     let allergy =
         |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
@@ -689,6 +689,31 @@ pub fn records() -> Vec<ClinicalRecord> {
                     )
                 },
             ],
+            investigations: vec![Investigation {
+                id: "2-t1".into(),
+                code: Concept::new("26604007", "Full blood count"),
+                issued: "2026-03-05T14:00:00+00:00".into(),
+                laboratory: "2".into(),
+                specimen: ("119297000".into(), "Blood specimen".into()),
+                collected: "2026-03-03T09:30:00+00:00".into(),
+                results: vec![
+                    TestResult {
+                        id: "2-t1-r1".into(),
+                        code: Concept::new(
+                            "1022441000000100",
+                            "Haemoglobin mass concentration in blood",
+                        ),
+                        value: ("141".into(), "g/L".into(), "g/L".into()),
+                        range: "130-170".into(),
+                    },
+                    TestResult {
+                        id: "2-t1-r2".into(),
+                        code: Concept::new("1022541000000102", "Total white blood cell count"),
+                        value: ("6.2".into(), "10*9/L".into(), "10*9/L".into()),
+                        range: "4.0-11.0".into(),
+                    },
+                ],
+            }],
             diary: vec![DiaryEntry {
                 id: "2-d1".into(),
                 code: Concept::new("183515008", "Refer to medication review"),
@@ -871,5 +896,6 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
         referrals: Vec::new(),
         diary: Vec::new(),
         problems: Vec::new(),
+        investigations: Vec::new(),
     }
 }

@@ -63,6 +63,7 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
         {"name": "includeImmunisations"},
         {"name": "includeUncategorisedData"},
         {"name": "includeReferrals"},
+        {"name": "includeInvestigations"},
         {"name": "includeDiaryEntries"},
     ]);
     let (status, bundle) = retrieve(&env, &parameters("9690937286", areas)).await;
@@ -82,6 +83,7 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
             "Immunisations",
             "Uncategorised data",
             "Outbound referral",
+            "Investigations and results",
             "Patient recall administration",
             "Problems - linked problems not relating to the primary query"
         ]
@@ -123,9 +125,13 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
         medications["extension"][1]["valueCode"],
         "confidential-items"
     );
-    // The patient, the practice and the practitioners named are all in the Bundle.
+    // An investigation: the report, its specimen and its results.
+    let report = of_type(&bundle, "DiagnosticReport")[0];
+    assert_eq!(report["result"].as_array().map(Vec::len), Some(2));
+    assert_eq!(of_type(&bundle, "Specimen").len(), 1);
+    // The patient, the practice, the laboratory and the practitioners named are all in it.
     assert_eq!(of_type(&bundle, "Patient").len(), 1);
-    assert_eq!(of_type(&bundle, "Organization").len(), 1);
+    assert_eq!(of_type(&bundle, "Organization").len(), 2);
     assert!(of_type(&bundle, "Practitioner").len() >= 2);
     assert!(of_type(&bundle, "OperationOutcome").is_empty());
 }
@@ -385,7 +391,7 @@ async fn the_new_practice_migrates_the_whole_record() {
     )
     .await;
     assert_eq!(status, 200, "{bundle}");
-    assert_eq!(lists(&bundle).len(), 8, "every area the provider serves");
+    assert_eq!(lists(&bundle).len(), 9, "every area the provider serves");
     // With sensitive information, the confidential allergy comes too and no list warns.
     assert_eq!(
         of_type(&bundle, "AllergyIntolerance").len(),

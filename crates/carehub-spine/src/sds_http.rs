@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use carehub_gateway::{Mount, ProductRouter};
@@ -85,8 +85,7 @@ fn fault(error: impl std::fmt::Display) -> Response {
     )
 }
 
-async fn not_found(method: Method, uri: Uri) -> Response {
-    let _ = method;
+async fn not_found(uri: Uri) -> Response {
     outcome(
         StatusCode::NOT_FOUND,
         "not-found",
@@ -108,7 +107,7 @@ fn bundle(sds: &Sds, kind: &str, query: &[(String, String)], resources: Vec<Valu
     );
     json!({
         "resourceType": "Bundle",
-        "id": uuid_like(),
+        "id": uuid::Uuid::new_v4().to_string(),
         "type": "searchset",
         "total": resources.len(),
         "link": [{"relation": "self", "url": self_url}],
@@ -118,14 +117,6 @@ fn bundle(sds: &Sds, kind: &str, query: &[(String, String)], resources: Vec<Valu
             "search": {"mode": "match"},
         })).collect::<Vec<_>>(),
     })
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:032x}", nanos)
 }
 
 async fn devices(

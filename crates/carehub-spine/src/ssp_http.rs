@@ -60,7 +60,7 @@ fn refused(refusal: &Refusal) -> Response {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({
         "resourceType": "OperationOutcome",
-        "id": format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)),
+        "id": uuid::Uuid::new_v4().to_string(),
         "issue": [{
             "severity": "error",
             "code": refusal.issue,

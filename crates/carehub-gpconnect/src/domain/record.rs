@@ -125,6 +125,30 @@ pub struct Problem {
     pub confidential: bool,
 }
 
+/// A test result within an investigation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub id: String,
+    pub code: Concept,
+    /// Value, unit, UCUM code.
+    pub value: (String, String, String),
+    /// The reference range, as text (`130-170`).
+    pub range: String,
+}
+
+/// An investigation: a laboratory report of a specimen and its results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investigation {
+    pub id: String,
+    pub code: Concept,
+    pub issued: String,
+    /// The laboratory's organisation (logical id).
+    pub laboratory: String,
+    pub specimen: (String, String),
+    pub collected: String,
+    pub results: Vec<TestResult>,
+}
+
 /// An outbound referral.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referral {
@@ -166,6 +190,8 @@ pub struct ClinicalRecord {
     pub diary: Vec<DiaryEntry>,
     #[serde(default)]
     pub problems: Vec<Problem>,
+    #[serde(default)]
+    pub investigations: Vec<Investigation>,
 }
 
 /// The warning of a list: what was left out, and whether the record is still arriving.
@@ -522,6 +548,54 @@ impl Problem {
     }
 }
 
+impl Investigation {
+    fn resources(&self, patient: &str) -> Vec<Value> {
+        let specimen_id = format!("{}-specimen", self.id);
+        let mut resources = vec![json!({
+            "resourceType": "DiagnosticReport",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-DiagnosticReport-1")]},
+            "identifier": identifier(patient, &self.id),
+            "status": "final",
+            "code": self.code.to_fhir(),
+            "subject": {"reference": format!("Patient/{patient}")},
+            "issued": self.issued,
+            "performer": [{"actor": {"reference": format!("Organization/{}", self.laboratory)}}],
+            "specimen": [{"reference": format!("Specimen/{specimen_id}")}],
+            "result": self.results.iter().map(|r| json!({"reference": format!("Observation/{}", r.id)})).collect::<Vec<_>>(),
+        })];
+        resources.push(json!({
+            "resourceType": "Specimen",
+            "id": specimen_id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-Specimen-1")]},
+            "identifier": identifier(patient, &specimen_id),
+            "status": "available",
+            "type": {"coding": [{"system": SNOMED, "code": self.specimen.0, "display": self.specimen.1}], "text": self.specimen.1},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "collection": {"collectedDateTime": self.collected},
+        }));
+        for result in &self.results {
+            let (value, unit, code) = &result.value;
+            resources.push(json!({
+                "resourceType": "Observation",
+                "id": result.id,
+                "meta": {"profile": [format!("{SD}CareConnect-GPC-Observation-1")]},
+                "identifier": identifier(patient, &result.id),
+                "status": "final",
+                "code": result.code.to_fhir(),
+                "subject": {"reference": format!("Patient/{patient}")},
+                "effectiveDateTime": self.collected,
+                "issued": self.issued,
+                "performer": [{"reference": format!("Organization/{}", self.laboratory)}],
+                "valueQuantity": {"value": serde_json::Number::from_string_unchecked(value.clone()),
+                                  "unit": unit, "system": "http://unitsofmeasure.org", "code": code},
+                "referenceRange": [{"text": result.range}],
+            }));
+        }
+        resources
+    }
+}
+
 impl Referral {
     fn to_resource(&self, patient: &str) -> Value {
         json!({
@@ -568,6 +642,8 @@ pub struct Sections {
     pub lists: Vec<Value>,
     pub resources: Vec<Value>,
     pub practitioners: Vec<String>,
+    /// Organisations the resources name (laboratories), by logical id.
+    pub organisations: Vec<String>,
 }
 
 impl Sections {
@@ -658,6 +734,7 @@ pub struct Selection {
     pub immunisations: Option<ImmunisationOptions>,
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
+    pub investigations: Option<DayRange>,
     pub diary: Option<Option<i64>>,
     pub problems: Option<Vec<ProblemFilter>>,
     /// A migration that asked for sensitive information: confidential items come too.
@@ -681,6 +758,7 @@ impl Selection {
             }),
             uncategorised: Some(DayRange::default()),
             referrals: Some(DayRange::default()),
+            investigations: Some(DayRange::default()),
             diary: Some(None),
             problems: Some(vec![ProblemFilter::default()]),
             include_confidential,
@@ -944,6 +1022,33 @@ impl ClinicalRecord {
             for referral in found {
                 out.add(referral.to_resource(patient));
                 out.name(&referral.requester);
+            }
+        }
+        if let Some(range) = selection.investigations {
+            let found: Vec<&Investigation> = self
+                .investigations
+                .iter()
+                .filter(|i| range.holds(day_of(&i.issued)))
+                .collect();
+            let items: Vec<String> = found
+                .iter()
+                .map(|i| format!("DiagnosticReport/{}", i.id))
+                .collect();
+            returned.extend(items.iter().cloned());
+            out.lists.push(list(
+                patient,
+                ("Investigations and results", "887191000000108"),
+                items,
+                warnings,
+                today,
+            ));
+            for investigation in found {
+                for resource in investigation.resources(patient) {
+                    out.add(resource);
+                }
+                if !out.organisations.contains(&investigation.laboratory) {
+                    out.organisations.push(investigation.laboratory.clone());
+                }
             }
         }
         if let Some(until) = selection.diary {

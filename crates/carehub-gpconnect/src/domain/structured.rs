@@ -69,6 +69,8 @@ pub struct StructuredRequest {
     pub immunisations: Option<ImmunisationOptions>,
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
+    /// Investigations, by when their reports were issued.
+    pub investigations: Option<DayRange>,
     /// Diary entries, up to a date (days since 1970) when one was given.
     pub diary: Option<Option<i64>>,
     /// Problems: one filter per `includeProblems` (any may match).
@@ -104,7 +106,7 @@ const AREAS: [(&str, &[&str]); 9] = [
 ];
 
 /// The areas this provider serves; the others are reported as disabled.
-const SERVED: [&str; 7] = [
+const SERVED: [&str; 8] = [
     "includeAllergies",
     "includeMedication",
     "includeImmunisations",
@@ -112,6 +114,7 @@ const SERVED: [&str; 7] = [
     "includeReferrals",
     "includeDiaryEntries",
     "includeProblems",
+    "includeInvestigations",
 ];
 
 /// Parts that may not come with consultations (and, but for the problem filters, with
@@ -232,6 +235,7 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
         immunisations: None,
         uncategorised: None,
         referrals: None,
+        investigations: None,
         diary: None,
         problems: None,
         other_areas: Vec::new(),
@@ -368,9 +372,10 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                 request.problems.get_or_insert_with(Vec::new).push(filter);
             }
             "includeInvestigations" => {
-                if let Some(p) = part("investigationSearchPeriod") {
-                    period(p, area, today)?;
-                }
+                request.investigations = Some(match part("investigationSearchPeriod") {
+                    Some(p) => period(p, area, today)?,
+                    None => DayRange::default(),
+                });
             }
             "includeReferrals" => {
                 request.referrals = Some(match part("referralSearchPeriod") {
