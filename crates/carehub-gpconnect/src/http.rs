@@ -1382,16 +1382,12 @@ async fn structured_operation(
             uncategorised: request.uncategorised,
             referrals: request.referrals,
             investigations: request.investigations,
+            consultations: request.consultations,
             diary: request.diary,
             problems: request.problems.clone(),
             include_confidential: false,
         };
-        let mut warnings = request.warnings.clone();
-        warnings.extend(request.other_areas.iter().map(|area| structured::Warning {
-            text: format!("{area} has been disabled"),
-            diagnostics: (*area).to_owned(),
-        }));
-        (patient, version, selection, warnings)
+        (patient, version, selection, request.warnings.clone())
     } else {
         let request = structured::parse_migrate(&parameters).map_err(|e| call.fail(e))?;
         if request.include_sensitive && call.claims.scopes.iter().any(|s| s == "conf/N") {

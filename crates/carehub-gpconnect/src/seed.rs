@@ -466,8 +466,8 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 /// ended allergies for patient17, and so on.
 pub fn records() -> Vec<ClinicalRecord> {
     use crate::domain::record::{
-        Allergy, Concept, DiaryEntry, Immunisation, Investigation, MedicationCourse,
-        MedicationIssue, Observation, Problem, Referral, TestResult,
+        Allergy, Concept, Consultation, DiaryEntry, Immunisation, Investigation, MedicationCourse,
+        MedicationIssue, Observation, Problem, Referral, TestResult, Topic,
     };
     let allergy =
         |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
@@ -689,6 +689,22 @@ pub fn records() -> Vec<ClinicalRecord> {
                     )
                 },
             ],
+            consultations: vec![Consultation {
+                id: "2-c1".into(),
+                kind: "Surgery consultation".into(),
+                start: "2026-03-02T10:00:00+00:00".into(),
+                end: "2026-03-02T10:15:00+00:00".into(),
+                clinician: "1".into(),
+                topics: vec![Topic {
+                    id: "2-c1-t1".into(),
+                    title: "Hypertension review".into(),
+                    items: vec![
+                        "Observation/2-o1".into(),
+                        "Observation/2-o2".into(),
+                        "MedicationRequest/2-m1-plan".into(),
+                    ],
+                }],
+            }],
             investigations: vec![Investigation {
                 id: "2-t1".into(),
                 code: Concept::new("26604007", "Full blood count"),
@@ -897,5 +913,6 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
         diary: Vec::new(),
         problems: Vec::new(),
         investigations: Vec::new(),
+        consultations: Vec::new(),
     }
 }

@@ -275,7 +275,6 @@ async fn warnings_travel_with_the_lists_and_the_bundle() {
             {"name": "includeResolvedAllergies", "valueBoolean": true},
             {"name": "includePrescriptionIssues", "valueBoolean": true}]},
         {"name": "inlcudeUnknownAllergies"},
-        {"name": "includeConsultations"},
     ]);
     let (status, bundle) = retrieve(&env, &parameters("9690937286", areas)).await;
     assert_eq!(status, 200, "{bundle}");
@@ -293,7 +292,6 @@ async fn warnings_travel_with_the_lists_and_the_bundle() {
         [
             "includeAllergies.includePrescriptionIssues is an unrecognised parameter",
             "inlcudeUnknownAllergies is an unrecognised parameter",
-            "includeConsultations has been disabled",
         ]
     );
     assert_eq!(outcome["issue"][0]["severity"], "warning");
@@ -391,7 +389,7 @@ async fn the_new_practice_migrates_the_whole_record() {
     )
     .await;
     assert_eq!(status, 200, "{bundle}");
-    assert_eq!(lists(&bundle).len(), 9, "every area the provider serves");
+    assert_eq!(lists(&bundle).len(), 10, "every area the provider serves");
     // With sensitive information, the confidential allergy comes too and no list warns.
     assert_eq!(
         of_type(&bundle, "AllergyIntolerance").len(),
@@ -525,4 +523,57 @@ fn condition_errors(condition: &Value) -> Vec<String> {
     .into_iter()
     .filter(|e| !is_older_link_target(e))
     .collect()
+}
+
+#[tokio::test]
+async fn consultations_come_with_their_topics_and_what_was_recorded() {
+    let env = spawn().await;
+    let (status, bundle) = retrieve(
+        &env,
+        &parameters("9690937286", json!([{"name": "includeConsultations"}])),
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(
+        list(&bundle, "List of consultations")["entry"][0]["item"]["reference"],
+        "Encounter/2-c1"
+    );
+    let encounter = of_type(&bundle, "Encounter")[0];
+    assert_eq!(
+        profile_errors(
+            encounter,
+            "https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Encounter-1"
+        ),
+        Vec::<String>::new()
+    );
+    // The consultation's structure: the consultation list names its topics, each topic its items.
+    let consultation = list(&bundle, "Surgery consultation");
+    assert_eq!(consultation["code"]["coding"][0]["code"], "325851000000107");
+    assert_eq!(
+        consultation["entry"][0]["item"]["reference"],
+        "List/2-c1-t1"
+    );
+    let topic = list(&bundle, "Hypertension review");
+    assert_eq!(topic["entry"].as_array().map(Vec::len), Some(3));
+    // What was recorded comes too, on secondary lists.
+    let observations = list(
+        &bundle,
+        "Consultations - uncategorised data contained in consultations",
+    );
+    assert_eq!(observations["entry"].as_array().map(Vec::len), Some(2));
+    assert_eq!(of_type(&bundle, "MedicationStatement").len(), 1);
+
+    let (_, none) = retrieve(&env, &parameters("9690937286", json!([{"name": "includeConsultations", "part": [
+        {"name": "consultationSearchPeriod", "valuePeriod": {"start": "2020-01-01", "end": "2025-12-31"}}]}]))).await;
+    assert!(list(&none, "List of consultations")["entry"].is_null());
+    let (_, recent) = retrieve(
+        &env,
+        &parameters(
+            "9690937286",
+            json!([{"name": "includeConsultations", "part": [
+        {"name": "includeNumberOfMostRecent", "valuePositiveInt": 1}]}]),
+        ),
+    )
+    .await;
+    assert_eq!(of_type(&recent, "Encounter").len(), 1);
 }

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::clock::day_of;
 use super::structured::{
-    AllergyOptions, DayRange, ImmunisationOptions, MedicationOptions, ProblemFilter,
+    AllergyOptions, ConsultationOptions, DayRange, ImmunisationOptions, MedicationOptions,
+    ProblemFilter,
 };
 
 const SNOMED: &str = "http://snomed.info/sct";
@@ -125,6 +126,27 @@ pub struct Problem {
     pub confidential: bool,
 }
 
+/// A topic of a consultation: what was discussed, and the items recorded about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub id: String,
+    pub title: String,
+    /// The items recorded (`Observation/2-o1`, `MedicationRequest/2-m1-plan`...).
+    pub items: Vec<String>,
+}
+
+/// A consultation: an encounter with a clinician, organised by topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consultation {
+    pub id: String,
+    /// What kind (`Surgery consultation`).
+    pub kind: String,
+    pub start: String,
+    pub end: String,
+    pub clinician: String,
+    pub topics: Vec<Topic>,
+}
+
 /// A test result within an investigation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestResult {
@@ -192,6 +214,8 @@ pub struct ClinicalRecord {
     pub problems: Vec<Problem>,
     #[serde(default)]
     pub investigations: Vec<Investigation>,
+    #[serde(default)]
+    pub consultations: Vec<Consultation>,
 }
 
 /// The warning of a list: what was left out, and whether the record is still arriving.
@@ -548,6 +572,49 @@ impl Problem {
     }
 }
 
+impl Consultation {
+    fn encounter(&self, patient: &str) -> Value {
+        let day = self.start.get(..10).unwrap_or(&self.start);
+        json!({
+            "resourceType": "Encounter",
+            "id": self.id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-Encounter-1")]},
+            "text": {"status": "generated",
+                     "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{} on {day}</div>", self.kind)},
+            "identifier": identifier(patient, &self.id),
+            "status": "finished",
+            "type": [{"text": self.kind}],
+            "subject": {"reference": format!("Patient/{patient}")},
+            "participant": [{"individual": {"reference": format!("Practitioner/{}", self.clinician)}}],
+            "period": {"start": self.start, "end": self.end},
+        })
+    }
+}
+
+/// A List of a consultation's structure (the consultation, or one of its topics).
+fn structure_list(
+    patient: &str,
+    id: &str,
+    encounter: &str,
+    (title, code, display): (&str, &str, &str),
+    items: Vec<String>,
+    today: &str,
+) -> Value {
+    json!({
+        "resourceType": "List",
+        "id": id,
+        "meta": {"profile": [format!("{SD}CareConnect-GPC-List-1")]},
+        "status": "current",
+        "mode": "snapshot",
+        "title": title,
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "encounter": {"reference": format!("Encounter/{encounter}")},
+        "date": today,
+        "entry": items.into_iter().map(|i| json!({"item": {"reference": i}})).collect::<Vec<_>>(),
+    })
+}
+
 impl Investigation {
     fn resources(&self, patient: &str) -> Vec<Value> {
         let specimen_id = format!("{}-specimen", self.id);
@@ -709,6 +776,40 @@ fn list_entry(reference: &str) -> String {
     }
 }
 
+/// The secondary lists of the items recorded in consultations: (resource type, code, title).
+const CONTAINED_LISTS: [(&str, &str, &str); 6] = [
+    (
+        "AllergyIntolerance",
+        "consultations-allergies-contained-in-consultations",
+        "Consultations - allergies contained in consultations",
+    ),
+    (
+        "MedicationRequest",
+        "consultations-medications-contained-in-consultations",
+        "Consultations - medications contained in consultations",
+    ),
+    (
+        "Immunization",
+        "consultations-immunisations-contained-in-consultations",
+        "Consultations - immunisations contained in consultations",
+    ),
+    (
+        "Observation",
+        "consultations-uncategorised-data-contained-in-consultations",
+        "Consultations - uncategorised data contained in consultations",
+    ),
+    (
+        "ReferralRequest",
+        "consultations-referrals-contained-in-consultations",
+        "Consultations - referrals contained in consultations",
+    ),
+    (
+        "ProcedureRequest",
+        "consultations-diary-entries-contained-in-consultations",
+        "Consultations - diary entries contained in consultations",
+    ),
+];
+
 /// A secondary list: coded from `GPConnect-SecondaryListValues-1`, titled with its display.
 fn secondary_list(
     patient: &str,
@@ -735,6 +836,7 @@ pub struct Selection {
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
     pub investigations: Option<DayRange>,
+    pub consultations: Option<ConsultationOptions>,
     pub diary: Option<Option<i64>>,
     pub problems: Option<Vec<ProblemFilter>>,
     /// A migration that asked for sensitive information: confidential items come too.
@@ -759,6 +861,7 @@ impl Selection {
             uncategorised: Some(DayRange::default()),
             referrals: Some(DayRange::default()),
             investigations: Some(DayRange::default()),
+            consultations: Some(ConsultationOptions::default()),
             diary: Some(None),
             problems: Some(vec![ProblemFilter::default()]),
             include_confidential,
@@ -1072,6 +1175,90 @@ impl ClinicalRecord {
             for entry in found {
                 out.add(entry.to_resource(patient));
                 out.name(&entry.requester);
+            }
+        }
+        if let Some(options) = selection.consultations {
+            let mut found: Vec<&Consultation> = self
+                .consultations
+                .iter()
+                .filter(|c| {
+                    options
+                        .range
+                        .from
+                        .is_none_or(|f| day_of(&c.start).is_some_and(|d| d >= f))
+                })
+                .filter(|c| {
+                    options
+                        .range
+                        .to
+                        .is_none_or(|t| day_of(&c.end).is_some_and(|d| d <= t))
+                })
+                .collect();
+            found.sort_by(|a, b| b.start.cmp(&a.start));
+            if let Some(n) = options.most_recent {
+                found.truncate(n);
+            }
+            out.lists.push(list(
+                patient,
+                ("List of consultations", "1149501000000101"),
+                found
+                    .iter()
+                    .map(|c| format!("Encounter/{}", c.id))
+                    .collect(),
+                warnings,
+                today,
+            ));
+            let mut contained: Vec<(&str, Vec<String>)> = Vec::new();
+            for consultation in found {
+                out.add(consultation.encounter(patient));
+                out.name(&consultation.clinician);
+                let mut topics = Vec::new();
+                for topic in &consultation.topics {
+                    let mut items = Vec::new();
+                    for reference in &topic.items {
+                        if let Some((resources, who)) = self.item(reference, selection) {
+                            for resource in resources {
+                                out.add(resource);
+                            }
+                            out.name(&who);
+                            let entry = list_entry(reference);
+                            let kind = reference.split('/').next().unwrap_or_default();
+                            match contained.iter_mut().find(|(k, _)| *k == kind) {
+                                Some((_, all)) => all.push(entry.clone()),
+                                None => contained.push((kind, vec![entry.clone()])),
+                            }
+                            items.push(entry);
+                        }
+                    }
+                    out.lists.push(structure_list(
+                        patient,
+                        &topic.id,
+                        &consultation.id,
+                        (&topic.title, "25851000000105", "Topic (EHR)"),
+                        items,
+                        today,
+                    ));
+                    topics.push(format!("List/{}", topic.id));
+                }
+                out.lists.push(structure_list(
+                    patient,
+                    &format!("{}-consultation", consultation.id),
+                    &consultation.id,
+                    (&consultation.kind, "325851000000107", "Consultation"),
+                    topics,
+                    today,
+                ));
+            }
+            for (kind, code, title) in CONTAINED_LISTS {
+                if let Some((_, items)) = contained.iter().find(|(k, _)| *k == kind) {
+                    out.lists.push(secondary_list(
+                        patient,
+                        (title, code),
+                        items.clone(),
+                        warnings,
+                        today,
+                    ));
+                }
             }
         }
         let visible: Vec<&Problem> = self

@@ -45,6 +45,13 @@ impl DayRange {
     }
 }
 
+/// What the consumer asked for about consultations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsultationOptions {
+    pub range: DayRange,
+    pub most_recent: Option<usize>,
+}
+
 /// One `includeProblems`: a status (active or not) and a significance (major or not), either
 /// open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,14 +76,14 @@ pub struct StructuredRequest {
     pub immunisations: Option<ImmunisationOptions>,
     pub uncategorised: Option<DayRange>,
     pub referrals: Option<DayRange>,
+    /// Consultations, by when they happened or the most recent so many.
+    pub consultations: Option<ConsultationOptions>,
     /// Investigations, by when their reports were issued.
     pub investigations: Option<DayRange>,
     /// Diary entries, up to a date (days since 1970) when one was given.
     pub diary: Option<Option<i64>>,
     /// Problems: one filter per `includeProblems` (any may match).
     pub problems: Option<Vec<ProblemFilter>>,
-    /// Areas asked for that this provider does not serve (reported as disabled).
-    pub other_areas: Vec<&'static str>,
     pub warnings: Vec<Warning>,
 }
 
@@ -103,18 +110,6 @@ const AREAS: [(&str, &[&str]); 9] = [
     ("includeInvestigations", &["investigationSearchPeriod"]),
     ("includeReferrals", &["referralSearchPeriod"]),
     ("includeDiaryEntries", &["diaryEntriesSearchDate"]),
-];
-
-/// The areas this provider serves; the others are reported as disabled.
-const SERVED: [&str; 8] = [
-    "includeAllergies",
-    "includeMedication",
-    "includeImmunisations",
-    "includeUncategorisedData",
-    "includeReferrals",
-    "includeDiaryEntries",
-    "includeProblems",
-    "includeInvestigations",
 ];
 
 /// Parts that may not come with consultations (and, but for the problem filters, with
@@ -236,9 +231,9 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
         uncategorised: None,
         referrals: None,
         investigations: None,
+        consultations: None,
         diary: None,
         problems: None,
-        other_areas: Vec::new(),
         warnings: Vec::new(),
     };
     let mut nhs_number = None;
@@ -344,8 +339,9 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                 });
             }
             "includeConsultations" => {
+                let mut options = ConsultationOptions::default();
                 if let Some(p) = part("consultationSearchPeriod") {
-                    period(p, area, today)?;
+                    options.range = period(p, area, today)?;
                     consultation_choices.0 = true;
                 }
                 if let Some(p) = part("includeNumberOfMostRecent") {
@@ -359,7 +355,13 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                         ));
                     }
                     consultation_choices.1 = true;
+                    options.most_recent = p
+                        .value
+                        .get("valuePositiveInt")
+                        .and_then(Value::as_u64)
+                        .map(|n| n as usize);
                 }
+                request.consultations = Some(options);
             }
             "includeProblems" => {
                 let mut filter = ProblemFilter::default();
@@ -400,9 +402,6 @@ pub fn parse(parameters: &Value, today: i64) -> Result<StructuredRequest, GpcErr
                 request.diary = Some(until);
             }
             _ => {}
-        }
-        if !SERVED.contains(&area) && !request.other_areas.contains(&area) {
-            request.other_areas.push(area);
         }
     }
     if consultation_choices == (true, true) {
@@ -583,7 +582,6 @@ mod tests {
             })
         );
         assert_eq!(request.problems, Some(vec![ProblemFilter::default()]));
-        assert!(request.other_areas.is_empty());
         assert!(request.warnings.is_empty());
     }
 
