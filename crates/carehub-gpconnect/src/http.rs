@@ -1316,7 +1316,9 @@ fn warnings_outcome(warnings: &[structured::Warning]) -> Option<Value> {
                 "severity": "warning",
                 "code": "not-supported",
                 "details": {
-                    "coding": [{"system": SYSTEM_SPINE_CODES, "code": "NOT_IMPLEMENTED", "display": "Not implemented"}],
+                    "coding": [{"system": SYSTEM_SPINE_CODES,
+                                "code": SpineCode::NotImplemented.code(),
+                                "display": SpineCode::NotImplemented.display()}],
                     "text": w.text,
                 },
                 "diagnostics": w.diagnostics,

@@ -72,6 +72,21 @@ fn invalid(why: impl Into<String>) -> GpcError {
     GpcError::invalid_resource(why)
 }
 
+/// An appointment's description and comment, within their limits (never truncated).
+fn texts(appointment: &Value) -> Result<(String, Option<String>), GpcError> {
+    let description = appointment
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let comment = appointment
+        .get("comment")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    text_limits(&description, comment.as_deref())?;
+    Ok((description, comment))
+}
+
 fn text_limits(description: &str, comment: Option<&str>) -> Result<(), GpcError> {
     if description.trim().is_empty() {
         return Err(invalid("Appointment.description is required"));
@@ -198,16 +213,7 @@ pub fn parse_booking(appointment: &Value) -> Result<BookingRequest, GpcError> {
     }
     let patient = patient.ok_or_else(|| invalid("A Patient participant is required"))?;
     let location = location.ok_or_else(|| invalid("A Location participant is required"))?;
-    let description = appointment
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let comment = appointment
-        .get("comment")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    text_limits(&description, comment.as_deref())?;
+    let (description, comment) = texts(appointment)?;
     let created = appointment
         .get("created")
         .and_then(Value::as_str)
@@ -496,16 +502,7 @@ pub fn amend(
             "Appointment.{element} may not be changed by an amend; only description and comment may"
         )));
     }
-    let description = incoming
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let comment = incoming
-        .get("comment")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    text_limits(&description, comment.as_deref())?;
+    let (description, comment) = texts(incoming)?;
     Ok(GpAppointment {
         description,
         comment,
