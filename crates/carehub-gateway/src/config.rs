@@ -322,7 +322,7 @@ fn default_apis() -> Vec<Api> {
             path: "gpconnect".into(),
             fhir: Some("STU3".into()),
             service: Some("gpconnect".into()),
-            title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect)".into(),
+            title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect; Access Record HTML at /{ODS}/DSTU2/0/gpconnect)".into(),
         },
         Api {
             name: SDS_API.into(),

@@ -43,10 +43,10 @@ const SYSTEM_SPINE_CODES: &str = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-Erro
 /// Record Structured has its own root, `.../gpconnect/structured`.
 const ROOT: &str = "/{ods}/STU3/1/gpconnect";
 
-struct Gpc {
-    repo: Repo,
+pub(crate) struct Gpc {
+    pub(crate) repo: Repo,
     /// The mount's URL (`http://host/int/gpconnect`).
-    url: String,
+    pub(crate) url: String,
 }
 
 /// The routes of one environment's GP system.
@@ -99,6 +99,7 @@ pub(crate) fn router(mount: &Mount) -> ProductRouter {
             &format!("{ROOT}/structured/Patient/{{operation}}"),
             post(structured_operation),
         )
+        .merge(crate::http_dstu2::routes())
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(wrong_method)
         .with_state(gpc);
@@ -112,9 +113,12 @@ pub(crate) fn router(mount: &Mount) -> ProductRouter {
 // Errors
 
 /// A refused request, answered in the format the request negotiated.
-struct Failure {
-    error: GpcError,
-    format: Format,
+pub(crate) struct Failure {
+    pub(crate) error: GpcError,
+    pub(crate) format: Format,
+    /// Whether the request was made on the Access Record HTML (DSTU2) line, whose
+    /// OperationOutcome and media types are DSTU2's.
+    pub(crate) dstu2: bool,
 }
 
 impl From<GpcError> for Failure {
@@ -122,6 +126,7 @@ impl From<GpcError> for Failure {
         Failure {
             error,
             format: Format::Json,
+            dstu2: false,
         }
     }
 }
@@ -155,13 +160,18 @@ impl From<RepoError> for Failure {
 }
 
 impl Failure {
-    fn in_format(mut self, format: Format) -> Failure {
+    pub(crate) fn in_format(mut self, format: Format) -> Failure {
         self.format = format;
+        self
+    }
+
+    pub(crate) fn on_dstu2(mut self) -> Failure {
+        self.dstu2 = true;
         self
     }
 }
 
-fn category(status: Status) -> Category {
+pub(crate) fn category(status: Status) -> Category {
     match status {
         Status::BadRequest => Category::Invalid,
         Status::Forbidden => Category::Forbidden,
@@ -195,6 +205,13 @@ fn outcome(error: &GpcError) -> Value {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let status = category(self.error.status).status();
+        if self.dstu2 {
+            return crate::http_dstu2::respond(
+                status,
+                &crate::http_dstu2::outcome(&self.error),
+                self.format,
+            );
+        }
         let negotiated = Negotiated {
             format: self.format,
             pretty: false,
@@ -242,20 +259,30 @@ fn respond(
     response
 }
 
+/// A refusal on the line of `uri`'s service root (the HTML line is DSTU2's).
+fn refusal_at(uri: &Uri, error: GpcError) -> Response {
+    let failure = Failure::from(error);
+    if uri.path().contains("/DSTU2/") {
+        failure.on_dstu2().into_response()
+    } else {
+        failure.into_response()
+    }
+}
+
 async fn unknown_endpoint(method: Method, uri: Uri) -> Response {
-    Failure::from(GpcError::bad_request(format!(
-        "No GP Connect interaction is {method} {}; URLs are case-sensitive and the service root is /{{ODS}}/STU3/1/gpconnect",
+    let error = GpcError::bad_request(format!(
+        "No GP Connect interaction is {method} {}; URLs are case-sensitive and the service roots are /{{ODS}}/STU3/1/gpconnect and, for Access Record HTML, /{{ODS}}/DSTU2/0/gpconnect",
         uri.path()
-    )))
-    .into_response()
+    ));
+    refusal_at(&uri, error)
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> Response {
-    Failure::from(GpcError::bad_request(format!(
+    let error = GpcError::bad_request(format!(
         "{method} is not a GP Connect interaction on {}",
         uri.path()
-    )))
-    .into_response()
+    ));
+    refusal_at(&uri, error)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -273,11 +300,11 @@ struct Call {
     audit: Option<audit::Caller>,
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn now_seconds() -> i64 {
+pub(crate) fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -303,54 +330,73 @@ async fn begin(
         Failure::from(GpcError::bad_request(why).with_status(Status::UnsupportedMediaType))
     })?;
     let fail = |error: GpcError| Failure::from(error).in_format(negotiated.format);
-    let practice = gpc
-        .repo
-        .by_identifier::<Organisation>(SYSTEM_ODS, ods)
+    let (practice, ssp) = practice_and_route(gpc, ods, headers, allowed)
         .await
-        .map_err(|e| Failure::from(e).in_format(negotiated.format))?
-        .into_iter()
-        .map(|(o, _)| o)
-        .find(|o| o.asid.is_some())
-        .ok_or_else(|| {
-            fail(GpcError::new(
-                SpineCode::OrganisationNotFound,
-                format!("This GP system serves no practice with ODS code '{ods}'"),
-            ))
-        })?;
-    let asid = practice.asid.clone().unwrap_or_default();
-    let ssp = ssp::check(
-        SspHeaders {
-            trace_id: header_text(headers, "ssp-traceid"),
-            from: header_text(headers, "ssp-from"),
-            to: header_text(headers, "ssp-to"),
-            interaction_id: header_text(headers, "ssp-interactionid"),
-        },
-        &asid,
-        allowed,
-    )
-    .map_err(fail)?;
+        .map_err(|f| f.in_format(negotiated.format))?;
     let claims = jwt::check(
         header_text(headers, "authorization"),
         ssp.interaction,
         now_seconds(),
     )
     .map_err(fail)?;
-    // The audit trail names the person and organisation of the audit token, and the consumer
-    // system by its ASID.
-    let audit = caller.map(|Extension(mut caller)| {
-        caller.user = Some(claims.user.clone());
-        caller.role = claims.role.clone();
-        caller.organisation = Some(claims.organisation.clone());
-        caller.purpose = Some(claims.reason.clone());
-        caller.app_name = Some(format!("ASID {}", ssp.from));
-        caller
-    });
+    let audit = audit_caller(caller, &claims, &ssp);
     Ok(Call {
         base: format!("{}/{}/STU3/1/gpconnect", gpc.url, practice.ods),
         practice,
         negotiated,
         claims,
         audit,
+    })
+}
+
+/// The practice of `ods`, and the SSP headers checked against its ASID for `allowed`
+/// interactions: the first checks of every request on either line.
+pub(crate) async fn practice_and_route(
+    gpc: &Gpc,
+    ods: &str,
+    headers: &HeaderMap,
+    allowed: &[Interaction],
+) -> Result<(Organisation, ssp::SspRequest), Failure> {
+    let practice = gpc
+        .repo
+        .by_identifier::<Organisation>(SYSTEM_ODS, ods)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .find(|o| o.asid.is_some())
+        .ok_or_else(|| {
+            GpcError::new(
+                SpineCode::OrganisationNotFound,
+                format!("This GP system serves no practice with ODS code '{ods}'"),
+            )
+        })?;
+    let route = ssp::check(
+        SspHeaders {
+            trace_id: header_text(headers, "ssp-traceid"),
+            from: header_text(headers, "ssp-from"),
+            to: header_text(headers, "ssp-to"),
+            interaction_id: header_text(headers, "ssp-interactionid"),
+        },
+        practice.asid.as_deref().unwrap_or_default(),
+        allowed,
+    )?;
+    Ok((practice, route))
+}
+
+/// The audit trail names the person and organisation of the audit token, and the consumer
+/// system by its ASID.
+pub(crate) fn audit_caller(
+    caller: Option<Extension<audit::Caller>>,
+    claims: &jwt::AuditClaims,
+    route: &ssp::SspRequest,
+) -> Option<audit::Caller> {
+    caller.map(|Extension(mut caller)| {
+        caller.user = Some(claims.user.clone());
+        caller.role = claims.role.clone();
+        caller.organisation = Some(claims.organisation.clone());
+        caller.purpose = Some(claims.reason.clone());
+        caller.app_name = Some(format!("ASID {}", route.from));
+        caller
     })
 }
 
@@ -461,8 +507,8 @@ fn identifier_value(
 // ---------------------------------------------------------------------------------------
 // Foundations
 
-type Answer = Result<Response, Failure>;
-type Params = Query<Vec<(String, String)>>;
+pub(crate) type Answer = Result<Response, Failure>;
+pub(crate) type Params = Query<Vec<(String, String)>>;
 
 async fn metadata(
     State(gpc): State<Arc<Gpc>>,
@@ -796,7 +842,7 @@ async fn read_location(
 // ---------------------------------------------------------------------------------------
 // Appointment Management
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     now_seconds() * 1_000_000
 }
 

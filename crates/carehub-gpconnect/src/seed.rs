@@ -7,7 +7,7 @@
 use carehub_spine::pds::{self, PdsPatient};
 use carehub_spine::sds::{AccreditedSystem, MessageHandler};
 
-use crate::domain::Interaction;
+use crate::domain::{Interaction, clock};
 
 use crate::domain::directory::{
     HealthcareService, Location, Organisation, PostalAddress, Practitioner,
@@ -313,7 +313,7 @@ pub fn schedules() -> Vec<Schedule> {
 }
 
 /// The test patients at B82617 and the suite key each plays: (logical id, NHS number, key).
-pub const PATIENTS: [(&str, &str, &str); 20] = [
+pub const PATIENTS: [(&str, &str, &str); 21] = [
     ("1", "9690937278", "patient1"),
     ("2", "9690937286", "patient2: the full record"),
     ("3", "9690937294", "patient3"),
@@ -342,6 +342,11 @@ pub const PATIENTS: [(&str, &str, &str); 20] = [
         "patient21: inactive (left the practice)",
     ),
     ("20", "9690938134", "patientNoAppointments"),
+    (
+        "22",
+        pds::seed::RECENTLY_DECEASED,
+        "patient22: died 14 days before the first start (Access Record HTML's patient18)",
+    ),
 ];
 
 /// The GP records of [`PATIENTS`], from PDS's demographics.
@@ -453,7 +458,11 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
     repo.put_all(practitioners()).await?;
     repo.put_all(healthcare_services()).await?;
     repo.put_all(schedules()).await?;
-    repo.put_records(records()).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    repo.put_records(records(clock::uk_day(now))).await?;
     repo.put_patients(patients(&population)).await?;
     let (systems, handlers) = directory(gp_connect_url);
     repo.sds().register(systems, handlers).await?;
@@ -464,10 +473,13 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 /// of each (see `gpconnect/test-data.md` in the project's notes): patient2's full record,
 /// patient1 with nothing, patient5's "no known allergies", confidential items for patient16,
 /// ended allergies for patient17, and so on.
-pub fn records() -> Vec<ClinicalRecord> {
+/// The clinical records of the test patients. `today` (days since 1970) dates the few items
+/// that must stay recent, such as patient2's acute medication of the last twelve months.
+pub fn records(today: i64) -> Vec<ClinicalRecord> {
     use crate::domain::record::{
-        Allergy, Concept, Consultation, DiaryEntry, Immunisation, Investigation, MedicationCourse,
-        MedicationIssue, Observation, Problem, Referral, TestResult, Topic,
+        AdministrativeItem, Allergy, Concept, Consultation, DiaryEntry, Immunisation,
+        Investigation, MedicationCourse, MedicationIssue, Observation, Problem, Referral,
+        TestResult, Topic,
     };
     let allergy =
         |id: &str, code: (&str, &str), drug: bool, asserted: &str, ended: Option<(&str, &str)>| {
@@ -520,6 +532,7 @@ pub fn records() -> Vec<ClinicalRecord> {
         prescribed_elsewhere: false,
         confidential: false,
         recorder: "1".into(),
+        stop_reason: None,
     };
     let amlodipine = ("319283006", "Amlodipine 5mg tablets");
     let amoxicillin = ("323509004", "Amoxicillin 500mg capsules");
@@ -608,6 +621,23 @@ pub fn records() -> Vec<ClinicalRecord> {
         None,
     );
     confidential_observation.confidential = true;
+    let mut stopped_course = course(
+        "2-m3",
+        omeprazole,
+        "repeat",
+        "2022-06-01",
+        Some("2024-06-01"),
+        &["2022-06-01", "2023-06-01"],
+    );
+    stopped_course.status = "stopped".into();
+    stopped_course.stop_reason = Some("Symptoms resolved".into());
+    let recent = clock::format_day(today - 40);
+    let administrative = |id: &str, date: &str, entry: &str, details: &str| AdministrativeItem {
+        id: id.into(),
+        date: date.into(),
+        entry: entry.into(),
+        details: details.into(),
+    };
     vec![
         record("1"),
         ClinicalRecord {
@@ -628,26 +658,61 @@ pub fn records() -> Vec<ClinicalRecord> {
                     Some("2024-11-19"),
                     &["2024-11-12"],
                 ),
-                course(
-                    "2-m3",
-                    omeprazole,
-                    "repeat",
-                    "2022-06-01",
-                    Some("2024-06-01"),
-                    &["2022-06-01", "2023-06-01"],
-                ),
+                stopped_course,
                 confidential_course,
+                // The record's 2015-16 items, which the HTML views' date filters are tried on.
+                course(
+                    "2-m5",
+                    amoxicillin,
+                    "acute",
+                    "2015-10-05",
+                    Some("2015-10-12"),
+                    &["2015-10-05"],
+                ),
+                course(
+                    "2-m6",
+                    amoxicillin,
+                    "acute",
+                    &recent,
+                    None,
+                    &[recent.as_str()],
+                ),
+            ],
+            administrative: vec![
+                administrative(
+                    "2-adm1",
+                    "2015-06-10",
+                    "Summary Care Record consent",
+                    "Express consent given for additional information to be shared",
+                ),
+                administrative(
+                    "2-adm2",
+                    "2026-01-12",
+                    "Letter sent",
+                    "Invitation to the annual blood pressure review",
+                ),
             ],
             immunisations: vec![flu("2-i1", "2024-10-08"), flu("2-i2", "2025-10-14")],
-            referrals: vec![Referral {
-                id: "2-r1".into(),
-                authored: "2025-09-04".into(),
-                reason: Concept::new("49727002", "Cough"),
-                specialty: "Respiratory medicine".into(),
-                description: "Persistent cough for eight weeks; chest X-ray clear".into(),
-                recipient: ("R1A14".into(), "Carehub General Hospital".into()),
-                requester: "1".into(),
-            }],
+            referrals: vec![
+                Referral {
+                    id: "2-r1".into(),
+                    authored: "2025-09-04".into(),
+                    reason: Concept::new("49727002", "Cough"),
+                    specialty: "Respiratory medicine".into(),
+                    description: "Persistent cough for eight weeks; chest X-ray clear".into(),
+                    recipient: ("R1A14".into(), "Carehub General Hospital".into()),
+                    requester: "1".into(),
+                },
+                Referral {
+                    id: "2-r2".into(),
+                    authored: "2016-04-11".into(),
+                    reason: Concept::new("233604007", "Pneumonia"),
+                    specialty: "Respiratory medicine".into(),
+                    description: "Follow-up chest X-ray six weeks after pneumonia".into(),
+                    recipient: ("R1A14".into(), "Carehub General Hospital".into()),
+                    requester: "1".into(),
+                },
+            ],
             problems: vec![
                 problem(
                     "2-p1",
@@ -688,23 +753,55 @@ pub fn records() -> Vec<ClinicalRecord> {
                         &["MedicationRequest/2-m4-plan", "Observation/2-o3"],
                     )
                 },
+                problem(
+                    "2-p5",
+                    ("233604007", "Pneumonia"),
+                    false,
+                    true,
+                    "2015-12-01",
+                    Some("2016-01-15"),
+                    &["MedicationRequest/2-m5-plan", "ReferralRequest/2-r2"],
+                ),
+                problem(
+                    "2-p6",
+                    ("195662009", "Acute viral pharyngitis"),
+                    false,
+                    false,
+                    "2016-03-01",
+                    Some("2016-03-20"),
+                    &[],
+                ),
             ],
-            consultations: vec![Consultation {
-                id: "2-c1".into(),
-                kind: "Surgery consultation".into(),
-                start: "2026-03-02T10:00:00+00:00".into(),
-                end: "2026-03-02T10:15:00+00:00".into(),
-                clinician: "1".into(),
-                topics: vec![Topic {
-                    id: "2-c1-t1".into(),
-                    title: "Hypertension review".into(),
-                    items: vec![
-                        "Observation/2-o1".into(),
-                        "Observation/2-o2".into(),
-                        "MedicationRequest/2-m1-plan".into(),
-                    ],
-                }],
-            }],
+            consultations: vec![
+                Consultation {
+                    id: "2-c0".into(),
+                    kind: "Surgery consultation".into(),
+                    start: "2015-11-03T09:10:00+00:00".into(),
+                    end: "2015-11-03T09:20:00+00:00".into(),
+                    clinician: "2".into(),
+                    topics: vec![Topic {
+                        id: "2-c0-t1".into(),
+                        title: "Smoking cessation".into(),
+                        items: vec!["Observation/2-o4".into()],
+                    }],
+                },
+                Consultation {
+                    id: "2-c1".into(),
+                    kind: "Surgery consultation".into(),
+                    start: "2026-03-02T10:00:00+00:00".into(),
+                    end: "2026-03-02T10:15:00+00:00".into(),
+                    clinician: "1".into(),
+                    topics: vec![Topic {
+                        id: "2-c1-t1".into(),
+                        title: "Hypertension review".into(),
+                        items: vec![
+                            "Observation/2-o1".into(),
+                            "Observation/2-o2".into(),
+                            "MedicationRequest/2-m1-plan".into(),
+                        ],
+                    }],
+                },
+            ],
             investigations: vec![Investigation {
                 id: "2-t1".into(),
                 code: Concept::new("26604007", "Full blood count"),
@@ -751,6 +848,19 @@ pub fn records() -> Vec<ClinicalRecord> {
                     Some(("81.5", "kg", "kg")),
                 ),
                 confidential_observation,
+                observation("2-o4", ("77176002", "Smoker"), "2015-11-03", None),
+                observation(
+                    "2-o5",
+                    ("304252001", "For resuscitation"),
+                    "2026-04-20",
+                    None,
+                ),
+                observation(
+                    "2-o6",
+                    ("27113001", "Body weight"),
+                    "2016-02-15",
+                    Some(("84.0", "kg", "kg")),
+                ),
             ],
             ..with_allergies("2")
         },
@@ -882,6 +992,7 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
                 prescribed_elsewhere: false,
                 confidential: false,
                 recorder: "1".into(),
+                stop_reason: None,
             })
             .collect(),
         immunisations: (0..courses)
@@ -914,5 +1025,6 @@ pub fn large_record(id: &str, courses: usize) -> ClinicalRecord {
         problems: Vec::new(),
         investigations: Vec::new(),
         consultations: Vec::new(),
+        administrative: Vec::new(),
     }
 }

@@ -120,7 +120,7 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
     );
     // Confidential items are left out, and their lists say so.
     let medications = list(&bundle, "Medications and medical devices");
-    assert_eq!(medications["entry"].as_array().map(Vec::len), Some(3));
+    assert_eq!(medications["entry"].as_array().map(Vec::len), Some(5));
     assert_eq!(
         medications["extension"][1]["valueCode"],
         "confidential-items"
@@ -151,12 +151,13 @@ async fn options_filter_what_each_area_returns() {
     );
     let (_, recent) = retrieve(&env, &parameters("9690937286", json!([
         {"name": "includeMedication", "part": [{"name": "medicationSearchFromDate", "valueDate": "2025-01-01"}]}]))).await;
-    // The open repeat is active after 2025; the acute of 2024 and the repeat ended in 2024 are not.
+    // The open repeat is active after 2025, and so is last month's acute; the acutes of 2015
+    // and 2024 and the repeat stopped in 2024 are not.
     assert_eq!(
         list(&recent, "Medications and medical devices")["entry"]
             .as_array()
             .map(Vec::len),
-        Some(1)
+        Some(2)
     );
     let (_, observations) = retrieve(
         &env,
@@ -198,7 +199,7 @@ async fn options_filter_what_each_area_returns() {
         ),
     )
     .await;
-    assert_eq!(of_type(&all, "ReferralRequest").len(), 1);
+    assert_eq!(of_type(&all, "ReferralRequest").len(), 2);
     assert_eq!(of_type(&all, "ProcedureRequest").len(), 1);
 
     // patient1 has no allergies: an empty list that says why; patient5 asserted none.
@@ -496,7 +497,7 @@ async fn problems_come_with_the_items_recorded_about_them() {
         .filter_map(|c| c["code"]["coding"][0]["code"].as_str())
         .collect();
     codes.sort_unstable();
-    assert_eq!(codes, ["195967001", "235595009"]);
+    assert_eq!(codes, ["195662009", "195967001", "233604007", "235595009"]);
 
     let (status, outcome) = retrieve(
         &env,
@@ -560,7 +561,7 @@ async fn consultations_come_with_their_topics_and_what_was_recorded() {
         &bundle,
         "Consultations - uncategorised data contained in consultations",
     );
-    assert_eq!(observations["entry"].as_array().map(Vec::len), Some(2));
+    assert_eq!(observations["entry"].as_array().map(Vec::len), Some(3));
     assert_eq!(of_type(&bundle, "MedicationStatement").len(), 1);
 
     let (_, none) = retrieve(&env, &parameters("9690937286", json!([{"name": "includeConsultations", "part": [

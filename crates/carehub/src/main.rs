@@ -625,7 +625,7 @@ async fn seed_gp_connect(store: &Store, platform: &PlatformConfig, public_url: &
         {
             let (ods, asid) = carehub_gpconnect::seed::HOME_PRACTICE;
             println!(
-                "  GP Connect in {env}: {url}/{env}/{path}/{ods}/STU3/1/gpconnect (provider ASID {asid}); PDS with {} patients; test patients:",
+                "  GP Connect in {env}: {url}/{env}/{path}/{ods}/STU3/1/gpconnect, Access Record HTML at {url}/{env}/{path}/{ods}/DSTU2/0/gpconnect (provider ASID {asid}); PDS with {} patients; test patients:",
                 carehub_spine::pds::seed::named().len() as u64
                     + carehub_spine::pds::seed::BACKGROUND_PATIENTS,
                 env = product.environment,

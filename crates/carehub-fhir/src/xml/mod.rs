@@ -23,10 +23,17 @@
 //! whose markup JSON carries as it is.
 //!
 //! Both directions use quick-xml's streaming event API; the only tree built is the output.
+//!
+//! [`to_xml_in_key_order`] and [`from_xml_untyped`] apply the same rules to a version carehub
+//! has no definitions for (DSTU2, for GP Connect Access Record HTML): element order comes from
+//! the JSON key order and repeating elements from the caller (see `untyped.rs`).
 
 mod narrative;
 mod read;
+mod untyped;
 mod write;
+
+pub use untyped::{from_xml_untyped, to_xml_in_key_order};
 
 use std::fmt;
 
@@ -483,3 +490,5 @@ fn is_numeric(type_code: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod untyped_tests;

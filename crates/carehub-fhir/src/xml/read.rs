@@ -14,7 +14,7 @@ use std::str::FromStr;
 use quick_xml::XmlVersion;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
+use quick_xml::name::{NamespaceResolver, ResolveResult};
 use quick_xml::reader::NsReader;
 use serde_json::{Map, Number, Value};
 
@@ -36,14 +36,7 @@ const XSI_NAMESPACE: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// Reads a FHIR XML document into the JSON form of its resource.
 pub(super) fn read_resource(model: &Model, text: &str) -> Result<Value, XmlError> {
-    // A byte order mark is legal at the start of an XML document and carries no content.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = NsReader::from_str(text);
-    let config = reader.config_mut();
-    config.check_comments = true;
-    config.check_end_names = true;
-    config.expand_empty_elements = false;
-    config.trim_text(false);
+    let (reader, text) = new_reader(text);
     let Some(extension_type) = model.type_def("Extension") else {
         return Err(XmlError::Malformed {
             message: "the FHIR model has no Extension type".into(),
@@ -58,6 +51,20 @@ pub(super) fn read_resource(model: &Model, text: &str) -> Result<Value, XmlError
         path: Path::default(),
     };
     xml_to_json.document()
+}
+
+/// A namespace-aware reader configured for FHIR XML, and the text it reads: `text` without its
+/// byte order mark, which is legal at the start of an XML document and carries no content.
+/// Shared with the reader for versions without definitions ([`super::untyped`]).
+pub(super) fn new_reader(text: &str) -> (NsReader<&[u8]>, &str) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = NsReader::from_str(text);
+    let config = reader.config_mut();
+    config.check_comments = true;
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+    (reader, text)
 }
 
 /// The state of one conversion.
@@ -150,53 +157,196 @@ impl Repeats {
     }
 }
 
-fn is_whitespace(text: &str) -> bool {
+pub(super) fn is_whitespace(text: &str) -> bool {
     text.chars().all(is_xml_whitespace)
+}
+
+fn position_of(offset: usize, text: &str) -> TextPosition {
+    TextPosition::of_offset(text, offset as u64)
+}
+
+fn malformed_at(message: impl Into<String>, text: &str, offset: usize) -> XmlError {
+    XmlError::Malformed {
+        message: message.into(),
+        at: position_of(offset, text),
+    }
+}
+
+/// The next event of `reader`, which reads `text`, and the byte offset where it starts.
+pub(super) fn next_event<'i>(
+    reader: &mut NsReader<&'i [u8]>,
+    text: &str,
+) -> Result<(usize, Event<'i>), XmlError> {
+    let start = offset(reader.buffer_position());
+    match reader.read_event() {
+        Ok(event) => Ok((start, event)),
+        Err(err) => Err(XmlError::Malformed {
+            message: err.to_string(),
+            at: TextPosition::of_offset(text, reader.error_position()),
+        }),
+    }
+}
+
+/// The prolog of a document (declaration, comments, whitespace) up to its root element, whose
+/// start tag, offset and self-closing flag are returned. A document type declaration is refused.
+pub(super) fn read_prolog<'i>(
+    reader: &mut NsReader<&'i [u8]>,
+    text: &str,
+) -> Result<(BytesStart<'i>, usize, bool), XmlError> {
+    loop {
+        let (offset, event) = next_event(reader, text)?;
+        match event {
+            Event::Decl(_) if offset == 0 => {}
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Text(content) if is_whitespace(&content) => {}
+            Event::DocType(_) => {
+                return Err(XmlError::DoctypeNotAllowed {
+                    at: position_of(offset, text),
+                });
+            }
+            Event::Start(start) => return Ok((start, offset, false)),
+            Event::Empty(start) => return Ok((start, offset, true)),
+            Event::Eof => {
+                return Err(malformed_at(
+                    "the document has no root element",
+                    text,
+                    offset,
+                ));
+            }
+            Event::Decl(_) => {
+                return Err(malformed_at(
+                    "the XML declaration must come first",
+                    text,
+                    offset,
+                ));
+            }
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::End(_) => {
+                return Err(malformed_at(
+                    "content before the root element",
+                    text,
+                    offset,
+                ));
+            }
+        }
+    }
+}
+
+/// What follows the root element: nothing but comments, processing instructions and whitespace.
+pub(super) fn read_epilog(reader: &mut NsReader<&[u8]>, text: &str) -> Result<(), XmlError> {
+    loop {
+        let (offset, event) = next_event(reader, text)?;
+        match event {
+            Event::Eof => return Ok(()),
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Text(content) if is_whitespace(&content) => {}
+            Event::DocType(_) => {
+                return Err(XmlError::DoctypeNotAllowed {
+                    at: position_of(offset, text),
+                });
+            }
+            _ => return Err(malformed_at("content after the root element", text, offset)),
+        }
+    }
+}
+
+/// Fails unless the element is in `expected`; `path` names it.
+pub(super) fn expect_namespace(
+    resolver: &NamespaceResolver,
+    start: &BytesStart<'_>,
+    expected: &'static str,
+    path: impl FnOnce() -> String,
+    at: TextPosition,
+) -> Result<(), XmlError> {
+    let namespace = match resolver.resolve_element(start.name()).0 {
+        ResolveResult::Bound(namespace) if namespace.as_ref() == FHIR_NAMESPACE => {
+            ElementNamespace::Fhir
+        }
+        ResolveResult::Bound(namespace) if namespace.as_ref() == XHTML_NAMESPACE => {
+            ElementNamespace::Xhtml
+        }
+        ResolveResult::Bound(namespace) => ElementNamespace::Other(namespace.as_ref().into()),
+        ResolveResult::Unbound => ElementNamespace::Other(String::new()),
+        ResolveResult::Unknown(prefix) => {
+            ElementNamespace::Other(format!("(undeclared prefix '{prefix}')"))
+        }
+    };
+    let found = match namespace {
+        ElementNamespace::Fhir if expected == FHIR_NAMESPACE => return Ok(()),
+        ElementNamespace::Xhtml if expected == XHTML_NAMESPACE => return Ok(()),
+        ElementNamespace::Fhir => FHIR_NAMESPACE.to_owned(),
+        ElementNamespace::Xhtml => XHTML_NAMESPACE.to_owned(),
+        ElementNamespace::Other(namespace) => namespace,
+    };
+    Err(XmlError::WrongNamespace {
+        path: path(),
+        found,
+        expected,
+        at,
+    })
+}
+
+/// The local name of an attribute that FHIR could define (no prefix), `Ok(None)` for the ones
+/// that carry no data here (namespace declarations and `xsi:` attributes), and `Err(())` for
+/// an attribute in any other namespace, which the caller reports as unknown.
+pub(super) fn plain_attribute_name<'a>(
+    resolver: &NamespaceResolver,
+    attribute: &'a Attribute<'_>,
+) -> Result<Option<&'a str>, ()> {
+    if attribute.key.as_namespace_binding().is_some() {
+        return Ok(None);
+    }
+    let (namespace, local_name) = resolver.resolve_attribute(attribute.key);
+    match namespace {
+        ResolveResult::Unbound => Ok(Some(local_name.into_inner())),
+        ResolveResult::Bound(namespace) if namespace.as_ref() == XSI_NAMESPACE => Ok(None),
+        _ => Err(()),
+    }
+}
+
+/// An attribute's value as XML defines it (entities replaced, whitespace normalised), with
+/// characters XML cannot carry refused. `path` names the element, `offset` is its start tag.
+pub(super) fn attribute_value<'a>(
+    attribute: &Attribute<'a>,
+    name: &str,
+    text: &str,
+    offset: usize,
+    path: impl FnOnce() -> String,
+) -> Result<Cow<'a, str>, XmlError> {
+    if attribute.value.as_bytes().contains(&b'<') {
+        return Err(malformed_at(
+            format!("'<' in the value of attribute '{name}'"),
+            text,
+            offset,
+        ));
+    }
+    let value = attribute
+        .normalized_value(XmlVersion::Implicit1_0)
+        .map_err(|err| malformed_at(format!("attribute '{name}': {err}"), text, offset))?;
+    if let Some(character) = first_non_xml_char(&value) {
+        return Err(XmlError::InvalidValue {
+            path: path(),
+            message: format!(
+                "attribute '{name}' has character U+{:04X}, which XML does not allow",
+                u32::from(character)
+            ),
+            at: position_of(offset, text),
+        });
+    }
+    Ok(value)
 }
 
 impl<'i, 'm> XmlToJson<'i, 'm> {
     fn at(&self, offset: usize) -> TextPosition {
-        TextPosition::of_offset(self.text, offset as u64)
+        position_of(offset, self.text)
     }
 
     /// The next event and the byte offset where it starts.
     fn next(&mut self) -> Result<(usize, Event<'i>), XmlError> {
-        let start = offset(self.reader.buffer_position());
-        match self.reader.read_event() {
-            Ok(event) => Ok((start, event)),
-            Err(err) => Err(XmlError::Malformed {
-                message: err.to_string(),
-                at: TextPosition::of_offset(self.text, self.reader.error_position()),
-            }),
-        }
-    }
-
-    /// The offset just past the last event read.
-    fn position(&self) -> usize {
-        offset(self.reader.buffer_position())
+        next_event(&mut self.reader, self.text)
     }
 
     fn malformed(&self, message: impl Into<String>, offset: usize) -> XmlError {
-        XmlError::Malformed {
-            message: message.into(),
-            at: self.at(offset),
-        }
-    }
-
-    fn namespace_of(&self, start: &BytesStart<'_>) -> ElementNamespace {
-        match self.reader.resolver().resolve_element(start.name()).0 {
-            ResolveResult::Bound(namespace) if namespace.as_ref() == FHIR_NAMESPACE => {
-                ElementNamespace::Fhir
-            }
-            ResolveResult::Bound(namespace) if namespace.as_ref() == XHTML_NAMESPACE => {
-                ElementNamespace::Xhtml
-            }
-            ResolveResult::Bound(namespace) => ElementNamespace::Other(namespace.as_ref().into()),
-            ResolveResult::Unbound => ElementNamespace::Other(String::new()),
-            ResolveResult::Unknown(prefix) => {
-                ElementNamespace::Other(format!("(undeclared prefix '{prefix}')"))
-            }
-        }
+        malformed_at(message, self.text, offset)
     }
 
     /// Fails unless the element is in `expected`; `path` names it.
@@ -207,19 +357,13 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         path: impl FnOnce() -> String,
         offset: usize,
     ) -> Result<(), XmlError> {
-        let found = match self.namespace_of(start) {
-            ElementNamespace::Fhir if expected == FHIR_NAMESPACE => return Ok(()),
-            ElementNamespace::Xhtml if expected == XHTML_NAMESPACE => return Ok(()),
-            ElementNamespace::Fhir => FHIR_NAMESPACE.to_owned(),
-            ElementNamespace::Xhtml => XHTML_NAMESPACE.to_owned(),
-            ElementNamespace::Other(namespace) => namespace,
-        };
-        Err(XmlError::WrongNamespace {
-            path: path(),
-            found,
+        expect_namespace(
+            self.reader.resolver(),
+            start,
             expected,
-            at: self.at(offset),
-        })
+            path,
+            self.at(offset),
+        )
     }
 
     fn check_depth(&self, offset: usize) -> Result<(), XmlError> {
@@ -235,44 +379,10 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
 
     /// The whole document: prolog, one resource, and nothing but comments after it.
     fn document(&mut self) -> Result<Value, XmlError> {
-        let resource = loop {
-            let (offset, event) = self.next()?;
-            match event {
-                Event::Decl(_) if offset == 0 => {}
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(text) if is_whitespace(&text) => {}
-                Event::DocType(_) => {
-                    return Err(XmlError::DoctypeNotAllowed {
-                        at: self.at(offset),
-                    });
-                }
-                Event::Start(start) => break self.resource(&start, offset, false)?,
-                Event::Empty(start) => break self.resource(&start, offset, true)?,
-                Event::Eof => {
-                    return Err(self.malformed("the document has no root element", offset));
-                }
-                Event::Decl(_) => {
-                    return Err(self.malformed("the XML declaration must come first", offset));
-                }
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::End(_) => {
-                    return Err(self.malformed("content before the root element", offset));
-                }
-            }
-        };
-        loop {
-            let (offset, event) = self.next()?;
-            match event {
-                Event::Eof => return Ok(resource),
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(text) if is_whitespace(&text) => {}
-                Event::DocType(_) => {
-                    return Err(XmlError::DoctypeNotAllowed {
-                        at: self.at(offset),
-                    });
-                }
-                _ => return Err(self.malformed("content after the root element", offset)),
-            }
-        }
+        let (root, offset, self_closing) = read_prolog(&mut self.reader, self.text)?;
+        let resource = self.resource(&root, offset, self_closing)?;
+        read_epilog(&mut self.reader, self.text)?;
+        Ok(resource)
     }
 
     /// A resource element (`<Patient>`), at the root or inside a wrapper element.
@@ -365,15 +475,8 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         attribute: &'a Attribute<'_>,
         offset: usize,
     ) -> Result<Option<&'a str>, XmlError> {
-        if attribute.key.as_namespace_binding().is_some() {
-            return Ok(None);
-        }
-        let (namespace, local_name) = self.reader.resolver().resolve_attribute(attribute.key);
-        match namespace {
-            ResolveResult::Unbound => Ok(Some(local_name.into_inner())),
-            ResolveResult::Bound(namespace) if namespace.as_ref() == XSI_NAMESPACE => Ok(None),
-            _ => Err(self.unknown_attribute(attribute, offset)),
-        }
+        plain_attribute_name(self.reader.resolver(), attribute)
+            .map_err(|()| self.unknown_attribute(attribute, offset))
     }
 
     fn unknown_attribute(&self, attribute: &Attribute<'_>, offset: usize) -> XmlError {
@@ -392,23 +495,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         name: &str,
         offset: usize,
     ) -> Result<Cow<'a, str>, XmlError> {
-        if attribute.value.as_bytes().contains(&b'<') {
-            return Err(self.malformed(format!("'<' in the value of attribute '{name}'"), offset));
-        }
-        let value = attribute
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|err| self.malformed(format!("attribute '{name}': {err}"), offset))?;
-        if let Some(character) = first_non_xml_char(&value) {
-            return Err(XmlError::InvalidValue {
-                path: self.path.render(),
-                message: format!(
-                    "attribute '{name}' has character U+{:04X}, which XML does not allow",
-                    u32::from(character)
-                ),
-                at: self.at(offset),
-            });
-        }
-        Ok(value)
+        attribute_value(attribute, name, self.text, offset, || self.path.render())
     }
 
     /// The children of an object of type `type_def`, up to its end tag.
@@ -732,128 +819,157 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         })
     }
 
-    /// The narrative `div`, captured as the markup it is written with: line ends normalised as
-    /// an XML parser would, and references to carriage returns turned into the character (see
-    /// [`super::narrative`]). Comments stay: in JSON they are part of the markup.
+    /// The narrative `div` (see [`read_narrative`]).
     fn narrative(
         &mut self,
         start: &BytesStart<'_>,
         offset: usize,
         self_closing: bool,
     ) -> Result<String, XmlError> {
-        let invalid = |this: &Self, message: String, at: usize| XmlError::InvalidNarrative {
-            path: this.path.render(),
-            message,
-            at: this.at(at),
-        };
-        if start.name().as_ref() != "div" {
-            return Err(invalid(
-                self,
-                "the narrative must be a <div> element without a namespace prefix".into(),
-                offset,
-            ));
+        let depth = self.path.depth();
+        let path = &self.path;
+        read_narrative(
+            &mut self.reader,
+            self.text,
+            start,
+            offset,
+            self_closing,
+            depth,
+            &|| path.render(),
+        )
+    }
+}
+
+/// The narrative `div`, captured as the markup it is written with: line ends normalised as an
+/// XML parser would, and references to carriage returns turned into the character (see
+/// [`super::narrative`]). Comments stay: in JSON they are part of the markup. `start` is the
+/// div's start tag, just read from `reader` at `div_offset`; `depth` is the nesting depth of
+/// the div and `path` names it. Shared with the reader for versions without definitions.
+pub(super) fn read_narrative(
+    reader: &mut NsReader<&[u8]>,
+    text: &str,
+    start: &BytesStart<'_>,
+    div_offset: usize,
+    self_closing: bool,
+    depth: usize,
+    path: &dyn Fn() -> String,
+) -> Result<String, XmlError> {
+    let invalid = |message: String, at: usize| XmlError::InvalidNarrative {
+        path: path(),
+        message,
+        at: position_of(at, text),
+    };
+    // The offset just past the last event read.
+    let position = |reader: &NsReader<&[u8]>| offset(reader.buffer_position());
+    if start.name().as_ref() != "div" {
+        return Err(invalid(
+            "the narrative must be a <div> element without a namespace prefix".into(),
+            div_offset,
+        ));
+    }
+    check_element(reader.resolver(), start, false)
+        .map_err(|message| invalid(message, div_offset))?;
+    let declares_namespace = declared_default_namespace(start)
+        .map_err(|message| invalid(message, div_offset))?
+        .is_some();
+    // The div's own start tag, which was just read, with the namespace declaration added
+    // when the div inherits the XHTML namespace from an ancestor (JSON needs it on the div).
+    let mut markup = String::new();
+    let start_tag = slice(text, div_offset, position(reader))?;
+    match start_tag.strip_prefix("<div") {
+        Some(rest) if !declares_namespace => {
+            markup.push_str("<div");
+            push_namespace_declaration(&mut markup);
+            push_tag_from_xml(&mut markup, rest);
         }
-        check_element(self.reader.resolver(), start, false)
-            .map_err(|message| invalid(self, message, offset))?;
-        let declares_namespace = declared_default_namespace(start)
-            .map_err(|message| invalid(self, message, offset))?
-            .is_some();
-        // The div's own start tag, which was just read, with the namespace declaration added
-        // when the div inherits the XHTML namespace from an ancestor (JSON needs it on the div).
-        let mut markup = String::new();
-        let start_tag = self.slice(offset, self.position())?;
-        match start_tag.strip_prefix("<div") {
-            Some(rest) if !declares_namespace => {
-                markup.push_str("<div");
-                push_namespace_declaration(&mut markup);
-                push_tag_from_xml(&mut markup, rest);
-            }
-            _ => push_tag_from_xml(&mut markup, start_tag),
-        }
-        let mut copied_from = self.position();
-        if !self_closing {
-            let mut open_elements = 1usize;
-            loop {
-                let (event_offset, event) = self.next()?;
-                if let Event::Start(element) | Event::Empty(element) = &event {
-                    check_element(self.reader.resolver(), element, false)
-                        .map_err(|message| invalid(self, message, event_offset))?;
-                    // References in attribute values may stand for carriage returns.
-                    let tag = self.slice(event_offset, self.position())?;
-                    if tag.contains("&#") {
-                        let before = self.slice(copied_from, event_offset)?;
-                        push_normalising_line_ends(&mut markup, before);
-                        push_tag_from_xml(&mut markup, tag);
-                        copied_from = self.position();
-                    }
+        _ => push_tag_from_xml(&mut markup, start_tag),
+    }
+    let mut copied_from = position(reader);
+    if !self_closing {
+        let mut open_elements = 1usize;
+        loop {
+            let (event_offset, event) = next_event(reader, text)?;
+            if let Event::Start(element) | Event::Empty(element) = &event {
+                check_element(reader.resolver(), element, false)
+                    .map_err(|message| invalid(message, event_offset))?;
+                // References in attribute values may stand for carriage returns.
+                let tag = slice(text, event_offset, position(reader))?;
+                if tag.contains("&#") {
+                    let before = slice(text, copied_from, event_offset)?;
+                    push_normalising_line_ends(&mut markup, before);
+                    push_tag_from_xml(&mut markup, tag);
+                    copied_from = position(reader);
                 }
-                match event {
-                    Event::Start(_) => {
-                        open_elements += 1;
-                        if self.path.depth() + open_elements > MAX_DEPTH {
-                            return Err(XmlError::TooDeep {
-                                path: self.path.render(),
-                                limit: MAX_DEPTH,
-                                at: self.at(event_offset),
-                            });
-                        }
-                    }
-                    Event::Empty(_) => {}
-                    Event::End(_) => {
-                        open_elements -= 1;
-                        if open_elements == 0 {
-                            break;
-                        }
-                    }
-                    Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {}
-                    Event::GeneralRef(reference) => {
-                        check_reference(&reference)
-                            .map_err(|message| invalid(self, message, event_offset))?;
-                        if is_carriage_return(&reference) {
-                            let before = self.slice(copied_from, event_offset)?;
-                            push_normalising_line_ends(&mut markup, before);
-                            markup.push('\r');
-                            copied_from = self.position();
-                        }
-                    }
-                    Event::DocType(_) => {
-                        return Err(XmlError::DoctypeNotAllowed {
-                            at: self.at(event_offset),
+            }
+            match event {
+                Event::Start(_) => {
+                    open_elements += 1;
+                    if depth + open_elements > MAX_DEPTH {
+                        return Err(XmlError::TooDeep {
+                            path: path(),
+                            limit: MAX_DEPTH,
+                            at: position_of(event_offset, text),
                         });
                     }
-                    Event::Decl(_) => {
-                        return Err(self.malformed("misplaced XML declaration", event_offset));
+                }
+                Event::Empty(_) => {}
+                Event::End(_) => {
+                    open_elements -= 1;
+                    if open_elements == 0 {
+                        break;
                     }
-                    Event::Eof => {
-                        return Err(self.malformed(
-                            format!("the document ends inside {}", self.path.render()),
-                            event_offset,
-                        ));
+                }
+                Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {}
+                Event::GeneralRef(reference) => {
+                    check_reference(&reference)
+                        .map_err(|message| invalid(message, event_offset))?;
+                    if is_carriage_return(&reference) {
+                        let before = slice(text, copied_from, event_offset)?;
+                        push_normalising_line_ends(&mut markup, before);
+                        markup.push('\r');
+                        copied_from = position(reader);
                     }
+                }
+                Event::DocType(_) => {
+                    return Err(XmlError::DoctypeNotAllowed {
+                        at: position_of(event_offset, text),
+                    });
+                }
+                Event::Decl(_) => {
+                    return Err(malformed_at(
+                        "misplaced XML declaration",
+                        text,
+                        event_offset,
+                    ));
+                }
+                Event::Eof => {
+                    return Err(malformed_at(
+                        format!("the document ends inside {}", path()),
+                        text,
+                        event_offset,
+                    ));
                 }
             }
         }
-        let rest = self.slice(copied_from, self.position())?;
-        push_normalising_line_ends(&mut markup, rest);
-        if let Some(character) = first_non_xml_char(&markup) {
-            return Err(invalid(
-                self,
-                format!(
-                    "character U+{:04X} cannot appear in XML",
-                    u32::from(character)
-                ),
-                offset,
-            ));
-        }
-        Ok(markup)
     }
+    let rest = slice(text, copied_from, position(reader))?;
+    push_normalising_line_ends(&mut markup, rest);
+    if let Some(character) = first_non_xml_char(&markup) {
+        return Err(invalid(
+            format!(
+                "character U+{:04X} cannot appear in XML",
+                u32::from(character)
+            ),
+            div_offset,
+        ));
+    }
+    Ok(markup)
+}
 
-    /// A part of the input between two event boundaries.
-    fn slice(&self, from: usize, to: usize) -> Result<&'i str, XmlError> {
-        self.text
-            .get(from..to)
-            .ok_or_else(|| self.malformed("internal error: narrative bounds", from))
-    }
+/// A part of the input between two event boundaries.
+fn slice(text: &str, from: usize, to: usize) -> Result<&str, XmlError> {
+    text.get(from..to)
+        .ok_or_else(|| malformed_at("internal error: narrative bounds", text, from))
 }
 
 /// The JSON value of a primitive's `value` attribute: booleans and numbers as JSON booleans

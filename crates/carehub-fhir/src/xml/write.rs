@@ -454,51 +454,28 @@ impl<'m> JsonToXml<'m> {
         })
     }
 
-    /// Escapes an attribute value so that it reads back exactly: markup characters as entities
-    /// and tab, newline and carriage return as character references, because an XML parser
-    /// turns the literal characters into spaces. Characters XML cannot carry at all are errors.
+    /// Escapes an attribute value (see [`escape_attribute_value`]); `attribute` names it for
+    /// the error about a character XML cannot carry.
     fn escape_attribute<'t>(
         &self,
         text: &'t str,
         attribute: &str,
     ) -> Result<Cow<'t, str>, XmlError> {
-        let needs_escaping = |character: char| {
-            matches!(character, '&' | '<' | '>' | '"' | '\t' | '\n' | '\r')
-                || !is_xml_char(character)
-        };
-        let Some(first) = text.find(needs_escaping) else {
-            return Ok(Cow::Borrowed(text));
-        };
-        let mut escaped = String::with_capacity(text.len() + 16);
-        escaped.push_str(&text[..first]);
-        for character in text[first..].chars() {
-            match character {
-                '&' => escaped.push_str("&amp;"),
-                '<' => escaped.push_str("&lt;"),
-                '>' => escaped.push_str("&gt;"),
-                '"' => escaped.push_str("&quot;"),
-                '\t' => escaped.push_str("&#x9;"),
-                '\n' => escaped.push_str("&#xA;"),
-                '\r' => escaped.push_str("&#xD;"),
-                character if is_xml_char(character) => escaped.push(character),
-                character => {
-                    let path = if attribute == "value" {
-                        self.path.render()
-                    } else {
-                        self.path.render_child(attribute)
-                    };
-                    return Err(XmlError::InvalidValue {
-                        path,
-                        message: format!(
-                            "character U+{:04X} cannot be represented in XML",
-                            u32::from(character)
-                        ),
-                        at: TextPosition::NONE,
-                    });
-                }
+        escape_attribute_value(text).map_err(|character| {
+            let path = if attribute == "value" {
+                self.path.render()
+            } else {
+                self.path.render_child(attribute)
+            };
+            XmlError::InvalidValue {
+                path,
+                message: format!(
+                    "character U+{:04X} cannot be represented in XML",
+                    u32::from(character)
+                ),
+                at: TextPosition::NONE,
             }
-        }
-        Ok(Cow::Owned(escaped))
+        })
     }
 
     /// The narrative div, written as the markup it is.
@@ -517,4 +494,33 @@ impl<'m> JsonToXml<'m> {
         self.writer.get_mut().extend_from_slice(markup.as_bytes());
         Ok(())
     }
+}
+
+/// Escapes an attribute value so that it reads back exactly: markup characters as entities and
+/// tab, newline and carriage return as character references, because an XML parser turns the
+/// literal characters into spaces. A character XML cannot carry at all is returned as the error.
+/// Shared with the writer for versions without definitions.
+pub(super) fn escape_attribute_value(text: &str) -> Result<Cow<'_, str>, char> {
+    let needs_escaping = |character: char| {
+        matches!(character, '&' | '<' | '>' | '"' | '\t' | '\n' | '\r') || !is_xml_char(character)
+    };
+    let Some(first) = text.find(needs_escaping) else {
+        return Ok(Cow::Borrowed(text));
+    };
+    let mut escaped = String::with_capacity(text.len() + 16);
+    escaped.push_str(&text[..first]);
+    for character in text[first..].chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\t' => escaped.push_str("&#x9;"),
+            '\n' => escaped.push_str("&#xA;"),
+            '\r' => escaped.push_str("&#xD;"),
+            character if is_xml_char(character) => escaped.push(character),
+            character => return Err(character),
+        }
+    }
+    Ok(Cow::Owned(escaped))
 }

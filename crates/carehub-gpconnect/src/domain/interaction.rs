@@ -27,6 +27,10 @@ pub enum Interaction {
     StructuredMetadata,
     GetStructuredRecord,
     MigrateStructuredRecord,
+    /// Access Record HTML 0.7.4 (DSTU2): its Conformance statement.
+    CareRecordMetadata,
+    /// Access Record HTML 0.7.4: `$gpc.getcarerecord`.
+    GetCareRecord,
 }
 
 /// The scope (`requested_scope`) an interaction needs.
@@ -50,7 +54,7 @@ impl Scope {
 
 impl Interaction {
     /// Every interaction.
-    pub const ALL: [Interaction; 20] = [
+    pub const ALL: [Interaction; 22] = [
         Interaction::Metadata,
         Interaction::SearchPatient,
         Interaction::ReadPatient,
@@ -71,6 +75,8 @@ impl Interaction {
         Interaction::StructuredMetadata,
         Interaction::GetStructuredRecord,
         Interaction::MigrateStructuredRecord,
+        Interaction::CareRecordMetadata,
+        Interaction::GetCareRecord,
     ];
 
     /// The part of the interaction id after the prefix.
@@ -96,7 +102,19 @@ impl Interaction {
             Interaction::StructuredMetadata => "structured:fhir:rest:read:metadata-1",
             Interaction::GetStructuredRecord => "fhir:operation:gpc.getstructuredrecord-1",
             Interaction::MigrateStructuredRecord => "fhir:operation:gpc.migratestructuredrecord-1",
+            // The 0.x line's ids carry no major version suffix.
+            Interaction::CareRecordMetadata => "fhir:rest:read:metadata",
+            Interaction::GetCareRecord => "fhir:operation:gpc.getcarerecord",
         }
+    }
+
+    /// Whether the interaction belongs to Access Record HTML, the DSTU2 line served at
+    /// `/{ODS}/DSTU2/0/gpconnect` (every other one is STU3, at `/{ODS}/STU3/1/gpconnect`).
+    pub fn is_dstu2(self) -> bool {
+        matches!(
+            self,
+            Interaction::CareRecordMetadata | Interaction::GetCareRecord
+        )
     }
 
     /// The Spine interaction id (`urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1`).
@@ -118,13 +136,15 @@ impl Interaction {
             | Interaction::ReadAppointment
             | Interaction::SearchPatientAppointments
             | Interaction::GetStructuredRecord
-            | Interaction::MigrateStructuredRecord => Scope::PatientRead,
+            | Interaction::MigrateStructuredRecord
+            | Interaction::GetCareRecord => Scope::PatientRead,
             Interaction::RegisterPatient
             | Interaction::CreateAppointment
             | Interaction::UpdateAppointment
             | Interaction::CancelAppointment => Scope::PatientWrite,
             Interaction::Metadata
             | Interaction::StructuredMetadata
+            | Interaction::CareRecordMetadata
             | Interaction::SearchPractitioner
             | Interaction::ReadPractitioner
             | Interaction::SearchOrganization

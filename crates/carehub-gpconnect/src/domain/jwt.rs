@@ -153,6 +153,324 @@ pub fn check(
     interaction: Interaction,
     now: i64,
 ) -> Result<AuditClaims, GpcError> {
+    let claims = decode(authorization)?;
+    let common = common_claims(&claims, interaction, now)?;
+    let device = resource_claim(&claims, "requesting_device", "Device")?;
+    let organisation = resource_claim(&claims, "requesting_organization", "Organization")?;
+    let practitioner = resource_claim(&claims, "requesting_practitioner", "Practitioner")?;
+    check_device(device, invalid)?;
+    let ods = identifier(organisation, ODS_SYSTEM).ok_or_else(|| {
+        invalid(format!(
+            "The JWT 'requesting_organization' must have an identifier of system {ODS_SYSTEM}"
+        ))
+    })?;
+    if organisation.get("name").and_then(Value::as_str).is_none() {
+        return Err(invalid(
+            "The JWT 'requesting_organization' must have a name",
+        ));
+    }
+    check_subject(practitioner, &common.subject, invalid)?;
+    if practitioner.get("name").is_none() {
+        return Err(invalid(
+            "The JWT 'requesting_practitioner' must have a name",
+        ));
+    }
+    let user = identifier(practitioner, SDS_USER_SYSTEM).ok_or_else(|| {
+        invalid(format!(
+            "The JWT 'requesting_practitioner' must have an identifier of system {SDS_USER_SYSTEM} (UNK without a smartcard)"
+        ))
+    })?;
+    Ok(AuditClaims {
+        issuer: common.issuer,
+        organisation: ods.to_owned(),
+        user: user.to_owned(),
+        role: identifier(practitioner, SDS_ROLE_SYSTEM).map(str::to_owned),
+        reason: common.reason,
+        scopes: common.scopes,
+    })
+}
+
+/// The audience of every token of the 0.x (DSTU2) line: fixed, not the provider's URL.
+pub const DSTU2_AUDIENCE: &str = "https://authorize.fhir.nhs.net/token";
+const DSTU2_NHS_NUMBER_SYSTEM: &str = "http://fhir.nhs.net/Id/nhs-number";
+const DSTU2_ODS_SYSTEM: &str = "http://fhir.nhs.net/Id/ods-organization-code";
+/// The 0.x specification names the SDS user id system without `/Id/` in the audit token (and
+/// keeps it so, because providers validated it); the profile's own system has it. Both pass.
+const DSTU2_SDS_USER_SYSTEMS: [&str; 2] = [
+    "http://fhir.nhs.net/sds-user-id",
+    "http://fhir.nhs.net/Id/sds-user-id",
+];
+const DSTU2_SDS_ROLE_SYSTEM: &str = "http://fhir.nhs.net/Id/sds-role-profile-id";
+
+/// The elements DSTU2 (FHIR 1.0.2) defines on the resources an audit token carries, which is
+/// all a provider without DSTU2 definitions needs to refuse a claim resource with an element
+/// that does not exist.
+fn dstu2_elements(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Device" => &[
+            "identifier",
+            "type",
+            "note",
+            "status",
+            "manufacturer",
+            "model",
+            "version",
+            "manufactureDate",
+            "expiry",
+            "udi",
+            "lotNumber",
+            "owner",
+            "location",
+            "patient",
+            "contact",
+            "url",
+        ],
+        "Organization" => &[
+            "identifier",
+            "active",
+            "type",
+            "name",
+            "telecom",
+            "address",
+            "partOf",
+            "contact",
+        ],
+        "Practitioner" => &[
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "address",
+            "gender",
+            "birthDate",
+            "photo",
+            "practitionerRole",
+            "qualification",
+            "communication",
+        ],
+        "Patient" => &[
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "gender",
+            "birthDate",
+            "deceasedBoolean",
+            "deceasedDateTime",
+            "address",
+            "maritalStatus",
+            "multipleBirthBoolean",
+            "multipleBirthInteger",
+            "photo",
+            "contact",
+            "animal",
+            "communication",
+            "careProvider",
+            "managingOrganization",
+            "link",
+        ],
+        _ => &[],
+    }
+}
+
+/// A resource claim of a 0.x token: the right DSTU2 resource type (400 otherwise, as the 0.7
+/// test suite expects) with only elements DSTU2 defines (422 otherwise).
+fn dstu2_resource_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<&'a Value, GpcError> {
+    let value = claims
+        .get(name)
+        .filter(|v| v.is_object())
+        .ok_or_else(|| bad(format!("The JWT claim '{name}' must be a FHIR resource")))?;
+    let found = value
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !allowed.contains(&found) {
+        return Err(bad(format!(
+            "The JWT claim '{name}' must be a {}, not '{found}'",
+            allowed.join(" or ")
+        )));
+    }
+    const BASE: [&str; 8] = [
+        "resourceType",
+        "id",
+        "meta",
+        "implicitRules",
+        "language",
+        "text",
+        "contained",
+        "extension",
+    ];
+    let elements = dstu2_elements(found);
+    if let Some(unknown) = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find_map(|(key, _)| {
+            let known = BASE.contains(&key.as_str())
+                || key == "modifierExtension"
+                || elements.contains(&key.as_str());
+            (!known).then_some(key)
+        })
+    {
+        return Err(invalid(format!(
+            "The JWT claim '{name}' is not a valid DSTU2 {found}: it has no element '{unknown}'"
+        )));
+    }
+    Ok(value)
+}
+
+/// The record a 0.x token says it asks for (`requested_record`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedRecord {
+    /// A patient, by NHS number (`$gpc.getcarerecord`).
+    Patient(String),
+    /// An organisation, by ODS code (the Conformance statement).
+    Organization(String),
+}
+
+/// Checks the audit token of an Access Record HTML (0.x, DSTU2) request: the claims of the
+/// STU3 line plus `requested_record`, the fixed audience, and DSTU2 resources with the
+/// `http://fhir.nhs.net` identifier systems.
+pub fn check_dstu2(
+    authorization: Option<&str>,
+    interaction: Interaction,
+    now: i64,
+) -> Result<(AuditClaims, RequestedRecord), GpcError> {
+    let claims = decode(authorization)?;
+    let common = common_claims(&claims, interaction, now)?;
+    if common.audience != DSTU2_AUDIENCE {
+        return Err(bad(format!(
+            "The JWT 'aud' must be '{DSTU2_AUDIENCE}', not '{}'",
+            common.audience
+        )));
+    }
+    let record = dstu2_resource_claim(&claims, "requested_record", &["Patient", "Organization"])?;
+    let requested = if record["resourceType"] == "Patient" {
+        identifier(record, DSTU2_NHS_NUMBER_SYSTEM)
+            .map(|n| RequestedRecord::Patient(n.to_owned()))
+    } else {
+        identifier(record, DSTU2_ODS_SYSTEM).map(|o| RequestedRecord::Organization(o.to_owned()))
+    }
+    .ok_or_else(|| {
+        bad(format!(
+            "The JWT 'requested_record' must be a Patient with an identifier of system {DSTU2_NHS_NUMBER_SYSTEM} or an Organization with one of system {DSTU2_ODS_SYSTEM}"
+        ))
+    })?;
+    let device = dstu2_resource_claim(&claims, "requesting_device", &["Device"])?;
+    let organisation = dstu2_resource_claim(&claims, "requesting_organization", &["Organization"])?;
+    let practitioner = dstu2_resource_claim(&claims, "requesting_practitioner", &["Practitioner"])?;
+    check_device(device, bad)?;
+    let ods = identifier(organisation, DSTU2_ODS_SYSTEM).ok_or_else(|| {
+        bad(format!(
+            "The JWT 'requesting_organization' must have an identifier of system {DSTU2_ODS_SYSTEM}"
+        ))
+    })?;
+    check_subject(practitioner, &common.subject, bad)?;
+    // DSTU2's Practitioner has one name, with family and given as arrays.
+    let name = &practitioner["name"];
+    for part in ["family", "given"] {
+        if name
+            .get(part)
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            return Err(bad(format!(
+                "The JWT 'requesting_practitioner' must have a name with a {part} name"
+            )));
+        }
+    }
+    let user = DSTU2_SDS_USER_SYSTEMS
+        .iter()
+        .find_map(|system| identifier(practitioner, system))
+        .ok_or_else(|| {
+            bad(format!(
+                "The JWT 'requesting_practitioner' must have an identifier of system {} (UNK without a smartcard)",
+                DSTU2_SDS_USER_SYSTEMS[0]
+            ))
+        })?;
+    Ok((
+        AuditClaims {
+            issuer: common.issuer,
+            organisation: ods.to_owned(),
+            user: user.to_owned(),
+            role: identifier(practitioner, DSTU2_SDS_ROLE_SYSTEM).map(str::to_owned),
+            reason: common.reason,
+            scopes: common.scopes,
+        },
+        requested,
+    ))
+}
+
+/// Builds a 0.x audit token (for consumers and tests) for `record` (`RequestedRecord`), by a
+/// practitioner `user` at organisation `ods`, issued at `iat`, asking `scope`.
+pub fn token_dstu2(
+    record: &RequestedRecord,
+    ods: &str,
+    user: &str,
+    scope: &str,
+    iat: i64,
+) -> String {
+    let requested_record = match record {
+        RequestedRecord::Patient(nhs) => serde_json::json!({
+            "resourceType": "Patient",
+            "identifier": [{"system": DSTU2_NHS_NUMBER_SYSTEM, "value": nhs}],
+        }),
+        RequestedRecord::Organization(ods) => serde_json::json!({
+            "resourceType": "Organization",
+            "identifier": [{"system": DSTU2_ODS_SYSTEM, "value": ods}],
+        }),
+    };
+    let claims = serde_json::json!({
+        "iss": "https://consumer.carehub.dev",
+        "sub": "1",
+        "aud": DSTU2_AUDIENCE,
+        "exp": iat + LIFETIME_SECONDS,
+        "iat": iat,
+        "reason_for_request": DIRECT_CARE,
+        "requested_record": requested_record,
+        "requested_scope": scope,
+        "requesting_device": {
+            "resourceType": "Device",
+            "id": "1",
+            "identifier": [{"system": "https://consumer.carehub.dev/Id/device", "value": "consumer-1"}],
+            "model": "carehub consumer",
+            "version": "1.0",
+        },
+        "requesting_organization": {
+            "resourceType": "Organization",
+            "id": "1",
+            "identifier": [{"system": DSTU2_ODS_SYSTEM, "value": ods}],
+            "name": "Consumer organisation",
+        },
+        "requesting_practitioner": {
+            "resourceType": "Practitioner",
+            "id": "1",
+            "identifier": [{"system": DSTU2_SDS_USER_SYSTEMS[0], "value": user}],
+            "name": {"family": ["Consumer"], "given": ["Casey"], "prefix": ["Dr"]},
+            "practitionerRole": [{"role": {"coding": [{
+                "system": "http://fhir.nhs.net/ValueSet/sds-job-role-name-1",
+                "code": "UNK",
+            }]}}],
+        },
+    });
+    encode(&serde_json::json!({"alg": "none", "typ": "JWT"}), &claims)
+}
+
+/// The claims every token has whatever its line, checked.
+struct CommonClaims {
+    issuer: String,
+    subject: String,
+    audience: String,
+    reason: String,
+    scopes: Vec<String>,
+}
+
+/// The claims object of the bearer token in an `Authorization` header.
+fn decode(authorization: Option<&str>) -> Result<Map<String, Value>, GpcError> {
     let header = authorization.ok_or_else(|| {
         bad("The Authorization header is missing; send 'Bearer' and the audit JWT")
     })?;
@@ -177,18 +495,31 @@ pub fn check(
             "The JWT must have an empty signature (it ends with '.')",
         ));
     }
-    let claims = decode_part(payload, "payload")?;
+    decode_part(payload, "payload")
+}
 
-    let issuer = string_claim(&claims, "iss")?.to_owned();
-    let subject = string_claim(&claims, "sub")?;
-    string_claim(&claims, "aud")?;
-    let expires = time_claim(&claims, "exp")?;
-    let issued = time_claim(&claims, "iat")?;
-    let reason = string_claim(&claims, "reason_for_request")?;
-    let scope = string_claim(&claims, "requested_scope")?;
-    let device = resource_claim(&claims, "requesting_device", "Device")?;
-    let organisation = resource_claim(&claims, "requesting_organization", "Organization")?;
-    let practitioner = resource_claim(&claims, "requesting_practitioner", "Practitioner")?;
+/// Checks the identities, lifetime, reason and scope of `claims` for `interaction` at `now`.
+fn common_claims(
+    claims: &Map<String, Value>,
+    interaction: Interaction,
+    now: i64,
+) -> Result<CommonClaims, GpcError> {
+    let issuer = string_claim(claims, "iss")?.to_owned();
+    let subject = string_claim(claims, "sub")?.to_owned();
+    let audience = string_claim(claims, "aud")?.to_owned();
+    let expires = time_claim(claims, "exp")?;
+    let issued = time_claim(claims, "iat")?;
+    let reason = string_claim(claims, "reason_for_request")?.to_owned();
+    let scope = string_claim(claims, "requested_scope")?;
+    for name in [
+        "requesting_device",
+        "requesting_organization",
+        "requesting_practitioner",
+    ] {
+        if !claims.contains_key(name) {
+            return Err(bad(format!("The JWT claim '{name}' is missing")));
+        }
+    }
 
     if expires - issued != LIFETIME_SECONDS {
         return Err(bad(format!(
@@ -228,60 +559,51 @@ pub fn check(
             needed.text()
         )));
     }
+    Ok(CommonClaims {
+        issuer,
+        subject,
+        audience,
+        reason,
+        scopes,
+    })
+}
 
+/// The device claim names the consumer system: an identifier, a model and a version.
+fn check_device(device: &Value, fail: fn(String) -> GpcError) -> Result<(), GpcError> {
     if device
         .get("identifier")
         .and_then(Value::as_array)
         .is_none_or(Vec::is_empty)
     {
-        return Err(invalid(
-            "The JWT 'requesting_device' must have an identifier",
+        return Err(fail(
+            "The JWT 'requesting_device' must have an identifier".into(),
         ));
     }
     for element in ["model", "version"] {
         if device.get(element).and_then(Value::as_str).is_none() {
-            return Err(invalid(format!(
+            return Err(fail(format!(
                 "The JWT 'requesting_device' must have a {element}"
             )));
         }
     }
-    let ods = identifier(organisation, ODS_SYSTEM).ok_or_else(|| {
-        invalid(format!(
-            "The JWT 'requesting_organization' must have an identifier of system {ODS_SYSTEM}"
-        ))
-    })?;
-    if organisation.get("name").and_then(Value::as_str).is_none() {
-        return Err(invalid(
-            "The JWT 'requesting_organization' must have a name",
-        ));
-    }
+    Ok(())
+}
+
+/// `sub` is the requesting practitioner's id.
+fn check_subject(
+    practitioner: &Value,
+    subject: &str,
+    missing: fn(String) -> GpcError,
+) -> Result<(), GpcError> {
     match practitioner.get("id").and_then(Value::as_str) {
-        Some(id) if id == subject => {}
-        Some(id) => {
-            return Err(bad(format!(
-                "The JWT 'sub' ({subject}) must equal requesting_practitioner.id ({id})"
-            )));
-        }
-        None => return Err(invalid("The JWT 'requesting_practitioner' must have an id")),
+        Some(id) if id == subject => Ok(()),
+        Some(id) => Err(bad(format!(
+            "The JWT 'sub' ({subject}) must equal requesting_practitioner.id ({id})"
+        ))),
+        None => Err(missing(
+            "The JWT 'requesting_practitioner' must have an id".into(),
+        )),
     }
-    if practitioner.get("name").is_none() {
-        return Err(invalid(
-            "The JWT 'requesting_practitioner' must have a name",
-        ));
-    }
-    let user = identifier(practitioner, SDS_USER_SYSTEM).ok_or_else(|| {
-        invalid(format!(
-            "The JWT 'requesting_practitioner' must have an identifier of system {SDS_USER_SYSTEM} (UNK without a smartcard)"
-        ))
-    })?;
-    Ok(AuditClaims {
-        issuer,
-        organisation: ods.to_owned(),
-        user: user.to_owned(),
-        role: identifier(practitioner, SDS_ROLE_SYSTEM).map(str::to_owned),
-        reason: reason.to_owned(),
-        scopes,
-    })
 }
 
 /// Builds an audit token (for consumers, the demonstrator scripts and tests): the claims of a

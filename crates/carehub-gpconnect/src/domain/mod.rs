@@ -1,12 +1,16 @@
 //! GP Connect's rules, with no HTTP and no SQL: the error table ([`error`]), interactions and
 //! their scopes ([`interaction`]), the audit token ([`jwt`]), the SSP headers ([`ssp`]), the
-//! directory ([`directory`]), patients and registration ([`patient`]).
+//! directory ([`directory`]), patients and registration ([`patient`]), the clinical record
+//! ([`record`]) and its two views: Access Record Structured ([`structured`]) and Access Record
+//! HTML ([`carerecord`] for the request, [`html`] for the sections).
 
 pub mod appointment;
 pub mod capability;
+pub mod carerecord;
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod html;
 pub mod interaction;
 pub mod jwt;
 pub mod patient;

@@ -83,6 +83,9 @@ pub struct MedicationCourse {
     pub prescribed_elsewhere: bool,
     pub confidential: bool,
     pub recorder: String,
+    /// Why a clinician stopped a `stopped` course (its `end` is when).
+    #[serde(default)]
+    pub stop_reason: Option<String>,
 }
 
 /// An immunisation, given or not.
@@ -195,6 +198,17 @@ pub struct DiaryEntry {
     pub requester: String,
 }
 
+/// An administrative entry of the record (registration, consent, correspondence): what the
+/// HTML view's Administrative Items section lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdministrativeItem {
+    pub id: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub entry: String,
+    pub details: String,
+}
+
 /// A patient's clinical record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClinicalRecord {
@@ -216,6 +230,8 @@ pub struct ClinicalRecord {
     pub investigations: Vec<Investigation>,
     #[serde(default)]
     pub consultations: Vec<Consultation>,
+    #[serde(default)]
+    pub administrative: Vec<AdministrativeItem>,
 }
 
 /// The warning of a list: what was left out, and whether the record is still arriving.
@@ -280,7 +296,7 @@ fn list(
 }
 
 /// `01-Apr-2025`.
-fn display_date(day: i64) -> String {
+pub(crate) fn display_date(day: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -1379,6 +1395,7 @@ mod tests {
             prescribed_elsewhere: false,
             confidential: false,
             recorder: "1".into(),
+            stop_reason: None,
         }
     }
 

@@ -434,10 +434,17 @@ fn patient_number(identifier: Option<&Value>) -> Result<String, GpcError> {
     let Some(identifier) = identifier else {
         return Err(invalid("patientNHSNumber is required"));
     };
-    if identifier.get("system").and_then(Value::as_str) != Some(SYSTEM_NHS_NUMBER) {
+    nhs_number_of(identifier, SYSTEM_NHS_NUMBER)
+}
+
+/// The NHS number of a `patientNHSNumber` identifier of `system` (each line has its own):
+/// another system is `INVALID_IDENTIFIER_SYSTEM`, a number that fails its check digit
+/// `INVALID_NHS_NUMBER`.
+pub(super) fn nhs_number_of(identifier: &Value, system: &str) -> Result<String, GpcError> {
+    if identifier.get("system").and_then(Value::as_str) != Some(system) {
         return Err(GpcError::new(
             SpineCode::InvalidIdentifierSystem,
-            format!("patientNHSNumber must have the system {SYSTEM_NHS_NUMBER}"),
+            format!("patientNHSNumber must have the system {system}"),
         ));
     }
     let number = identifier

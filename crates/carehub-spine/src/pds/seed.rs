@@ -25,7 +25,7 @@ type Named = (
 
 /// The GP Connect test patients (the provider test suite's `patient1`.. keys, under the NHS
 /// numbers its `NHSNoMap.csv` ships with) and the e-RS referrals' patient.
-const NAMED: [Named; 20] = [
+const NAMED: [Named; 21] = [
     (
         "9690937278",
         "Mr",
@@ -217,6 +217,16 @@ const NAMED: [Named; 20] = [
         "LS6 2BU",
     ),
     (
+        "9690938150",
+        "Mrs",
+        "Ursula",
+        "Pennington",
+        "female",
+        "1936-10-30",
+        "9 Cardigan Road",
+        "LS6 1LJ",
+    ),
+    (
         "9912003888",
         "Ms",
         "Tamsin",
@@ -232,12 +242,18 @@ const NAMED: [Named; 20] = [
 pub const RESTRICTED: [&str; 2] = ["9690938533", "9690938541"];
 /// Deceased, with the date of death notified formally.
 pub const DECEASED: (&str, &str) = ("9690938681", "2025-02-11T09:30:00+00:00");
+/// Deceased a fortnight before the data was seeded: GP Connect Access Record HTML lets a
+/// practice share a record for 28 days after death, so the suite needs a recent death.
+pub const RECENTLY_DECEASED: &str = "9690938150";
+/// How long before seeding [`RECENTLY_DECEASED`] died.
+pub const RECENTLY_DECEASED_DAYS_AGO: i64 = 14;
+
 /// Superseded by a merge: (old number, the number of the record it was merged into).
 pub const SUPERSEDED: (&str, &str) = ("9690938622", "9690938614");
 /// On the GP system but not on PDS (the suite's `patient14`).
 pub const NOT_ON_PDS: &str = "9476718943";
 
-/// The named patients.
+/// The named patients (the recently deceased one dated from now).
 pub fn named() -> Vec<PdsPatient> {
     NAMED
         .iter()
@@ -261,6 +277,14 @@ pub fn named() -> Vec<PdsPatient> {
                 };
                 if nhs == DECEASED.0 {
                     patient.deceased = Some(DECEASED.1.into());
+                }
+                if nhs == RECENTLY_DECEASED {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as i64)
+                        .unwrap_or(0);
+                    let died = now - RECENTLY_DECEASED_DAYS_AGO * 86_400_000_000;
+                    patient.deceased = Some(carehub_fhir::datetime::format_instant(died));
                 }
                 if nhs == SUPERSEDED.0 {
                     patient.superseded_by = Some(SUPERSEDED.1.into());
