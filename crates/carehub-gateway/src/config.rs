@@ -164,6 +164,10 @@ pub struct Product {
     /// The shape of the gateway's own errors (401, 429...) for this product.
     #[serde(default)]
     pub error_codes: ErrorCodes,
+    /// Settings of the product itself, by name (for the GP Connect provider, for example,
+    /// `deceased-access-days`); each product documents and checks its own.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 /// How the gateway codes its own errors.
@@ -406,6 +410,7 @@ impl Product {
             min_aal: 3,
             file_size_limit: five_megabytes(),
             error_codes: ErrorCodes::Spine,
+            settings: std::collections::BTreeMap::new(),
         }
     }
 }

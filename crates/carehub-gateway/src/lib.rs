@@ -90,6 +90,8 @@ pub struct Mount {
     pub store_key: String,
     /// The largest file the product accepts, in bytes.
     pub file_size_limit: u64,
+    /// The product's own settings from the configuration (`Product::settings`).
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 /// What a product serves in one environment.
@@ -110,7 +112,13 @@ pub type ProductFactory = Arc<dyn Fn(&Mount) -> ProductRouter + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Products {
     factories: std::collections::HashMap<String, ProductFactory>,
+    settings_checks: std::collections::HashMap<String, SettingsCheck>,
 }
+
+/// A product's check of its `settings` (what the configuration's `Product::settings` hold):
+/// the message of the first mistake.
+pub type SettingsCheck =
+    Arc<dyn Fn(&std::collections::BTreeMap<String, String>) -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for Products {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +136,31 @@ impl Products {
     pub fn with(mut self, name: &str, factory: ProductFactory) -> Products {
         self.factories.insert(name.to_owned(), factory);
         self
+    }
+
+    /// Registers how the product `name` checks its settings; a product without a check takes
+    /// none.
+    pub fn with_settings(mut self, name: &str, check: SettingsCheck) -> Products {
+        self.settings_checks.insert(name.to_owned(), check);
+        self
+    }
+
+    /// Checks every product's settings in `platform`, so that a mistake stops the server at
+    /// start rather than being found later.
+    pub fn check_settings(&self, platform: &PlatformConfig) -> Result<(), String> {
+        for product in platform.products.iter().filter(|p| !p.settings.is_empty()) {
+            let service = platform
+                .apis
+                .iter()
+                .find(|a| a.name == product.api)
+                .and_then(|a| a.service.as_deref());
+            let name = format!("product {} in {}", product.api, product.environment);
+            match service.and_then(|s| self.settings_checks.get(s)) {
+                Some(check) => check(&product.settings).map_err(|e| format!("{name}: {e}"))?,
+                None => return Err(format!("{name} takes no settings")),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -274,6 +307,7 @@ pub fn router(
                     store: store.clone(),
                     store_key,
                     file_size_limit: product.file_size_limit,
+                    settings: product.settings.clone(),
                 });
                 public = routers.public;
                 routers.api

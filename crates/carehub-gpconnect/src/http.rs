@@ -47,13 +47,24 @@ pub(crate) struct Gpc {
     pub(crate) repo: Repo,
     /// The mount's URL (`http://host/int/gpconnect`).
     pub(crate) url: String,
+    /// What the provider's configuration sets for Access Record HTML.
+    pub(crate) html: crate::domain::carerecord::HtmlSettings,
 }
 
 /// The routes of one environment's GP system.
 pub(crate) fn router(mount: &Mount) -> ProductRouter {
+    let html = crate::domain::carerecord::HtmlSettings::from_settings(&mount.settings)
+        .unwrap_or_else(|error| {
+            // A product cannot refuse to start here, so the mistake is logged loudly and the
+            // defaults serve.
+            tracing::error!(api = %mount.api, environment = %mount.environment, %error,
+                "invalid GP Connect setting; the defaults are used");
+            crate::domain::carerecord::HtmlSettings::default()
+        });
     let gpc = Arc::new(Gpc {
         repo: Repo::new(mount.store.clone(), &mount.store_key),
         url: mount.url.clone(),
+        html,
     });
     let api = Router::new()
         .route(&format!("{ROOT}/metadata"), get(metadata))

@@ -205,7 +205,7 @@ async fn metadata(
     let today = clock::format_day(clock::uk_day(now_micros()));
     Ok(respond(
         StatusCode::OK,
-        &carerecord::conformance(env!("CARGO_PKG_VERSION"), &today),
+        &carerecord::conformance(env!("CARGO_PKG_VERSION"), &gpc.html.spec_version, &today),
         call.format,
     ))
 }
@@ -317,15 +317,23 @@ async fn operation(
         .await
         .map_err(|e| call.fail_repo(e.into()))?
         .is_some();
-    if let Some(refusal) = carerecord::refusal(&patient, on_pds, today) {
+    if let Some(refusal) =
+        carerecord::refusal(&patient, on_pds, today, gpc.html.deceased_access_days)
+    {
         return Err(call.fail(refusal));
     }
 
-    let record = gpc
+    let in_transit_since = patient
+        .in_transit
+        .then(|| clock::day_of(&patient.registration.start).unwrap_or(today));
+    let mut record = gpc
         .repo
         .clinical_record(&patient.id)
         .await
         .map_err(|e| call.fail_repo(e))?;
+    if let Some(day) = in_transit_since {
+        record = record.entered_since(day);
+    }
     let mut people = BTreeMap::new();
     let mut practitioners = Vec::new();
     for (practitioner, version) in gpc
@@ -350,11 +358,10 @@ async fn operation(
         record: &record,
         today,
         period: request.period,
-        in_transit_since: patient
-            .in_transit
-            .then(|| clock::day_of(&patient.registration.start).unwrap_or(today)),
+        in_transit_since,
         people: &people,
         practice: &call.practice.name,
+        excluded_codes: &gpc.html.excluded_codes,
     };
     let markup = html::render(request.section, &view);
 

@@ -26,3 +26,8 @@ pub const SERVICE: &str = "gpconnect";
 pub fn product() -> ProductFactory {
     Arc::new(http::router)
 }
+
+/// The check of the provider's settings (see [`domain::carerecord::HtmlSettings`]).
+pub fn settings_check() -> carehub_gateway::SettingsCheck {
+    Arc::new(|settings| domain::carerecord::HtmlSettings::from_settings(settings).map(|_| ()))
+}

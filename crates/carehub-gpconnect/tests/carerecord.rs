@@ -5,8 +5,9 @@
 
 mod common;
 
+use carehub_gateway::config::PlatformConfig;
 use carehub_gpconnect::domain::jwt::{self, RequestedRecord};
-use common::{CONSUMER_ASID, PRACTICE, PROVIDER_ASID, send, spawn, spine_code};
+use common::{CONSUMER_ASID, PRACTICE, PROVIDER_ASID, send, spawn, spawn_with, spine_code};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -644,4 +645,77 @@ async fn xml_in_and_out_and_the_conformance_statement() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+/// The platform configuration with `settings` on the GP Connect product.
+fn with_settings(settings: &[(&str, &str)]) -> PlatformConfig {
+    let mut platform = PlatformConfig::default();
+    for product in platform
+        .products
+        .iter_mut()
+        .filter(|p| p.api == "gp-connect")
+    {
+        product.settings = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+    platform
+}
+
+#[tokio::test]
+async fn the_provider_settings_change_the_window_after_death_exclusions_and_version() {
+    let env = spawn_with(with_settings(&[
+        ("deceased-access-days", "10"),
+        ("html-excluded-codes", "77176002"),
+        ("html-spec-version", "0.7.3"),
+    ]))
+    .await;
+    // patient22 died 14 days ago: past a 10-day window.
+    let (status, outcome) =
+        care_record(&env, "9690938150", &parameters("9690938150", "SUM", None)).await;
+    assert_eq!((status, spine_code(&outcome)), (404, "PATIENT_NOT_FOUND"));
+    let (_, clinical) = care_record(&env, PATIENT2, &parameters(PATIENT2, "CLI", None)).await;
+    assert!(!html(&clinical).contains("Smoker"));
+    let (_, conformance) = send(
+        call(
+            &env,
+            Method::GET,
+            "/metadata",
+            METADATA,
+            &RequestedRecord::Organization(PRACTICE.into()),
+        )
+        .header("accept", JSON),
+    )
+    .await;
+    assert_eq!(conformance["version"], "0.7.3");
+}
+
+#[test]
+fn a_bad_setting_stops_the_server_at_start_saying_which() {
+    let products = carehub_gateway::Products::new().with_settings(
+        carehub_gpconnect::SERVICE,
+        carehub_gpconnect::settings_check(),
+    );
+    assert_eq!(
+        products.check_settings(&with_settings(&[("deceased-access-days", "28")])),
+        Ok(())
+    );
+    let error = products
+        .check_settings(&with_settings(&[("deceased-access-days", "four weeks")]))
+        .expect_err("refused");
+    assert!(
+        error.contains("gp-connect") && error.contains("deceased-access-days"),
+        "{error}"
+    );
+    let mut platform = PlatformConfig::default();
+    for product in platform
+        .products
+        .iter_mut()
+        .filter(|p| p.api == "spine-directory-service")
+    {
+        product.settings.insert("anything".into(), "1".into());
+    }
+    let error = products.check_settings(&platform).expect_err("refused");
+    assert!(error.contains("takes no settings"), "{error}");
 }

@@ -1025,18 +1025,26 @@ async fn run(
             carehub_server::base(&config, base, store.clone()),
         );
     }
+    let products = carehub_gateway::Products::new()
+        .with(carehub_ers::SERVICE, carehub_ers::product())
+        .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
+        .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
+        .with_settings(
+            carehub_gpconnect::SERVICE,
+            carehub_gpconnect::settings_check(),
+        )
+        .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
+        .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product());
+    products
+        .check_settings(&platform)
+        .map_err(|e| anyhow::anyhow!("invalid platform configuration: {e}"))?;
     let app = carehub_gateway::router(
         &platform,
         &config,
         store.clone(),
         Arc::new(LocalLimiter::default()),
         direct,
-        &carehub_gateway::Products::new()
-            .with(carehub_ers::SERVICE, carehub_ers::product())
-            .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
-            .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
-            .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
-            .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product()),
+        &products,
     );
     for base in &config.bases {
         println!(

@@ -16,8 +16,83 @@ use super::patient::{GpPatient, RegistrationType};
 /// The GP Connect release Access Record HTML implements.
 pub const SPEC_VERSION: &str = "0.7.4";
 
-/// How long after death a patient's record stays readable (0.7.4).
+/// How long after death a patient's record stays readable, unless configured (0.7.4).
 pub const DECEASED_ACCESS_DAYS: i64 = 28;
+
+/// What a provider configures for Access Record HTML (the product's `settings`):
+/// `deceased-access-days` (28 by default), `html-excluded-codes` (the SNOMED codes withheld from
+/// every section, comma-separated: the RCGP sensitive-data exclusion set a practice applies;
+/// none by default) and `html-spec-version` (the version the Conformance statement names,
+/// `0.7.4` by default, which test packs built for another 0.7 release may compare).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtmlSettings {
+    pub deceased_access_days: i64,
+    pub excluded_codes: std::collections::BTreeSet<String>,
+    pub spec_version: String,
+}
+
+impl Default for HtmlSettings {
+    fn default() -> HtmlSettings {
+        HtmlSettings {
+            deceased_access_days: DECEASED_ACCESS_DAYS,
+            excluded_codes: Default::default(),
+            spec_version: SPEC_VERSION.into(),
+        }
+    }
+}
+
+impl HtmlSettings {
+    /// Reads the settings by name; an unknown name or a bad value is an error that says which.
+    pub fn from_settings(
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<HtmlSettings, String> {
+        let mut read = HtmlSettings::default();
+        for (name, value) in settings {
+            match name.as_str() {
+                "deceased-access-days" => {
+                    read.deceased_access_days = value
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|days| *days >= 0)
+                        .ok_or_else(|| {
+                            format!(
+                                "deceased-access-days must be a whole number of days, not '{value}'"
+                            )
+                        })?;
+                }
+                "html-excluded-codes" => {
+                    read.excluded_codes = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(|code| {
+                            if code.chars().all(|c| c.is_ascii_digit()) {
+                                Ok(code.to_owned())
+                            } else {
+                                Err(format!("html-excluded-codes holds '{code}', which is not a SNOMED CT code"))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "html-spec-version" => {
+                    if !value.starts_with("0.7.") {
+                        return Err(format!(
+                            "html-spec-version must be a 0.7 release (0.7.4 by default), not '{value}'"
+                        ));
+                    }
+                    read.spec_version = value.clone();
+                }
+                other => {
+                    return Err(format!(
+                        "'{other}' is not a setting of the GP Connect provider (deceased-access-days, html-excluded-codes, html-spec-version)"
+                    ));
+                }
+            }
+        }
+        Ok(read)
+    }
+}
 
 /// Where the 0.x profiles live.
 const SD: &str = "http://fhir.nhs.net/StructureDefinition/";
@@ -302,8 +377,13 @@ fn date_filter(parameter: &Value) -> Result<DateFilter, GpcError> {
 
 /// Why a patient's care record cannot be shared, if it cannot: held here, registered for GMS
 /// with this practice, traced on PDS, not flagged sensitive, alive or dead for no longer than
-/// [`DECEASED_ACCESS_DAYS`] (the 0.7.4 rule), and not dissenting.
-pub fn refusal(patient: &GpPatient, on_pds: bool, today: i64) -> Option<GpcError> {
+/// `deceased_access_days` (the 0.7.4 rule), and not dissenting.
+pub fn refusal(
+    patient: &GpPatient,
+    on_pds: bool,
+    today: i64,
+    deceased_access_days: i64,
+) -> Option<GpcError> {
     let not_found = |why: &str| {
         Some(GpcError::new(
             SpineCode::PatientNotFound,
@@ -324,7 +404,7 @@ pub fn refusal(patient: &GpPatient, on_pds: bool, today: i64) -> Option<GpcError
         return not_found("the record is not shared");
     }
     if let Some(died) = &patient.deceased
-        && day_of(died).is_none_or(|day| today - day > DECEASED_ACCESS_DAYS)
+        && day_of(died).is_none_or(|day| today - day > deceased_access_days)
     {
         return not_found("deceased");
     }
@@ -496,8 +576,9 @@ pub fn bundle(resources: Vec<Value>) -> Value {
     })
 }
 
-/// The DSTU2 Conformance statement of the Access Record HTML service root.
-pub fn conformance(software_version: &str, date: &str) -> Value {
+/// The DSTU2 Conformance statement of the Access Record HTML service root, naming
+/// `spec_version`.
+pub fn conformance(software_version: &str, spec_version: &str, date: &str) -> Value {
     let profiles: Vec<Value> = [
         "gpconnect-patient-1",
         "gpconnect-operationoutcome-1",
@@ -512,12 +593,12 @@ pub fn conformance(software_version: &str, date: &str) -> Value {
     .collect();
     json!({
         "resourceType": "Conformance",
-        "version": SPEC_VERSION,
+        "version": spec_version,
         "name": "GP Connect",
         "status": "active",
         "publisher": "carehub",
         "date": date,
-        "description": format!("This server implements the GP Connect API version {SPEC_VERSION}: Access Record HTML"),
+        "description": format!("This server implements the GP Connect API version {spec_version}: Access Record HTML"),
         "kind": "capability",
         "software": {"name": "carehub", "version": software_version},
         "fhirVersion": "1.0.2",
@@ -729,6 +810,65 @@ mod tests {
         assert_eq!(
             (error.code, error.status),
             (SpineCode::InvalidResource, Status::Unprocessable)
+        );
+    }
+
+    #[test]
+    fn settings_are_read_by_name_and_bad_ones_say_why() {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            HtmlSettings::from_settings(&map(&[])),
+            Ok(HtmlSettings::default())
+        );
+        let read = HtmlSettings::from_settings(&map(&[
+            ("deceased-access-days", "14"),
+            ("html-excluded-codes", "35489007, 77176002"),
+            ("html-spec-version", "0.7.3"),
+        ]))
+        .expect("valid");
+        assert_eq!(read.deceased_access_days, 14);
+        assert!(read.excluded_codes.contains("77176002"));
+        assert_eq!(read.spec_version, "0.7.3");
+        for bad in [
+            ("deceased-access-days", "a month"),
+            ("html-excluded-codes", "Smoker"),
+            ("html-spec-version", "1.6.0"),
+            ("deceased-days", "28"),
+        ] {
+            let error = HtmlSettings::from_settings(&map(&[bad])).expect_err("refused");
+            assert!(error.contains(bad.0), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_record_stays_readable_for_the_configured_days_after_death() {
+        let pds = carehub_spine::pds::seed::named();
+        let patients = crate::seed::patients(&pds);
+        let mut patient = patients
+            .into_iter()
+            .find(|p| p.id == "2")
+            .expect("patient2");
+        let today = days_from_civil(2026, 12, 1);
+        assert_eq!(refusal(&patient, true, today, 28), None);
+        patient.deceased = Some("2026-11-11T10:00:00+00:00".into());
+        assert_eq!(refusal(&patient, true, today, 28), None, "20 days ago");
+        let error = refusal(&patient, true, today, 14).expect("too long ago");
+        assert_eq!(error.code, SpineCode::PatientNotFound);
+        patient.deceased = None;
+        assert_eq!(
+            refusal(&patient, false, today, 28).map(|e| e.code),
+            Some(SpineCode::PatientNotFound),
+            "not on PDS"
+        );
+        patient.dissent = true;
+        assert_eq!(
+            refusal(&patient, true, today, 28).map(|e| e.code),
+            Some(SpineCode::NoPatientConsent)
         );
     }
 

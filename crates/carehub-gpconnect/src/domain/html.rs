@@ -40,6 +40,9 @@ pub struct View<'a> {
     pub people: &'a BTreeMap<String, String>,
     /// The practice's name.
     pub practice: &'a str,
+    /// SNOMED codes the practice withholds from every section (the RCGP sensitive set it
+    /// applies), like items marked confidential.
+    pub excluded_codes: &'a std::collections::BTreeSet<String>,
 }
 
 /// Escapes text for XHTML content.
@@ -317,6 +320,11 @@ fn parts(section: Section, view: &View<'_>) -> Layout {
 }
 
 impl View<'_> {
+    /// Whether an item may be shown: not marked confidential and not of an excluded code.
+    fn shareable(&self, confidential: bool, code: &Concept) -> bool {
+        !confidential && !self.excluded_codes.contains(&code.code)
+    }
+
     /// Whether an item dated `day` is inside the consumer's range (everything is, without one).
     fn in_range(&self, day: Option<i64>) -> bool {
         match (self.period, day) {
@@ -330,12 +338,16 @@ impl View<'_> {
         self.people.get(id).cloned().unwrap_or_default()
     }
 
-    /// What a reference to an item of the record (`Observation/2-o1`) names.
+    /// What a reference to an item of the record (`Observation/2-o1`) names; nothing for an
+    /// item that may not be shown, so that no other table gives it away.
     fn item_name(&self, reference: &str) -> Option<String> {
         let id = reference.split('/').nth(1)?;
         let record = self.record;
         let name = |c: &Concept| Some(c.display.clone());
         if let Some(o) = record.observations.iter().find(|o| o.id == id) {
+            if !self.shareable(o.confidential, &o.code) {
+                return None;
+            }
             return match &o.value {
                 Some((value, unit, _)) => Some(format!("{} {value} {unit}", o.code.display)),
                 None => name(&o.code),
@@ -346,13 +358,19 @@ impl View<'_> {
             .iter()
             .find(|m| id == m.id || id.starts_with(&format!("{}-", m.id)))
         {
-            return name(&m.medication);
+            return self
+                .shareable(m.confidential, &m.medication)
+                .then(|| m.medication.display.clone());
         }
         if let Some(a) = record.allergies.iter().find(|a| a.id == id) {
-            return name(&a.code);
+            return self
+                .shareable(a.confidential, &a.code)
+                .then(|| a.code.display.clone());
         }
         if let Some(p) = record.problems.iter().find(|p| p.id == id) {
-            return name(&p.code);
+            return self
+                .shareable(p.confidential, &p.code)
+                .then(|| p.code.display.clone());
         }
         if let Some(r) = record.referrals.iter().find(|r| r.id == id) {
             return Some(format!("Referral: {}", r.reason.display));
@@ -372,7 +390,7 @@ impl View<'_> {
         self.record
             .problems
             .iter()
-            .filter(|p| !p.confidential)
+            .filter(|p| self.shareable(p.confidential, &p.code))
             .filter(|p| {
                 p.related.iter().any(|r| {
                     r.split('/')
@@ -426,7 +444,7 @@ fn current_allergies(view: &View<'_>) -> Part {
         .collect();
     let mut items: Vec<_> = current
         .iter()
-        .filter(|a| !a.confidential)
+        .filter(|a| view.shareable(a.confidential, &a.code))
         .map(|a| {
             (
                 a.onset.as_deref().or(Some(&a.asserted)).and_then(day_of),
@@ -462,7 +480,7 @@ fn historical_allergies(view: &View<'_>) -> Part {
         .collect();
     let mut items: Vec<_> = ended
         .iter()
-        .filter(|a| !a.confidential)
+        .filter(|a| view.shareable(a.confidential, &a.code))
         .map(|a| (a.ended.as_ref().and_then(|(d, _)| day_of(d)), *a))
         .collect();
     newest_first(&mut items);
@@ -503,7 +521,7 @@ fn clinical_items(view: &View<'_>) -> Part {
         .collect();
     let mut items: Vec<_> = coded
         .iter()
-        .filter(|o| !o.confidential)
+        .filter(|o| view.shareable(o.confidential, &o.code))
         .map(|o| (observation_day(o), *o))
         .collect();
     newest_first(&mut items);
@@ -542,7 +560,9 @@ fn emergency_codes(view: &View<'_>) -> Part {
             view.record
                 .observations
                 .iter()
-                .filter(|o| !o.confidential && codes.contains(&o.code.code.as_str()))
+                .filter(|o| {
+                    view.shareable(o.confidential, &o.code) && codes.contains(&o.code.code.as_str())
+                })
                 .map(|o| (observation_day(o), o))
                 .max_by_key(|(day, _)| *day)
         })
@@ -699,13 +719,17 @@ fn last_issued(course: &MedicationCourse) -> Option<i64> {
     course.issues.iter().filter_map(|i| day_of(&i.date)).max()
 }
 
-/// The courses a table may show, and whether any were withheld as confidential.
+/// The courses a table may show, and whether any were withheld (confidential or excluded).
 fn shown<'r>(
     view: &View<'r>,
     keep: impl Fn(&MedicationCourse) -> bool,
 ) -> (Vec<&'r MedicationCourse>, bool) {
     let all: Vec<&MedicationCourse> = view.record.medication.iter().filter(|c| keep(c)).collect();
-    let shown: Vec<&MedicationCourse> = all.iter().copied().filter(|c| !c.confidential).collect();
+    let shown: Vec<&MedicationCourse> = all
+        .iter()
+        .copied()
+        .filter(|c| view.shareable(c.confidential, &c.medication))
+        .collect();
     let excluded = shown.len() < all.len();
     (shown, excluded)
 }
@@ -984,7 +1008,7 @@ fn observations(view: &View<'_>) -> Part {
         .collect();
     let mut rows: Vec<(Option<i64>, Vec<Cell>)> = measured
         .iter()
-        .filter(|o| !o.confidential)
+        .filter(|o| view.shareable(o.confidential, &o.code))
         .map(|o| {
             let (value, unit, _) = o.value.clone().unwrap_or_default();
             let day = observation_day(o);
@@ -1024,7 +1048,10 @@ fn observations(view: &View<'_>) -> Part {
         }
     }
     rows.sort_by_key(|row| std::cmp::Reverse(row.0));
-    let shown_measured = measured.iter().filter(|o| !o.confidential).count();
+    let shown_measured = measured
+        .iter()
+        .filter(|o| view.shareable(o.confidential, &o.code))
+        .count();
     let mut table = Table::new("obs-tab", &["Date", "Entry", "Value", "Range", "Details"]);
     for (_, cells) in rows {
         table.push(cells);
@@ -1059,7 +1086,7 @@ fn active_problems(view: &View<'_>, filtering: Filtering) -> Part {
     let active: Vec<&Problem> = view.record.problems.iter().filter(|p| p.active).collect();
     let mut items: Vec<_> = active
         .iter()
-        .filter(|p| !p.confidential)
+        .filter(|p| view.shareable(p.confidential, &p.code))
         .map(|p| (day_of(&p.onset), *p))
         .collect();
     newest_first(&mut items);
@@ -1099,7 +1126,7 @@ fn inactive_problems(view: &View<'_>, major: bool, filtering: Filtering) -> Part
         .collect();
     let mut items: Vec<_> = inactive
         .iter()
-        .filter(|p| !p.confidential)
+        .filter(|p| view.shareable(p.confidential, &p.code))
         .map(|p| (p.ended.as_deref().and_then(day_of), *p))
         .collect();
     newest_first(&mut items);
@@ -1159,4 +1186,97 @@ fn referrals(view: &View<'_>) -> Part {
         ]);
     }
     Part::new("Referrals", Filtering::Consumer, table)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::domain::carerecord::DateFilter;
+    use carehub_fhir::datetime::days_from_civil;
+
+    fn patient2() -> ClinicalRecord {
+        let today = days_from_civil(2026, 12, 1);
+        crate::seed::records(today)
+            .into_iter()
+            .find(|r| r.id == "2")
+            .expect("patient2")
+    }
+
+    fn render_with(
+        record: &ClinicalRecord,
+        section: Section,
+        period: Option<DateFilter>,
+        excluded: &BTreeSet<String>,
+    ) -> String {
+        let people = BTreeMap::from([("1".to_owned(), "Dr Anne Smith".to_owned())]);
+        render(
+            section,
+            &View {
+                record,
+                today: days_from_civil(2026, 12, 1),
+                period,
+                in_transit_since: None,
+                people: &people,
+                practice: "Carehub Surgery",
+                excluded_codes: excluded,
+            },
+        )
+    }
+
+    #[test]
+    fn the_markup_is_one_line_of_well_formed_xhtml() {
+        let record = patient2();
+        for section in Section::ALL {
+            let html = render_with(&record, section, None, &BTreeSet::new());
+            assert!(!html.contains('\n') && !html.contains('\t'), "{html}");
+            assert!(html.starts_with(&format!(
+                "<div xmlns=\"http://www.w3.org/1999/xhtml\"><h1>{}</h1>",
+                section.title()
+            )));
+            assert!(html.ends_with("</div>"));
+            let opened = html.matches("<div").count();
+            assert_eq!(opened, html.matches("</div>").count(), "{html}");
+            assert_eq!(
+                html.matches("<table").count(),
+                html.matches("</table>").count()
+            );
+        }
+    }
+
+    #[test]
+    fn excluded_codes_are_withheld_everywhere_with_the_banner() {
+        let record = patient2();
+        let smoker = BTreeSet::from(["77176002".to_owned()]);
+        let shown = render_with(&record, Section::ClinicalItems, None, &BTreeSet::new());
+        // (The banner is there anyway: a confidential entry is withheld from this table.)
+        assert!(shown.contains("Smoker") && !shown.contains("Depressive"));
+        let withheld = render_with(&record, Section::ClinicalItems, None, &smoker);
+        assert!(!withheld.contains("Smoker"));
+        assert!(withheld.contains(
+            "<div class=\"exclusion-banner\"><p>Items excluded due to confidentiality and/or patient preferences</p></div>"
+        ));
+        // Nor does the encounter it was recorded in give it away.
+        let encounters = render_with(&record, Section::Encounters, None, &smoker);
+        assert!(!encounters.contains("Smoker"), "{encounters}");
+    }
+
+    #[test]
+    fn partial_periods_show_as_whole_days_in_the_banner() {
+        let record = patient2();
+        let html = render_with(
+            &record,
+            Section::Problems,
+            Some(DateFilter {
+                from: Some(days_from_civil(2015, 5, 1)),
+                to: Some(days_from_civil(2016, 7, 1)),
+            }),
+            &BTreeSet::new(),
+        );
+        // Active problems always show everything; the inactive ones are filtered.
+        assert!(html.contains("<h2>Active Problems and Issues</h2><div class=\"date-banner\"><p>Date filter not applied</p></div>"));
+        assert!(html.contains("<h2>Major Inactive Problems and Issues</h2><div class=\"date-banner\"><p>For the period '01-May-2015' to '01-Jul-2016'</p></div>"));
+        assert!(html.contains("Pneumonia") && !html.contains("Gastroesophageal"));
+    }
 }

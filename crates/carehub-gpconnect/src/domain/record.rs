@@ -234,6 +234,11 @@ pub struct ClinicalRecord {
     pub administrative: Vec<AdministrativeItem>,
 }
 
+/// The items of `items` that `wanted` keeps.
+fn keep<T: Clone>(items: &[T], wanted: impl Fn(&T) -> bool) -> Vec<T> {
+    items.iter().filter(|item| wanted(item)).cloned().collect()
+}
+
 /// The warning of a list: what was left out, and whether the record is still arriving.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Warnings {
@@ -891,8 +896,35 @@ impl Selection {
 }
 
 impl ClinicalRecord {
-    /// The Lists and resources `selection` asks for; `today` is the answer's date
-    /// (`YYYY-MM-DD`).
+    /// What was entered on or after `day` (days since 1970): while a transferred record is
+    /// still arriving, Access Record HTML shows only what the new practice recorded.
+    pub fn entered_since(&self, day: i64) -> ClinicalRecord {
+        let since = |text: &str| day_of(text).is_some_and(|d| d >= day);
+        let mut medication: Vec<MedicationCourse> = self
+            .medication
+            .iter()
+            .filter(|c| since(&c.start))
+            .cloned()
+            .collect();
+        for course in &mut medication {
+            course.issues.retain(|i| since(&i.date));
+        }
+        ClinicalRecord {
+            id: self.id.clone(),
+            no_known_allergies: self.no_known_allergies.clone().filter(|d| since(d)),
+            allergies: keep(&self.allergies, |a| since(&a.asserted)),
+            medication,
+            immunisations: keep(&self.immunisations, |i| since(&i.recorded)),
+            observations: keep(&self.observations, |o| since(&o.issued)),
+            referrals: keep(&self.referrals, |r| since(&r.authored)),
+            diary: keep(&self.diary, |d| since(&d.authored)),
+            problems: keep(&self.problems, |p| since(&p.asserted)),
+            investigations: keep(&self.investigations, |i| since(&i.issued)),
+            consultations: keep(&self.consultations, |c| since(&c.start)),
+            administrative: keep(&self.administrative, |a| since(&a.date)),
+        }
+    }
+
     /// The resources of one item by its reference (`MedicationRequest/2-m1-plan`), and who
     /// recorded it; nothing for an item withheld or not held.
     fn item(&self, reference: &str, selection: &Selection) -> Option<(Vec<Value>, String)> {
@@ -1370,6 +1402,34 @@ impl ClinicalRecord {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_record_in_transit_shows_what_the_new_practice_entered() {
+        let today = carehub_fhir::datetime::days_from_civil(2026, 12, 1);
+        let record = crate::seed::records(today)
+            .into_iter()
+            .find(|r| r.id == "2")
+            .expect("patient2");
+        let since = carehub_fhir::datetime::days_from_civil(2026, 1, 1);
+        let recent = record.entered_since(since);
+        assert!(
+            recent
+                .observations
+                .iter()
+                .all(|o| o.issued.as_str() >= "2026-01-01")
+        );
+        assert!(!recent.observations.is_empty());
+        assert!(recent.allergies.is_empty(), "asserted in 2004 and 2012");
+        assert_eq!(recent.administrative.len(), 1);
+        // A course started before keeps nothing; one started since keeps its issues.
+        assert!(
+            recent
+                .medication
+                .iter()
+                .all(|c| c.start.as_str() >= "2026-01-01")
+        );
+        assert!(recent.medication.iter().all(|c| !c.issues.is_empty()));
+    }
+
     use super::*;
 
     fn course(id: &str, kind: &str, start: &str, end: Option<&str>) -> MedicationCourse {

@@ -31,13 +31,17 @@ pub struct Env {
 }
 
 pub async fn spawn() -> Env {
+    spawn_with(PlatformConfig::default()).await
+}
+
+/// As [`spawn`], with `platform` (products' settings, say).
+pub async fn spawn_with(platform: PlatformConfig) -> Env {
     let products = carehub_gateway::Products::new()
         .with(carehub_gpconnect::SERVICE, carehub_gpconnect::product())
         .with(carehub_spine::PDS_SERVICE, carehub_spine::pds_product())
         .with(carehub_spine::SDS_SERVICE, carehub_spine::sds_product())
         .with(carehub_spine::SSP_SERVICE, carehub_spine::ssp_product());
-    let served =
-        carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, true).await;
+    let served = carehub_gateway::testing::serve(platform, &products, true, true).await;
     let (url, store) = (served.url.clone(), served.store.clone());
     let repo = carehub_gpconnect::repo::Repo::new(store.clone(), "gpconnect-int");
     assert!(
