@@ -400,10 +400,18 @@ pub fn patients(pds: &[PdsPatient]) -> Vec<GpPatient> {
 /// allowed to send every GP Connect interaction, for organisation A11111.
 pub const CONSUMER: (&str, &str) = ("200000000359", "A11111");
 
-/// SDS's records of the practices served here (provider systems and their endpoints at
-/// `{gp_connect_url}/{ODS}/STU3/1/gpconnect`) and of the test consumer.
+/// SDS's records of the practices served here (provider systems and their endpoints: the STU3
+/// interactions at `{gp_connect_url}/{ODS}/STU3/1/gpconnect`, Access Record HTML's at
+/// `{gp_connect_url}/{ODS}/DSTU2/0/gpconnect`) and of the test consumer.
 pub fn directory(gp_connect_url: &str) -> (Vec<AccreditedSystem>, Vec<MessageHandler>) {
     let interactions: Vec<String> = Interaction::ALL.iter().map(|i| i.id()).collect();
+    let on_line = |dstu2: bool| -> Vec<String> {
+        Interaction::ALL
+            .iter()
+            .filter(|i| i.is_dstu2() == dstu2)
+            .map(|i| i.id())
+            .collect()
+    };
     let fqdn = gp_connect_url
         .split("://")
         .nth(1)
@@ -428,17 +436,20 @@ pub fn directory(gp_connect_url: &str) -> (Vec<AccreditedSystem>, Vec<MessageHan
             manufacturer: "CAREHUB".into(),
             interactions: interactions.clone(),
         });
-        handlers.push(MessageHandler {
-            party_key,
-            ods: practice.ods.clone(),
-            interactions: interactions.clone(),
-            address: format!(
-                "{}/{}/STU3/1/gpconnect",
-                gp_connect_url.trim_end_matches('/'),
-                practice.ods
-            ),
-            fqdn: fqdn.clone(),
-        });
+        for (dstu2, root) in [(false, "STU3/1"), (true, "DSTU2/0")] {
+            handlers.push(MessageHandler {
+                party_key: party_key.clone(),
+                ods: practice.ods.clone(),
+                interactions: on_line(dstu2),
+                address: format!(
+                    "{}/{}/{root}/gpconnect",
+                    gp_connect_url.trim_end_matches('/'),
+                    practice.ods
+                ),
+                fqdn: fqdn.clone(),
+                cpa_id: dstu2.then(|| format!("cpa-{party_key}-dstu2")),
+            });
+        }
     }
     (systems, handlers)
 }

@@ -719,3 +719,46 @@ fn a_bad_setting_stops_the_server_at_start_saying_which() {
     let error = products.check_settings(&platform).expect_err("refused");
     assert!(error.contains("takes no settings"), "{error}");
 }
+
+#[tokio::test]
+async fn sds_names_the_dstu2_root_and_the_proxy_forwards_to_it() {
+    let env = spawn().await;
+    let sds = format!("{}/int/spine-directory/FHIR/R4", env.url);
+    let (status, endpoints) = send(
+        env.client
+            .get(format!(
+                "{sds}/Endpoint?organization=https://fhir.nhs.uk/Id/ods-organization-code%7C{PRACTICE}&identifier=https://fhir.nhs.uk/Id/nhsServiceInteractionId%7C{GET_CARE_RECORD}"
+            ))
+            .header("apikey", &env.api_key),
+    )
+    .await;
+    assert_eq!(status, 200, "{endpoints}");
+    assert_eq!(endpoints["total"], 1);
+    assert_eq!(
+        endpoints["entry"][0]["resource"]["address"],
+        root(&env).as_str()
+    );
+
+    let token = jwt::token_dstu2(
+        &RequestedRecord::Patient(PATIENT2.into()),
+        "A11111",
+        "UNK",
+        "patient/*.read",
+        now() - 2,
+    );
+    let through_ssp = |path: &str| {
+        env.client
+            .post(format!("{}/int/ssp/{}{path}", env.url, root(&env)))
+            .header("apikey", &env.api_key)
+            .header("Ssp-TraceID", "7a9c5f00-1b2c-4d3e-8f40-5a6b7c8d9e0f")
+            .header("Ssp-From", CONSUMER_ASID)
+            .header("Ssp-To", PROVIDER_ASID)
+            .header("Ssp-InteractionID", GET_CARE_RECORD)
+            .header("content-type", JSON)
+            .bearer_auth(&token)
+            .body(parameters(PATIENT2, "REF", None).to_string())
+    };
+    let (status, bundle) = send(through_ssp("/Patient/$gpc.getcarerecord")).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert!(html(&bundle).contains("<table id=\"ref-tab\">"));
+}

@@ -159,6 +159,7 @@ mod tests {
                 interactions: vec![READ.into()],
                 address: "https://gp.example/B82617/STU3/1/gpconnect".into(),
                 fqdn: "gp.example".into(),
+                cpa_id: None,
             },
         )
     }

@@ -183,7 +183,7 @@ async fn proxy(
         let sender = ssp.sds.system(from).await?;
         let receiver = ssp.sds.system(to).await?;
         let endpoint = match &receiver {
-            Some(r) => ssp.sds.handler(&r.party_key).await?,
+            Some(r) => ssp.sds.handler(&r.party_key, interaction).await?,
             None => None,
         };
         Ok::<_, crate::pds::repo::PdsRepoError>((sender, receiver, endpoint))

@@ -36,6 +36,11 @@ pub struct MessageHandler {
     /// The service root (`nhsMhsEndPoint`).
     pub address: String,
     pub fqdn: String,
+    /// The endpoint's CPA id, which tells apart the endpoints of one party key (a GP system
+    /// serves its STU3 and DSTU2 interactions at different roots); `cpa-{party key}` when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpa_id: Option<String>,
 }
 
 impl AccreditedSystem {
@@ -63,11 +68,18 @@ impl AccreditedSystem {
 }
 
 impl MessageHandler {
+    /// The CPA id: the endpoint's own key.
+    pub fn cpa(&self) -> String {
+        self.cpa_id
+            .clone()
+            .unwrap_or_else(|| format!("cpa-{}", self.party_key))
+    }
+
     /// As the SDS FHIR API's Endpoint (one per interaction asked about, as SDS answers).
     pub fn to_resource(&self, interaction: Option<&str>) -> Value {
         let mut resource = json!({
             "resourceType": "Endpoint",
-            "id": format!("endpoint-{}", self.party_key),
+            "id": format!("endpoint-{}", self.cpa()),
             "status": "active",
             "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
                                "code": "hl7-fhir-msg", "display": "HL7 FHIR Messaging"},
@@ -78,7 +90,7 @@ impl MessageHandler {
             "identifier": [
                 {"system": "https://fhir.nhs.uk/Id/nhsMhsFQDN", "value": self.fqdn},
                 {"system": SYSTEM_PARTY_KEY, "value": self.party_key},
-                {"system": "https://fhir.nhs.uk/Id/nhsMhsCPAId", "value": format!("cpa-{}", self.party_key)},
+                {"system": "https://fhir.nhs.uk/Id/nhsMhsCPAId", "value": self.cpa()},
                 {"system": "https://fhir.nhs.uk/Id/nhsMHSId", "value": format!("mhs-{}", self.party_key)},
             ],
         });

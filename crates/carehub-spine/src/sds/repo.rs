@@ -76,16 +76,18 @@ impl SdsRepo {
         }
     }
 
-    /// The endpoint of `party_key`.
-    pub async fn handler(&self, party_key: &str) -> Result<Option<MessageHandler>, PdsRepoError> {
-        match self
-            .store
-            .read(&self.key, "MessageHandler", party_key)
+    /// The endpoint of `party_key` that serves `interaction` (a party key may have several,
+    /// one per CPA).
+    pub async fn handler(
+        &self,
+        party_key: &str,
+        interaction: &str,
+    ) -> Result<Option<MessageHandler>, PdsRepoError> {
+        Ok(self
+            .handlers()
             .await?
-        {
-            Some(found) => found.body.as_deref().map(parse).transpose(),
-            None => Ok(None),
-        }
+            .into_iter()
+            .find(|h| h.party_key == party_key && h.interactions.iter().any(|i| i == interaction)))
     }
 
     /// Registers (or replaces) systems and endpoints.
@@ -102,7 +104,7 @@ impl SdsRepo {
                         put(tx, &key, "AccreditedSystem", &system.asid, &system).await?;
                     }
                     for handler in handlers {
-                        put(tx, &key, "MessageHandler", &handler.party_key, &handler).await?;
+                        put(tx, &key, "MessageHandler", &handler.cpa(), &handler).await?;
                     }
                     Ok::<_, PdsRepoError>(())
                 })
