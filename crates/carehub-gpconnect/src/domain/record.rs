@@ -732,14 +732,19 @@ pub struct Sections {
     pub practitioners: Vec<String>,
     /// Organisations the resources name (laboratories), by logical id.
     pub organisations: Vec<String>,
+    /// `{type}/{id}` of every resource added, so that adding stays linear in a large record.
+    added: std::collections::HashSet<String>,
 }
 
 impl Sections {
     /// Adds a resource once, however many lists name it.
     fn add(&mut self, resource: Value) {
-        let same =
-            |r: &Value| r["resourceType"] == resource["resourceType"] && r["id"] == resource["id"];
-        if !self.resources.iter().any(same) {
+        let key = format!(
+            "{}/{}",
+            resource["resourceType"].as_str().unwrap_or_default(),
+            resource["id"].as_str().unwrap_or_default()
+        );
+        if self.added.insert(key) {
             self.resources.push(resource);
         }
     }
