@@ -344,6 +344,20 @@ impl<'m> Path<'m> {
         self.steps.len()
     }
 
+    /// Refuses the current element when it nests deeper than [`MAX_DEPTH`], the bound both
+    /// readers and both writers keep. `at` says where, for the error only: working out a
+    /// position scans the text, which is not done for every element.
+    fn check_depth(&self, at: impl FnOnce() -> TextPosition) -> Result<(), XmlError> {
+        if self.depth() > MAX_DEPTH {
+            return Err(XmlError::TooDeep {
+                path: self.render(),
+                limit: MAX_DEPTH,
+                at: at(),
+            });
+        }
+        Ok(())
+    }
+
     /// The location of the current element, e.g. `Bundle.entry[0].resource.ofType(Patient)`.
     fn render(&self) -> String {
         let mut text = String::new();

@@ -157,15 +157,18 @@ impl Repeats {
     }
 }
 
-pub(super) fn is_whitespace(text: &str) -> bool {
+fn is_whitespace(text: &str) -> bool {
     text.chars().all(is_xml_whitespace)
 }
 
-fn position_of(offset: usize, text: &str) -> TextPosition {
+/// The line and column of a byte offset into `text`. Shared with the reader for versions
+/// without definitions, like [`malformed_at`].
+pub(super) fn position_of(offset: usize, text: &str) -> TextPosition {
     TextPosition::of_offset(text, offset as u64)
 }
 
-fn malformed_at(message: impl Into<String>, text: &str, offset: usize) -> XmlError {
+/// Not well-formed XML at a byte offset into `text`.
+pub(super) fn malformed_at(message: impl Into<String>, text: &str, offset: usize) -> XmlError {
     XmlError::Malformed {
         message: message.into(),
         at: position_of(offset, text),
@@ -173,7 +176,7 @@ fn malformed_at(message: impl Into<String>, text: &str, offset: usize) -> XmlErr
 }
 
 /// The next event of `reader`, which reads `text`, and the byte offset where it starts.
-pub(super) fn next_event<'i>(
+fn next_event<'i>(
     reader: &mut NsReader<&'i [u8]>,
     text: &str,
 ) -> Result<(usize, Event<'i>), XmlError> {
@@ -246,6 +249,43 @@ pub(super) fn read_epilog(reader: &mut NsReader<&[u8]>, text: &str) -> Result<()
             }
             _ => return Err(malformed_at("content after the root element", text, offset)),
         }
+    }
+}
+
+/// The next child element of the element that `path` names, whose start tag has been read:
+/// the child's offset, start tag and whether it closes itself, or `None` at the end tag. Both
+/// readers read every element's children through this, so that they skip and refuse the same
+/// things with the same errors: comments, processing instructions and whitespace carry no data
+/// and are skipped, while text (FHIR puts data in attributes), a document type declaration or
+/// the end of the document are refused.
+pub(super) fn next_child<'i>(
+    reader: &mut NsReader<&'i [u8]>,
+    text: &str,
+    path: &Path<'_>,
+) -> Result<Option<(usize, BytesStart<'i>, bool)>, XmlError> {
+    loop {
+        let (offset, event) = next_event(reader, text)?;
+        return match event {
+            Event::Start(child) => Ok(Some((offset, child, false))),
+            Event::Empty(child) => Ok(Some((offset, child, true))),
+            Event::End(_) => Ok(None),
+            Event::Comment(_) | Event::PI(_) => continue,
+            Event::Text(content) if is_whitespace(&content) => continue,
+            Event::DocType(_) => Err(XmlError::DoctypeNotAllowed {
+                at: position_of(offset, text),
+            }),
+            Event::Eof => Err(malformed_at(
+                format!("the document ends inside {}", path.render()),
+                text,
+                offset,
+            )),
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
+                Err(XmlError::UnexpectedText {
+                    path: path.render(),
+                    at: position_of(offset, text),
+                })
+            }
+        };
     }
 }
 
@@ -340,9 +380,9 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         position_of(offset, self.text)
     }
 
-    /// The next event and the byte offset where it starts.
-    fn next(&mut self) -> Result<(usize, Event<'i>), XmlError> {
-        next_event(&mut self.reader, self.text)
+    /// The next child element of the current element, `None` at its end (see [`next_child`]).
+    fn next_child(&mut self) -> Result<Option<(usize, BytesStart<'i>, bool)>, XmlError> {
+        next_child(&mut self.reader, self.text, &self.path)
     }
 
     fn malformed(&self, message: impl Into<String>, offset: usize) -> XmlError {
@@ -367,14 +407,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
     }
 
     fn check_depth(&self, offset: usize) -> Result<(), XmlError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(XmlError::TooDeep {
-                path: self.path.render(),
-                limit: MAX_DEPTH,
-                at: self.at(offset),
-            });
-        }
-        Ok(())
+        self.path.check_depth(|| self.at(offset))
     }
 
     /// The whole document: prolog, one resource, and nothing but comments after it.
@@ -505,36 +538,8 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         object: &mut Map<String, Value>,
     ) -> Result<(), XmlError> {
         let mut state = ChildrenState::default();
-        loop {
-            let (offset, event) = self.next()?;
-            match event {
-                Event::Start(child) => {
-                    self.child(type_def, &child, offset, false, &mut state, object)?
-                }
-                Event::Empty(child) => {
-                    self.child(type_def, &child, offset, true, &mut state, object)?
-                }
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(text) if is_whitespace(&text) => {}
-                Event::DocType(_) => {
-                    return Err(XmlError::DoctypeNotAllowed {
-                        at: self.at(offset),
-                    });
-                }
-                Event::Eof => {
-                    return Err(self.malformed(
-                        format!("the document ends inside {}", self.path.render()),
-                        offset,
-                    ));
-                }
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
-                    return Err(XmlError::UnexpectedText {
-                        path: self.path.render(),
-                        at: self.at(offset),
-                    });
-                }
-            }
+        while let Some((offset, child, self_closing)) = self.next_child()? {
+            self.child(type_def, &child, offset, self_closing, &mut state, object)?;
         }
         if let Some(repeats) = state.repeats {
             repeats.flush_into(object);
@@ -643,7 +648,14 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         self.check_depth(offset)?;
         match kind {
             ValueKind::Narrative => {
-                let div = self.narrative(start, offset, self_closing)?;
+                let div = read_narrative(
+                    &mut self.reader,
+                    self.text,
+                    start,
+                    offset,
+                    self_closing,
+                    &self.path,
+                )?;
                 Ok((Some(Value::String(div)), None))
             }
             ValueKind::Primitive => self.primitive(start, offset, self_closing, type_code),
@@ -691,32 +703,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         }
         let mut extensions = Vec::new();
         if !self_closing {
-            loop {
-                let (child_offset, event) = self.next()?;
-                let (child, child_closing) = match event {
-                    Event::Start(child) => (child, false),
-                    Event::Empty(child) => (child, true),
-                    Event::End(_) => break,
-                    Event::Comment(_) | Event::PI(_) => continue,
-                    Event::Text(text) if is_whitespace(&text) => continue,
-                    Event::DocType(_) => {
-                        return Err(XmlError::DoctypeNotAllowed {
-                            at: self.at(child_offset),
-                        });
-                    }
-                    Event::Eof => {
-                        return Err(self.malformed(
-                            format!("the document ends inside {}", self.path.render()),
-                            child_offset,
-                        ));
-                    }
-                    Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
-                        return Err(XmlError::UnexpectedText {
-                            path: self.path.render(),
-                            at: self.at(child_offset),
-                        });
-                    }
-                };
+            while let Some((child_offset, child, child_closing)) = self.next_child()? {
                 let local_name = child.local_name();
                 if local_name.as_ref() != "extension" {
                     return Err(XmlError::UnknownElement {
@@ -778,32 +765,7 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         }
         let mut resource = None;
         if !self_closing {
-            loop {
-                let (child_offset, event) = self.next()?;
-                let (child, child_closing) = match event {
-                    Event::Start(child) => (child, false),
-                    Event::Empty(child) => (child, true),
-                    Event::End(_) => break,
-                    Event::Comment(_) | Event::PI(_) => continue,
-                    Event::Text(text) if is_whitespace(&text) => continue,
-                    Event::DocType(_) => {
-                        return Err(XmlError::DoctypeNotAllowed {
-                            at: self.at(child_offset),
-                        });
-                    }
-                    Event::Eof => {
-                        return Err(self.malformed(
-                            format!("the document ends inside {}", self.path.render()),
-                            child_offset,
-                        ));
-                    }
-                    Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
-                        return Err(XmlError::UnexpectedText {
-                            path: self.path.render(),
-                            at: self.at(child_offset),
-                        });
-                    }
-                };
+            while let Some((child_offset, child, child_closing)) = self.next_child()? {
                 if resource.is_some() {
                     return Err(XmlError::Repeated {
                         path: self.path.render_child(child.local_name().as_ref()),
@@ -818,44 +780,24 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
             at: self.at(offset),
         })
     }
-
-    /// The narrative `div` (see [`read_narrative`]).
-    fn narrative(
-        &mut self,
-        start: &BytesStart<'_>,
-        offset: usize,
-        self_closing: bool,
-    ) -> Result<String, XmlError> {
-        let depth = self.path.depth();
-        let path = &self.path;
-        read_narrative(
-            &mut self.reader,
-            self.text,
-            start,
-            offset,
-            self_closing,
-            depth,
-            &|| path.render(),
-        )
-    }
 }
 
 /// The narrative `div`, captured as the markup it is written with: line ends normalised as an
 /// XML parser would, and references to carriage returns turned into the character (see
 /// [`super::narrative`]). Comments stay: in JSON they are part of the markup. `start` is the
-/// div's start tag, just read from `reader` at `div_offset`; `depth` is the nesting depth of
-/// the div and `path` names it. Shared with the reader for versions without definitions.
+/// div's start tag, just read from `reader` at `div_offset`; `path` names the div, and its
+/// depth counts towards [`MAX_DEPTH`]. Shared with the reader for versions without definitions.
 pub(super) fn read_narrative(
     reader: &mut NsReader<&[u8]>,
     text: &str,
     start: &BytesStart<'_>,
     div_offset: usize,
     self_closing: bool,
-    depth: usize,
-    path: &dyn Fn() -> String,
+    path: &Path<'_>,
 ) -> Result<String, XmlError> {
+    let depth = path.depth();
     let invalid = |message: String, at: usize| XmlError::InvalidNarrative {
-        path: path(),
+        path: path.render(),
         message,
         at: position_of(at, text),
     };
@@ -906,7 +848,7 @@ pub(super) fn read_narrative(
                     open_elements += 1;
                     if depth + open_elements > MAX_DEPTH {
                         return Err(XmlError::TooDeep {
-                            path: path(),
+                            path: path.render(),
                             limit: MAX_DEPTH,
                             at: position_of(event_offset, text),
                         });
@@ -944,7 +886,7 @@ pub(super) fn read_narrative(
                 }
                 Event::Eof => {
                     return Err(malformed_at(
-                        format!("the document ends inside {}", path()),
+                        format!("the document ends inside {}", path.render()),
                         text,
                         event_offset,
                     ));

@@ -39,8 +39,40 @@ fn write_error(resource: &Value) -> XmlError {
     }
 }
 
-fn patient_xml(body: &str) -> String {
+// Inputs that the tests of the conversion without definitions (`untyped_tests.rs`) use too,
+// since both readers and both writers must refuse them alike.
+
+/// A Patient document with `body` as its content.
+pub(super) fn patient_xml(body: &str) -> String {
     format!(r#"<Patient xmlns="http://hl7.org/fhir">{body}</Patient>"#)
+}
+
+/// A Patient document whose extensions nest `depth` deep around `<valueString value="..."/>`.
+pub(super) fn nested_extensions_xml(depth: usize, value: &str) -> String {
+    let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
+    xml.push_str(&r#"<extension url="u">"#.repeat(depth));
+    xml.push_str(&format!(r#"<valueString value="{value}"/>"#));
+    xml.push_str(&"</extension>".repeat(depth));
+    xml.push_str("</Patient>");
+    xml
+}
+
+/// A Patient document whose narrative nests too deeply only through its XHTML.
+pub(super) fn deep_narrative_xml() -> String {
+    let mut div = String::from(r#"<div xmlns="http://www.w3.org/1999/xhtml">"#);
+    div.push_str(&"<span>".repeat(MAX_DEPTH));
+    div.push_str(&"</span>".repeat(MAX_DEPTH));
+    div.push_str("</div>");
+    patient_xml(&format!(r#"<text><status value="generated"/>{div}</text>"#))
+}
+
+/// A Patient in JSON whose extensions nest deeper than [`MAX_DEPTH`].
+pub(super) fn too_deep_extensions_json() -> Value {
+    let mut extension = json!({"url": "u", "valueString": "deep"});
+    for _ in 0..MAX_DEPTH + 5 {
+        extension = json!({"url": "u", "extension": [extension]});
+    }
+    json!({"resourceType": "Patient", "extension": [extension]})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -672,17 +704,7 @@ fn rejects_repeats_of_single_elements() {
 
 #[test]
 fn rejects_nesting_deeper_than_the_limit() {
-    let depth = MAX_DEPTH + 5;
-    let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
-    for _ in 0..depth {
-        xml.push_str(r#"<extension url="u">"#);
-    }
-    xml.push_str(r#"<valueString value="deep"/>"#);
-    for _ in 0..depth {
-        xml.push_str("</extension>");
-    }
-    xml.push_str("</Patient>");
-    let err = parse_error(&xml);
+    let err = parse_error(&nested_extensions_xml(MAX_DEPTH + 5, "deep"));
     assert!(
         matches!(
             err,
@@ -695,23 +717,13 @@ fn rejects_nesting_deeper_than_the_limit() {
     );
 
     // Deep XHTML counts too.
-    let mut div = String::from(r#"<div xmlns="http://www.w3.org/1999/xhtml">"#);
-    div.push_str(&"<span>".repeat(MAX_DEPTH));
-    div.push_str(&"</span>".repeat(MAX_DEPTH));
-    div.push_str("</div>");
-    let xml = patient_xml(&format!(r#"<text><status value="generated"/>{div}</text>"#));
-    assert!(matches!(parse_error(&xml), XmlError::TooDeep { .. }));
+    assert!(matches!(
+        parse_error(&deep_narrative_xml()),
+        XmlError::TooDeep { .. }
+    ));
 
     // And nesting just under the limit is fine.
-    let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
-    for _ in 0..MAX_DEPTH - 2 {
-        xml.push_str(r#"<extension url="u">"#);
-    }
-    xml.push_str(r#"<valueString value="ok"/>"#);
-    for _ in 0..MAX_DEPTH - 2 {
-        xml.push_str("</extension>");
-    }
-    xml.push_str("</Patient>");
+    let xml = nested_extensions_xml(MAX_DEPTH - 2, "ok");
     let value = from_xml(R4, &xml).unwrap();
     assert_eq!(to_xml(R4, &value).unwrap(), xml);
 }
@@ -905,11 +917,7 @@ fn writer_rejects_two_types_of_one_choice() {
 
 #[test]
 fn writer_refuses_nesting_deeper_than_the_limit() {
-    let mut extension = json!({"url": "u", "valueString": "deep"});
-    for _ in 0..MAX_DEPTH + 5 {
-        extension = json!({"url": "u", "extension": [extension]});
-    }
-    let patient = json!({"resourceType": "Patient", "extension": [extension]});
+    let patient = too_deep_extensions_json();
     assert!(matches!(write_error(&patient), XmlError::TooDeep { .. }));
 }
 

@@ -16,10 +16,10 @@
 //!
 //! What the typed conversion shares is reused, so both refuse the same things: attribute
 //! escaping and characters XML cannot carry, the narrative rules ([`super::narrative`]),
-//! document type declarations, the nesting bound [`MAX_DEPTH`] and the error type. Two things
-//! cannot be told apart without definitions, so reading does not restore them: numbers and
-//! booleans come back as strings, and a primitive with an `id` or extensions but no value
-//! (JSON `"_name"` alone) comes back as an object, like a complex element holding only
+//! document type declarations, the nesting bound [`MAX_DEPTH`](super::MAX_DEPTH) and the error
+//! type. Two things cannot be told apart without definitions, so reading does not restore them:
+//! numbers and booleans come back as strings, and a primitive with an `id` or extensions but no
+//! value (JSON `"_name"` alone) comes back as an object, like a complex element holding only
 //! extensions.
 
 use std::borrow::Cow;
@@ -27,17 +27,15 @@ use std::borrow::Cow;
 use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesEnd, BytesStart, Event};
-use quick_xml::name::QName;
 use quick_xml::reader::NsReader;
 use serde_json::{Map, Value};
 
-use super::narrative::prepare_div;
 use super::read::{
-    attribute_value, expect_namespace, is_whitespace, new_reader, next_event, plain_attribute_name,
-    read_epilog, read_narrative, read_prolog,
+    attribute_value, expect_namespace, malformed_at, new_reader, next_child, plain_attribute_name,
+    position_of, read_epilog, read_narrative, read_prolog,
 };
-use super::write::escape_attribute_value;
-use super::{FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, XHTML_NAMESPACE, XmlError};
+use super::write::{PrimitiveExtras, div_markup, into_text, push_element_attribute, write_event};
+use super::{FHIR_NAMESPACE, Path, Step, TextPosition, XHTML_NAMESPACE, XmlError};
 
 /// Writes a FHIR JSON resource of a version without definitions (DSTU2) as compact FHIR XML (no
 /// XML declaration, no indentation), in the order of the JSON keys.
@@ -53,12 +51,7 @@ pub fn to_xml_in_key_order(resource: &Value) -> Result<String, XmlError> {
         path: Path::default(),
     };
     json_to_xml.resource(resource, true)?;
-    let bytes = json_to_xml.writer.into_inner();
-    // Everything written came from `&str`s, so this cannot fail; map rather than unwrap anyway.
-    String::from_utf8(bytes).map_err(|err| XmlError::InvalidJson {
-        path: "(root)".into(),
-        message: format!("produced invalid UTF-8: {err}"),
-    })
+    into_text(json_to_xml.writer)
 }
 
 /// Reads FHIR XML of a version without definitions (DSTU2) into its JSON form.
@@ -76,7 +69,7 @@ pub fn to_xml_in_key_order(resource: &Value) -> Result<String, XmlError> {
 /// capital (`<resource><Patient>…</Patient></resource>`) holds a resource, and `div` in the
 /// XHTML namespace is the narrative, returned as its markup. Document type declarations,
 /// elements outside the FHIR namespace, text where FHIR allows only elements, empty elements,
-/// unknown attributes and nesting deeper than [`MAX_DEPTH`] are refused.
+/// unknown attributes and nesting deeper than [`MAX_DEPTH`](super::MAX_DEPTH) are refused.
 pub fn from_xml_untyped(text: &str, repeating: &dyn Fn(&str) -> bool) -> Result<Value, XmlError> {
     let (mut reader, text) = new_reader(text);
     let (root, offset, self_closing) = read_prolog(&mut reader, text)?;
@@ -173,37 +166,11 @@ impl<'v> KeyOrderWriter<'v> {
     }
 
     fn check_depth(&self) -> Result<(), XmlError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(XmlError::TooDeep {
-                path: self.path.render(),
-                limit: MAX_DEPTH,
-                at: TextPosition::NONE,
-            });
-        }
-        Ok(())
+        self.path.check_depth(|| TextPosition::NONE)
     }
 
     fn write_event(&mut self, event: Event<'_>) -> Result<(), XmlError> {
-        // Writing into a Vec cannot fail, but the signature is io::Result.
-        self.writer
-            .write_event(event)
-            .map_err(|err| self.error_json(format!("writing XML failed: {err}")))
-    }
-
-    /// Escapes an attribute value (`value`, `id` or `url`) as the typed writer does.
-    fn escape<'t>(&self, text: &'t str, attribute: &str) -> Result<Cow<'t, str>, XmlError> {
-        escape_attribute_value(text).map_err(|character| XmlError::InvalidValue {
-            path: if attribute == "value" {
-                self.path.render()
-            } else {
-                self.path.render_child(attribute)
-            },
-            message: format!(
-                "character U+{:04X} cannot be represented in XML",
-                u32::from(character)
-            ),
-            at: TextPosition::NONE,
-        })
+        write_event(&mut self.writer, event, &self.path)
     }
 
     /// A resource: `<Patient>...</Patient>`, with the FHIR namespace when it is the root.
@@ -244,25 +211,9 @@ impl<'v> KeyOrderWriter<'v> {
         }
         let mut has_attributes = false;
         for name in ["id", "url"] {
-            if !kind.is_not_element(name) {
-                continue;
+            if kind.is_not_element(name) {
+                has_attributes |= push_element_attribute(&mut start, object, name, &self.path)?;
             }
-            let Some(value) = object.get(name) else {
-                continue;
-            };
-            let Some(text) = value.as_str() else {
-                return Err(XmlError::InvalidValue {
-                    path: self.path.render_child(name),
-                    message: "must be a JSON string".into(),
-                    at: TextPosition::NONE,
-                });
-            };
-            let escaped = self.escape(text, name)?;
-            start.push_attribute(Attribute {
-                key: QName(name),
-                value: escaped,
-            });
-            has_attributes = true;
         }
         let mut elements = object
             .iter()
@@ -439,66 +390,10 @@ impl<'v> KeyOrderWriter<'v> {
         extras: Option<&'v Value>,
     ) -> Result<(), XmlError> {
         self.check_depth()?;
-        let mut start = BytesStart::new(name);
-        let mut extensions: &'v [Value] = &[];
-        let mut has_id = false;
-        if let Some(extras) = extras {
-            let Some(extras) = extras.as_object() else {
-                return Err(self.error_json("the '_' sibling of a primitive must be an object"));
-            };
-            if extras.is_empty() {
-                return Err(self.error_json("FHIR JSON does not allow an empty '_' object"));
-            }
-            for (extra_key, extra) in extras {
-                match (extra_key.as_str(), extra) {
-                    ("id", Value::String(id)) => {
-                        has_id = true;
-                        let escaped = self.escape(id, "id")?;
-                        start.push_attribute(Attribute {
-                            key: QName("id"),
-                            value: escaped,
-                        });
-                    }
-                    ("extension", Value::Array(items)) if !items.is_empty() => extensions = items,
-                    (key, _) if is_comment_key(key) => {}
-                    ("id", _) | ("extension", _) => {
-                        return Err(XmlError::InvalidValue {
-                            path: self.path.render_child(extra_key),
-                            message: "has the wrong JSON type".into(),
-                            at: TextPosition::NONE,
-                        });
-                    }
-                    _ => {
-                        return Err(XmlError::UnknownElement {
-                            path: self.path.render_child(extra_key),
-                            at: TextPosition::NONE,
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(value) = value {
-            let text: Cow<'_, str> = match value {
-                Value::String(text) => Cow::Borrowed(text),
-                // With `arbitrary_precision` a number displays as the exact text it was read from.
-                Value::Number(number) => Cow::Owned(number.to_string()),
-                Value::Bool(true) => Cow::Borrowed("true"),
-                Value::Bool(false) => Cow::Borrowed("false"),
-                Value::Null | Value::Array(_) | Value::Object(_) => {
-                    return Err(self.error_json("a primitive must be a string, number or boolean"));
-                }
-            };
-            let escaped = self.escape(&text, "value")?;
-            start.push_attribute(Attribute {
-                key: QName("value"),
-                value: escaped,
-            });
-        } else if extensions.is_empty() && !has_id {
-            return Err(XmlError::EmptyElement {
-                path: self.path.render(),
-                at: TextPosition::NONE,
-            });
-        }
+        let extras = PrimitiveExtras::read(extras, &self.path, is_comment_key, true)?;
+        let text = value.map(|value| self.primitive_text(value)).transpose()?;
+        let start = extras.start_tag(name, text.as_deref(), &self.path)?;
+        let extensions = extras.extensions;
         if extensions.is_empty() {
             return self.write_event(Event::Empty(start));
         }
@@ -522,15 +417,25 @@ impl<'v> KeyOrderWriter<'v> {
         self.write_event(Event::End(end))
     }
 
-    /// The narrative div, written as the markup it is, once checked (see [`prepare_div`]).
+    /// The text of a primitive's `value` attribute: without a definition, any JSON string,
+    /// number or boolean is taken as it is.
+    fn primitive_text<'t>(&self, value: &'t Value) -> Result<Cow<'t, str>, XmlError> {
+        match value {
+            Value::String(text) => Ok(Cow::Borrowed(text)),
+            // With `arbitrary_precision` a number displays as the exact text it was read from.
+            Value::Number(number) => Ok(Cow::Owned(number.to_string())),
+            Value::Bool(true) => Ok(Cow::Borrowed("true")),
+            Value::Bool(false) => Ok(Cow::Borrowed("false")),
+            Value::Null | Value::Array(_) | Value::Object(_) => {
+                Err(self.error_json("a primitive must be a string, number or boolean"))
+            }
+        }
+    }
+
+    /// The narrative div, written as the markup it is, once checked (see [`div_markup`]).
     fn narrative(&mut self, div: &str) -> Result<(), XmlError> {
         self.check_depth()?;
-        let markup =
-            prepare_div(div, self.path.depth()).map_err(|message| XmlError::InvalidNarrative {
-                path: self.path.render(),
-                message,
-                at: TextPosition::NONE,
-            })?;
+        let markup = div_markup(div, &self.path)?;
         self.writer.get_mut().extend_from_slice(markup.as_bytes());
         Ok(())
     }
@@ -615,25 +520,15 @@ impl Group<'_> {
 
 impl<'i> UntypedReader<'i, '_> {
     fn at(&self, offset: usize) -> TextPosition {
-        TextPosition::of_offset(self.text, offset as u64)
+        position_of(offset, self.text)
     }
 
     fn malformed(&self, message: impl Into<String>, offset: usize) -> XmlError {
-        XmlError::Malformed {
-            message: message.into(),
-            at: self.at(offset),
-        }
+        malformed_at(message, self.text, offset)
     }
 
     fn check_depth(&self, offset: usize) -> Result<(), XmlError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(XmlError::TooDeep {
-                path: self.path.render(),
-                limit: MAX_DEPTH,
-                at: self.at(offset),
-            });
-        }
-        Ok(())
+        self.path.check_depth(|| self.at(offset))
     }
 
     fn unknown_attribute(&self, name: &str, offset: usize) -> XmlError {
@@ -797,32 +692,9 @@ impl<'i> UntypedReader<'i, '_> {
             group: None,
         };
         let mut resource = None;
-        loop {
-            let (offset, event) = next_event(&mut self.reader, self.text)?;
-            let (child, child_closing) = match event {
-                Event::Start(child) => (child, false),
-                Event::Empty(child) => (child, true),
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Text(text) if is_whitespace(&text) => continue,
-                Event::DocType(_) => {
-                    return Err(XmlError::DoctypeNotAllowed {
-                        at: self.at(offset),
-                    });
-                }
-                Event::Eof => {
-                    return Err(self.malformed(
-                        format!("the document ends inside {}", self.path.render()),
-                        offset,
-                    ));
-                }
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) | Event::Decl(_) => {
-                    return Err(XmlError::UnexpectedText {
-                        path: self.path.render(),
-                        at: self.at(offset),
-                    });
-                }
-            };
+        while let Some((offset, child, child_closing)) =
+            next_child(&mut self.reader, self.text, &self.path)?
+        {
             let name = self.element_name(&child, offset)?;
             // Element names start in lower case, so a capital starts a resource, which must be
             // the only content of its wrapper element.
@@ -958,16 +830,13 @@ impl<'i> UntypedReader<'i, '_> {
         self_closing: bool,
     ) -> Result<String, XmlError> {
         self.check_depth(offset)?;
-        let depth = self.path.depth();
-        let path = &self.path;
         read_narrative(
             &mut self.reader,
             self.text,
             start,
             offset,
             self_closing,
-            depth,
-            &|| path.render(),
+            &self.path,
         )
     }
 }

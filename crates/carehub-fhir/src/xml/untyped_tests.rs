@@ -6,6 +6,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::tests::{
+    deep_narrative_xml, nested_extensions_xml, patient_xml, too_deep_extensions_json,
+};
 use super::*;
 
 /// The repeating DSTU2 elements the GP Connect Access Record HTML API meets.
@@ -48,10 +51,6 @@ fn write_error(resource: &Value) -> XmlError {
         Ok(xml) => panic!("expected an error, got {xml}"),
         Err(err) => err,
     }
-}
-
-fn patient_xml(body: &str) -> String {
-    format!(r#"<Patient xmlns="http://hl7.org/fhir">{body}</Patient>"#)
 }
 
 const SUMMARY_DIV: &str = concat!(
@@ -596,12 +595,7 @@ fn reader_refuses_text_empty_elements_and_unknown_attributes() {
 
 #[test]
 fn reader_refuses_nesting_deeper_than_the_limit() {
-    let depth = MAX_DEPTH + 5;
-    let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
-    xml.push_str(&r#"<extension url="u">"#.repeat(depth));
-    xml.push_str(r#"<valueString value="deep"/>"#);
-    xml.push_str(&"</extension>".repeat(depth));
-    xml.push_str("</Patient>");
+    let xml = nested_extensions_xml(MAX_DEPTH + 5, "deep");
     let err = read_error(&xml, &["extension"]);
     assert!(
         matches!(
@@ -615,30 +609,18 @@ fn reader_refuses_nesting_deeper_than_the_limit() {
     );
 
     // Deep XHTML counts too.
-    let mut div = String::from(r#"<div xmlns="http://www.w3.org/1999/xhtml">"#);
-    div.push_str(&"<span>".repeat(MAX_DEPTH));
-    div.push_str(&"</span>".repeat(MAX_DEPTH));
-    div.push_str("</div>");
-    let xml = patient_xml(&format!(r#"<text><status value="generated"/>{div}</text>"#));
+    let xml = deep_narrative_xml();
     assert!(matches!(read_error(&xml, &[]), XmlError::TooDeep { .. }));
 
     // Just under the limit is fine, and writes back the same.
-    let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
-    xml.push_str(&r#"<extension url="u">"#.repeat(MAX_DEPTH - 2));
-    xml.push_str(r#"<valueString value="ok"/>"#);
-    xml.push_str(&"</extension>".repeat(MAX_DEPTH - 2));
-    xml.push_str("</Patient>");
+    let xml = nested_extensions_xml(MAX_DEPTH - 2, "ok");
     let value = read(&xml, &["extension"]).unwrap();
     assert_eq!(to_xml_in_key_order(&value).unwrap(), xml);
 }
 
 #[test]
 fn writer_refuses_nesting_deeper_than_the_limit() {
-    let mut extension = json!({"url": "u", "valueString": "deep"});
-    for _ in 0..MAX_DEPTH + 5 {
-        extension = json!({"url": "u", "extension": [extension]});
-    }
-    let patient = json!({"resourceType": "Patient", "extension": [extension]});
+    let patient = too_deep_extensions_json();
     assert!(matches!(
         write_error(&patient),
         XmlError::TooDeep {

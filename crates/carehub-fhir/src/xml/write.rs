@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::narrative::prepare_div;
 use super::{
-    AttributeElements, FHIR_NAMESPACE, MAX_DEPTH, Path, Step, TextPosition, ValueKind, XmlError,
+    AttributeElements, FHIR_NAMESPACE, Path, Step, TextPosition, ValueKind, XmlError,
     element_order, is_numeric, is_xml_char,
 };
 use crate::model::Model;
@@ -46,7 +46,12 @@ pub(super) fn write_resource(
         path: Path::default(),
     };
     json_to_xml.resource(resource, true)?;
-    let bytes = json_to_xml.writer.into_inner();
+    into_text(json_to_xml.writer)
+}
+
+/// The text a writer wrote. Shared with the writer for versions without definitions.
+pub(super) fn into_text(writer: Writer<Vec<u8>>) -> Result<String, XmlError> {
+    let bytes = writer.into_inner();
     // Everything written came from `&str`s, so this cannot fail; map rather than unwrap anyway.
     String::from_utf8(bytes).map_err(|err| XmlError::InvalidJson {
         path: "(root)".into(),
@@ -85,21 +90,11 @@ impl<'m> JsonToXml<'m> {
     }
 
     fn check_depth(&self) -> Result<(), XmlError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(XmlError::TooDeep {
-                path: self.path.render(),
-                limit: MAX_DEPTH,
-                at: TextPosition::NONE,
-            });
-        }
-        Ok(())
+        self.path.check_depth(|| TextPosition::NONE)
     }
 
     fn write_event(&mut self, event: Event<'_>) -> Result<(), XmlError> {
-        // Writing into a Vec cannot fail, but the signature is io::Result.
-        self.writer
-            .write_event(event)
-            .map_err(|err| self.error_json(format!("writing XML failed: {err}")))
+        write_event(&mut self.writer, event, &self.path)
     }
 
     /// A resource: `<Patient>...</Patient>`, with the FHIR namespace when it is the root.
@@ -141,22 +136,8 @@ impl<'m> JsonToXml<'m> {
         let entries = self.entries(object, type_def, is_resource, attribute_elements)?;
         // Attributes first: `id` of data types and backbones, `url` of extensions.
         for name in ["id", "url"] {
-            if !attribute_elements.contains(name) {
-                continue;
-            }
-            if let Some(value) = object.get(name) {
-                let Some(text) = value.as_str() else {
-                    return Err(XmlError::InvalidValue {
-                        path: self.path.render_child(name),
-                        message: "must be a JSON string".into(),
-                        at: TextPosition::NONE,
-                    });
-                };
-                let escaped = self.escape_attribute(text, name)?;
-                start.push_attribute(Attribute {
-                    key: QName(name),
-                    value: escaped,
-                });
+            if attribute_elements.contains(name) {
+                push_element_attribute(&mut start, object, name, &self.path)?;
             }
         }
         if entries.is_empty() {
@@ -355,54 +336,13 @@ impl<'m> JsonToXml<'m> {
         extras: Option<&Value>,
     ) -> Result<(), XmlError> {
         self.check_depth()?;
-        let mut start = BytesStart::new(key);
-        let mut extensions: &[Value] = &[];
-        let mut has_id = false;
-        if let Some(extras) = extras {
-            let Some(extras) = extras.as_object() else {
-                return Err(self.error_json("the '_' sibling of a primitive must be an object"));
-            };
-            for (extra_key, extra) in extras {
-                match (extra_key.as_str(), extra) {
-                    ("id", Value::String(id)) => {
-                        has_id = true;
-                        let escaped = self.escape_attribute(id, "id")?;
-                        start.push_attribute(Attribute {
-                            key: QName("id"),
-                            value: escaped,
-                        });
-                    }
-                    ("extension", Value::Array(items)) => extensions = items,
-                    ("fhir_comments", _) => {}
-                    ("id", _) | ("extension", _) => {
-                        return Err(XmlError::InvalidValue {
-                            path: self.path.render_child(extra_key),
-                            message: "has the wrong JSON type".into(),
-                            at: TextPosition::NONE,
-                        });
-                    }
-                    _ => {
-                        return Err(XmlError::UnknownElement {
-                            path: self.path.render_child(extra_key),
-                            at: TextPosition::NONE,
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(value) = value {
-            let text = self.primitive_text(type_code, value)?;
-            let escaped = self.escape_attribute(&text, "value")?;
-            start.push_attribute(Attribute {
-                key: QName("value"),
-                value: escaped,
-            });
-        } else if extensions.is_empty() && !has_id {
-            return Err(XmlError::EmptyElement {
-                path: self.path.render(),
-                at: TextPosition::NONE,
-            });
-        }
+        let extras =
+            PrimitiveExtras::read(extras, &self.path, |key| key == "fhir_comments", false)?;
+        let text = value
+            .map(|value| self.primitive_text(type_code, value))
+            .transpose()?;
+        let start = extras.start_tag(key, text.as_deref(), &self.path)?;
+        let extensions = extras.extensions;
         if extensions.is_empty() {
             return self.write_event(Event::Empty(start));
         }
@@ -454,38 +394,9 @@ impl<'m> JsonToXml<'m> {
         })
     }
 
-    /// Escapes an attribute value (see [`escape_attribute_value`]); `attribute` names it for
-    /// the error about a character XML cannot carry.
-    fn escape_attribute<'t>(
-        &self,
-        text: &'t str,
-        attribute: &str,
-    ) -> Result<Cow<'t, str>, XmlError> {
-        escape_attribute_value(text).map_err(|character| {
-            let path = if attribute == "value" {
-                self.path.render()
-            } else {
-                self.path.render_child(attribute)
-            };
-            XmlError::InvalidValue {
-                path,
-                message: format!(
-                    "character U+{:04X} cannot be represented in XML",
-                    u32::from(character)
-                ),
-                at: TextPosition::NONE,
-            }
-        })
-    }
-
     /// The narrative div, written as the markup it is.
     fn narrative(&mut self, div: &str) -> Result<(), XmlError> {
-        let markup =
-            prepare_div(div, self.path.depth()).map_err(|message| XmlError::InvalidNarrative {
-                path: self.path.render(),
-                message,
-                at: TextPosition::NONE,
-            })?;
+        let markup = div_markup(div, &self.path)?;
         // Raw bytes bypass the writer's indentation, so put the div on its own line by hand
         // (a no-op for compact output); the writer still indents the closing tag after it.
         self.writer
@@ -496,11 +407,180 @@ impl<'m> JsonToXml<'m> {
     }
 }
 
+/// Writes one event for either writer, or says why not at `path`. Writing into a Vec cannot
+/// fail, but the signature is io::Result.
+pub(super) fn write_event(
+    writer: &mut Writer<Vec<u8>>,
+    event: Event<'_>,
+    path: &Path<'_>,
+) -> Result<(), XmlError> {
+    writer
+        .write_event(event)
+        .map_err(|err| XmlError::InvalidJson {
+            path: path.render(),
+            message: format!("writing XML failed: {err}"),
+        })
+}
+
+/// The markup to write for the narrative `div` that `path` names, once checked (see
+/// [`prepare_div`]); both writers write a narrative as the markup it is.
+pub(super) fn div_markup<'d>(div: &'d str, path: &Path<'_>) -> Result<Cow<'d, str>, XmlError> {
+    prepare_div(div, path.depth()).map_err(|message| XmlError::InvalidNarrative {
+        path: path.render(),
+        message,
+        at: TextPosition::NONE,
+    })
+}
+
+/// Writes `object[name]`, when there is one, as the attribute `name` of `start`: how both
+/// writers carry the elements that FHIR XML puts in attributes (`id` of data types and backbone
+/// elements, `url` of extensions). `path` names the object. Returns whether there was one.
+pub(super) fn push_element_attribute(
+    start: &mut BytesStart<'_>,
+    object: &Map<String, Value>,
+    name: &str,
+    path: &Path<'_>,
+) -> Result<bool, XmlError> {
+    let Some(value) = object.get(name) else {
+        return Ok(false);
+    };
+    let Some(text) = value.as_str() else {
+        return Err(XmlError::InvalidValue {
+            path: path.render_child(name),
+            message: "must be a JSON string".into(),
+            at: TextPosition::NONE,
+        });
+    };
+    let escaped = escape_attribute(text, name, path)?;
+    start.push_attribute(Attribute {
+        key: QName(name),
+        value: escaped,
+    });
+    Ok(true)
+}
+
+/// What a primitive's `_name` sibling puts into XML: the `id` attribute, already escaped, and
+/// the `extension` children. Both writers read the sibling and build the primitive's start tag
+/// with this, so that they refuse the same shapes with the same errors.
+#[derive(Default)]
+pub(super) struct PrimitiveExtras<'v> {
+    id: Option<Cow<'v, str>>,
+    /// Written as children by the caller, which knows how to write an extension.
+    pub(super) extensions: &'v [Value],
+}
+
+impl<'v> PrimitiveExtras<'v> {
+    /// Reads the `_name` sibling `extras` of the primitive that `path` names. The two writers
+    /// differ in what they let pass, which the caller says: `is_comment_key` picks the keys that
+    /// only carry comments (skipped), and `refuse_empty` refuses an empty object or `extension`
+    /// array, as FHIR JSON does (the writer for versions without definitions holds its JSON to
+    /// that everywhere; the typed writer lets empty ones pass).
+    pub(super) fn read(
+        extras: Option<&'v Value>,
+        path: &Path<'_>,
+        is_comment_key: fn(&str) -> bool,
+        refuse_empty: bool,
+    ) -> Result<PrimitiveExtras<'v>, XmlError> {
+        let mut found = PrimitiveExtras::default();
+        let Some(extras) = extras else {
+            return Ok(found);
+        };
+        let error_json = |message: &str| XmlError::InvalidJson {
+            path: path.render(),
+            message: message.into(),
+        };
+        let Some(extras) = extras.as_object() else {
+            return Err(error_json(
+                "the '_' sibling of a primitive must be an object",
+            ));
+        };
+        if refuse_empty && extras.is_empty() {
+            return Err(error_json("FHIR JSON does not allow an empty '_' object"));
+        }
+        for (extra_key, extra) in extras {
+            match (extra_key.as_str(), extra) {
+                ("id", Value::String(id)) => found.id = Some(escape_attribute(id, "id", path)?),
+                ("extension", Value::Array(items)) if !(refuse_empty && items.is_empty()) => {
+                    found.extensions = items;
+                }
+                (key, _) if is_comment_key(key) => {}
+                ("id", _) | ("extension", _) => {
+                    return Err(XmlError::InvalidValue {
+                        path: path.render_child(extra_key),
+                        message: "has the wrong JSON type".into(),
+                        at: TextPosition::NONE,
+                    });
+                }
+                _ => {
+                    return Err(XmlError::UnknownElement {
+                        path: path.render_child(extra_key),
+                        at: TextPosition::NONE,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The start tag of the primitive `name`, which `path` names: `<name id="..." value="...">`
+    /// from the id read and `value`, the text of the primitive's value (escaped here). Refuses
+    /// an element with neither, nor extensions (JSON `null` with nothing in `_name`), which
+    /// FHIR does not allow.
+    pub(super) fn start_tag<'n>(
+        &self,
+        name: &'n str,
+        value: Option<&str>,
+        path: &Path<'_>,
+    ) -> Result<BytesStart<'n>, XmlError> {
+        let mut start = BytesStart::new(name);
+        if let Some(id) = &self.id {
+            start.push_attribute(Attribute {
+                key: QName("id"),
+                value: Cow::Borrowed(id.as_ref()),
+            });
+        }
+        if let Some(value) = value {
+            let escaped = escape_attribute(value, "value", path)?;
+            start.push_attribute(Attribute {
+                key: QName("value"),
+                value: escaped,
+            });
+        } else if self.extensions.is_empty() && self.id.is_none() {
+            return Err(XmlError::EmptyElement {
+                path: path.render(),
+                at: TextPosition::NONE,
+            });
+        }
+        Ok(start)
+    }
+}
+
+/// Escapes the value of the attribute `attribute` of the element that `path` names (see
+/// [`escape_attribute_value`]). A character XML cannot carry is refused at the path JSON gives
+/// the value: the element itself for `value`, the element's `id` or `url` otherwise.
+fn escape_attribute<'t>(
+    text: &'t str,
+    attribute: &str,
+    path: &Path<'_>,
+) -> Result<Cow<'t, str>, XmlError> {
+    escape_attribute_value(text).map_err(|character| XmlError::InvalidValue {
+        path: if attribute == "value" {
+            path.render()
+        } else {
+            path.render_child(attribute)
+        },
+        message: format!(
+            "character U+{:04X} cannot be represented in XML",
+            u32::from(character)
+        ),
+        at: TextPosition::NONE,
+    })
+}
+
 /// Escapes an attribute value so that it reads back exactly: markup characters as entities and
 /// tab, newline and carriage return as character references, because an XML parser turns the
 /// literal characters into spaces. A character XML cannot carry at all is returned as the error.
-/// Shared with the writer for versions without definitions.
-pub(super) fn escape_attribute_value(text: &str) -> Result<Cow<'_, str>, char> {
+fn escape_attribute_value(text: &str) -> Result<Cow<'_, str>, char> {
     let needs_escaping = |character: char| {
         matches!(character, '&' | '<' | '>' | '"' | '\t' | '\n' | '\r') || !is_xml_char(character)
     };
