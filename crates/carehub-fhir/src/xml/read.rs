@@ -289,13 +289,15 @@ pub(super) fn next_child<'i>(
     }
 }
 
-/// Fails unless the element is in `expected`; `path` names it.
+/// Fails unless the element is in `expected`; `path` names it and `at` finds it, both worked
+/// out only for the error (finding a line and column scans the text, which for every element
+/// of a large document would make reading quadratic).
 pub(super) fn expect_namespace(
     resolver: &NamespaceResolver,
     start: &BytesStart<'_>,
     expected: &'static str,
     path: impl FnOnce() -> String,
-    at: TextPosition,
+    at: impl FnOnce() -> TextPosition,
 ) -> Result<(), XmlError> {
     let namespace = match resolver.resolve_element(start.name()).0 {
         ResolveResult::Bound(namespace) if namespace.as_ref() == FHIR_NAMESPACE => {
@@ -321,7 +323,7 @@ pub(super) fn expect_namespace(
         path: path(),
         found,
         expected,
-        at,
+        at: at(),
     })
 }
 
@@ -397,13 +399,9 @@ impl<'i, 'm> XmlToJson<'i, 'm> {
         path: impl FnOnce() -> String,
         offset: usize,
     ) -> Result<(), XmlError> {
-        expect_namespace(
-            self.reader.resolver(),
-            start,
-            expected,
-            path,
-            self.at(offset),
-        )
+        expect_namespace(self.reader.resolver(), start, expected, path, || {
+            self.at(offset)
+        })
     }
 
     fn check_depth(&self, offset: usize) -> Result<(), XmlError> {

@@ -565,7 +565,7 @@ impl<'i> UntypedReader<'i, '_> {
             start,
             FHIR_NAMESPACE,
             || self.path.render_child(name),
-            self.at(offset),
+            || self.at(offset),
         )?;
         if !is_resource_type_name(name) {
             // A child is read as a resource for its capital alone, so this catches the root and
@@ -760,7 +760,7 @@ impl<'i> UntypedReader<'i, '_> {
             start,
             namespace,
             || self.path.render_child(name),
-            self.at(offset),
+            || self.at(offset),
         )?;
         let allowed = match content {
             Content::PrimitiveExtensions => name == "extension",
