@@ -668,7 +668,7 @@ async fn guard(
         checks.extend(state.app_limits.iter().map(|l| (app_key.clone(), l, "app")));
     }
     for (key, limit, scope) in checks {
-        match state.limiter.check(&key, limit, now) {
+        match state.limiter.check(&key, limit, now).await {
             Decision::Allowed {
                 limit: Some(quota),
                 remaining: Some(remaining),

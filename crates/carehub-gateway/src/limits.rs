@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use carehub_store::{BoxFuture, Store};
+
 use crate::config::{LimitConfig, parse_rate, unit_length};
 
 /// A compiled limit: what it admits and how to describe it.
@@ -90,7 +92,7 @@ pub enum Decision {
 /// tests and a shared implementation agree on it.
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
     /// Records a request under `key` and says whether `limit` admits it.
-    fn check(&self, key: &str, limit: &Limit, now_ms: u64) -> Decision;
+    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, now_ms: u64) -> BoxFuture<'a, Decision>;
 }
 
 /// Counters in this process: exact for one node.
@@ -103,7 +105,14 @@ pub struct LocalLimiter {
 }
 
 impl RateLimiter for LocalLimiter {
-    fn check(&self, key: &str, limit: &Limit, now_ms: u64) -> Decision {
+    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, now_ms: u64) -> BoxFuture<'a, Decision> {
+        Box::pin(std::future::ready(self.decide(key, limit, now_ms)))
+    }
+}
+
+impl LocalLimiter {
+    /// Records a request under `key` and says whether `limit` admits it, at once.
+    pub fn decide(&self, key: &str, limit: &Limit, now_ms: u64) -> Decision {
         match limit {
             Limit::Quota { limit, window, .. } => {
                 let window_ms = (window.as_millis() as u64).max(1);
@@ -145,6 +154,77 @@ impl RateLimiter for LocalLimiter {
     }
 }
 
+/// Counters in the shared store, so that a limit holds across every node serving the same
+/// PostgreSQL database (with SQLite, where carehub runs as one node, [`LocalLimiter`] does the
+/// same without a write per request).
+#[derive(Debug, Clone)]
+pub struct SharedLimiter {
+    store: Store,
+}
+
+impl SharedLimiter {
+    pub fn new(store: Store) -> SharedLimiter {
+        SharedLimiter { store }
+    }
+}
+
+impl RateLimiter for SharedLimiter {
+    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, now_ms: u64) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            let now = now_ms as i64;
+            let counted = match limit {
+                Limit::Quota { limit, window, .. } => {
+                    let window_ms = (window.as_millis() as i64).max(1);
+                    self.store
+                        .count_request(key, now, window_ms)
+                        .await
+                        .map(|(start, count)| {
+                            let reset = ((start + window_ms - now).max(0) as u64).div_ceil(1000);
+                            let count = count.max(0) as u64;
+                            if count > *limit {
+                                Decision::Throttled {
+                                    retry_after: reset.max(1),
+                                }
+                            } else {
+                                Decision::Allowed {
+                                    limit: Some(*limit),
+                                    remaining: Some(limit - count),
+                                    reset: Some(reset),
+                                }
+                            }
+                        })
+                }
+                Limit::SpikeArrest { interval, .. } => {
+                    let interval_ms = (interval.as_millis() as i64).max(1);
+                    self.store
+                        .take_slot(key, now, interval_ms)
+                        .await
+                        .map(|next| match next {
+                            None => Decision::Allowed {
+                                limit: None,
+                                remaining: None,
+                                reset: None,
+                            },
+                            Some(next) => Decision::Throttled {
+                                retry_after: ((next - now).max(0) as u64).div_ceil(1000).max(1),
+                            },
+                        })
+                }
+            };
+            // A limit that cannot be counted does not take the API down with it: the request
+            // goes through and the failure is logged.
+            counted.unwrap_or_else(|error| {
+                tracing::error!(%error, key, "the shared rate-limit counters failed; admitting");
+                Decision::Allowed {
+                    limit: None,
+                    remaining: None,
+                    reset: None,
+                }
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -164,20 +244,20 @@ mod tests {
         let limiter = LocalLimiter::default();
         let limit = quota(3, 60);
         let admitted = (0..10)
-            .filter(|_| matches!(limiter.check("a", &limit, 1_000), Decision::Allowed { .. }))
+            .filter(|_| matches!(limiter.decide("a", &limit, 1_000), Decision::Allowed { .. }))
             .count();
         assert_eq!(admitted, 3);
         assert_eq!(
-            limiter.check("a", &limit, 2_000),
+            limiter.decide("a", &limit, 2_000),
             Decision::Throttled { retry_after: 59 }
         );
         // Another key has its own count; the next window starts afresh.
         assert!(matches!(
-            limiter.check("b", &limit, 1_000),
+            limiter.decide("b", &limit, 1_000),
             Decision::Allowed { .. }
         ));
         assert!(matches!(
-            limiter.check("a", &limit, 61_000),
+            limiter.decide("a", &limit, 61_000),
             Decision::Allowed {
                 remaining: Some(2),
                 ..
@@ -193,15 +273,15 @@ mod tests {
             interval: Duration::from_millis(100),
         };
         assert!(matches!(
-            limiter.check("a", &limit, 0),
+            limiter.decide("a", &limit, 0),
             Decision::Allowed { .. }
         ));
         assert!(matches!(
-            limiter.check("a", &limit, 50),
+            limiter.decide("a", &limit, 50),
             Decision::Throttled { .. }
         ));
         assert!(matches!(
-            limiter.check("a", &limit, 100),
+            limiter.decide("a", &limit, 100),
             Decision::Allowed { .. }
         ));
     }
@@ -227,7 +307,7 @@ mod tests {
                     window_start = Some(t);
                     counts = (0, 0);
                 }
-                let admitted = matches!(limiter.check("k", &rule, t), Decision::Allowed { .. });
+                let admitted = matches!(limiter.decide("k", &rule, t), Decision::Allowed { .. });
                 counts.0 += 1;
                 counts.1 += u64::from(admitted);
             }

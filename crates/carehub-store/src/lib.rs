@@ -12,6 +12,7 @@
 //! not by one fsync per request. A caller hears back only after the commit.
 
 mod cache;
+mod counters;
 mod schema;
 mod search;
 mod writer;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::{self, Identity, NewSmartcard, RoleProfile};
-use carehub_gateway::limits::LocalLimiter;
+use carehub_gateway::limits::{LocalLimiter, RateLimiter, SharedLimiter};
 use carehub_gateway::tls::{LocalCa, TlsSettings};
 use carehub_server::ServerConfig;
 use carehub_store::{Store, StoreConfig};
@@ -1038,11 +1038,17 @@ async fn run(
     products
         .check_settings(&platform)
         .map_err(|e| anyhow::anyhow!("invalid platform configuration: {e}"))?;
+    // On PostgreSQL other nodes may serve the same database, so limits are counted there; one
+    // SQLite node counts in memory.
+    let limiter: Arc<dyn RateLimiter> = match store.dialect() {
+        carehub_store::Dialect::Postgres => Arc::new(SharedLimiter::new(store.clone())),
+        carehub_store::Dialect::Sqlite => Arc::new(LocalLimiter::default()),
+    };
     let app = carehub_gateway::router(
         &platform,
         &config,
         store.clone(),
-        Arc::new(LocalLimiter::default()),
+        limiter,
         direct,
         &products,
     );
