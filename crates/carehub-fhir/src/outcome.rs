@@ -77,6 +77,8 @@ pub enum IssueType {
     Conflict,
     /// A transient problem; the same request may work later.
     Transient,
+    /// A server this one depends on did not answer in time (a kind of transient problem).
+    Timeout,
     /// An unexpected internal error.
     Exception,
     /// A rate limit was hit.
@@ -110,6 +112,7 @@ impl IssueType {
             IssueType::BusinessRule => "business-rule",
             IssueType::Conflict => "conflict",
             IssueType::Transient => "transient",
+            IssueType::Timeout => "timeout",
             IssueType::Exception => "exception",
             IssueType::Throttled => "throttled",
             IssueType::Informational => "informational",

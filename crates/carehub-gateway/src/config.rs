@@ -64,6 +64,13 @@ pub struct Api {
     /// for a plain FHIR server.
     #[serde(default)]
     pub service: Option<String>,
+    /// An external FHIR server's base URL (`https://fhir.example.nhs.uk/R4`) that carehub fronts:
+    /// requests pass the whole wrap and are forwarded there. Absent for one carehub serves.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// How long the upstream may take to answer, in seconds (30 by default).
+    #[serde(default)]
+    pub upstream_timeout_seconds: Option<u64>,
     /// For people.
     #[serde(default)]
     pub title: String,
@@ -291,6 +298,8 @@ fn default_apis() -> Vec<Api> {
             path: "fhir/R4".into(),
             fhir: Some("R4".into()),
             service: None,
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "FHIR R4 server".into(),
         },
         Api {
@@ -298,6 +307,8 @@ fn default_apis() -> Vec<Api> {
             path: "fhir/STU3".into(),
             fhir: Some("STU3".into()),
             service: None,
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "FHIR STU3 server".into(),
         },
         Api {
@@ -305,6 +316,8 @@ fn default_apis() -> Vec<Api> {
             path: "audit/R4".into(),
             fhir: Some("R4".into()),
             service: None,
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "The audit trail, as FHIR R4 AuditEvents".into(),
         },
         Api {
@@ -312,6 +325,8 @@ fn default_apis() -> Vec<Api> {
             path: "referrals/FHIR".into(),
             fhir: Some("STU3".into()),
             service: Some("ers".into()),
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "NHS e-Referral Service FHIR API".into(),
         },
         Api {
@@ -319,6 +334,8 @@ fn default_apis() -> Vec<Api> {
             path: "personal-demographics/FHIR/R4".into(),
             fhir: Some("R4".into()),
             service: Some("pds".into()),
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "Personal Demographics Service FHIR API".into(),
         },
         Api {
@@ -326,6 +343,8 @@ fn default_apis() -> Vec<Api> {
             path: "gpconnect".into(),
             fhir: Some("STU3".into()),
             service: Some("gpconnect".into()),
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect; Access Record HTML at /{ODS}/DSTU2/0/gpconnect)".into(),
         },
         Api {
@@ -333,6 +352,8 @@ fn default_apis() -> Vec<Api> {
             path: "spine-directory/FHIR/R4".into(),
             fhir: Some("R4".into()),
             service: Some("sds".into()),
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "Spine Directory Service FHIR API".into(),
         },
         Api {
@@ -340,6 +361,8 @@ fn default_apis() -> Vec<Api> {
             path: "ssp".into(),
             fhir: Some("STU3".into()),
             service: Some("ssp".into()),
+            upstream: None,
+            upstream_timeout_seconds: None,
             title: "Spine Secure Proxy (/ssp/{provider service root}/{request})".into(),
         },
     ]
@@ -574,6 +597,27 @@ impl PlatformConfig {
             {
                 return invalid(format!(
                     "API {}: unknown FHIR version '{version}'",
+                    api.name
+                ));
+            }
+            if let Some(upstream) = &api.upstream {
+                if api.service.is_some() {
+                    return invalid(format!(
+                        "API {}: an API is served by a product (service) or fronts an upstream, not both",
+                        api.name
+                    ));
+                }
+                let scheme_ok = upstream.starts_with("http://") || upstream.starts_with("https://");
+                if !scheme_ok || upstream.parse::<axum::http::Uri>().is_err() {
+                    return invalid(format!(
+                        "API {}: upstream '{upstream}' must be an http:// or https:// URL",
+                        api.name
+                    ));
+                }
+            }
+            if api.upstream_timeout_seconds == Some(0) {
+                return invalid(format!(
+                    "API {}: upstream_timeout_seconds must be at least 1",
                     api.name
                 ));
             }

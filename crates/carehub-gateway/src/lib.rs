@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod testing;
 pub mod tls;
+mod upstream;
 mod user_restricted;
 
 use std::sync::Arc;
@@ -273,8 +274,14 @@ pub fn router(
             metrics: metrics.clone(),
         });
         let mut public = Router::new();
-        let inner = match &api.service {
-            None => {
+        let inner = match (&api.service, &api.upstream) {
+            (None, Some(base)) => upstream::router(
+                base,
+                std::time::Duration::from_secs(api.upstream_timeout_seconds.unwrap_or(30)),
+                &product.api_key_header,
+                store.clone(),
+            ),
+            (None, None) => {
                 let base = BaseConfig {
                     path: path.clone(),
                     version,
@@ -282,7 +289,7 @@ pub fn router(
                 };
                 carehub_server::base(server, &base, store.clone())
             }
-            Some(service) => {
+            (Some(service), _) => {
                 let Some(factory) = products.factories.get(service) else {
                     tracing::warn!(
                         api = %api.name,

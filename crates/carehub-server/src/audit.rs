@@ -45,7 +45,7 @@ pub struct Caller {
 }
 
 /// What was done, in FHIR's terms.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interaction {
     Read,
     Vread,

@@ -44,6 +44,10 @@ pub enum Category {
     Fault,
     /// The endpoint or operation exists in the specification but is not served (501).
     NotImplemented,
+    /// A server this one forwards to could not be reached, or answered nonsense (502).
+    BadGateway,
+    /// A server this one forwards to did not answer in time (504).
+    GatewayTimeout,
 }
 
 impl Category {
@@ -66,6 +70,8 @@ impl Category {
             Category::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Category::Fault => StatusCode::INTERNAL_SERVER_ERROR,
             Category::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Category::BadGateway => StatusCode::BAD_GATEWAY,
+            Category::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 }
