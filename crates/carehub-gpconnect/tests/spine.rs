@@ -246,4 +246,35 @@ async fn the_proxy_refuses_what_sds_does_not_allow() {
         (status, ssp_token_of(&outcome)),
         (400, "MISSING_HEADER_Ssp-TraceID")
     );
+    // Only FHIR verbs, and bodies of FHIR media types.
+    let (status, outcome) = send(via_ssp(
+        &env,
+        Method::OPTIONS,
+        path,
+        PATIENT_SEARCH,
+        CONSUMER_ASID,
+        PROVIDER_ASID,
+        "patient/*.read",
+    ))
+    .await;
+    assert_eq!(
+        (status, ssp_token_of(&outcome)),
+        (405, "405: Method Not Allowed")
+    );
+    let (status, outcome) = send(
+        via_ssp(
+            &env,
+            Method::POST,
+            "/Patient/$gpc.registerpatient",
+            "urn:nhs:names:services:gpconnect:fhir:operation:gpc.registerpatient-1",
+            CONSUMER_ASID,
+            PROVIDER_ASID,
+            "patient/*.write",
+        )
+        .header("content-type", "text/plain")
+        .body("hello"),
+    )
+    .await;
+    assert_eq!(status, 415, "{outcome}");
+    assert!(ssp_token_of(&outcome).starts_with("415: Unsupported Media Type"));
 }

@@ -50,6 +50,49 @@ pub fn required<'a>(headers: &Headers<'a>) -> Result<(&'a str, &'a str, &'a str)
     ))
 }
 
+/// The methods the SSP carries (FHIR's RESTful verbs); anything else is 405.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// What the SSP carries at all, before any routing: a FHIR verb (405 otherwise), and a body,
+/// when there is one, of a FHIR media type (JSON or XML, the STU3 or the DSTU2 names; 415
+/// otherwise).
+pub fn carried(method: &str, content_type: Option<&str>, has_body: bool) -> Result<(), Refusal> {
+    if !METHODS.contains(&method) {
+        return Err(Refusal::new(
+            405,
+            "not-supported",
+            "405: Method Not Allowed".into(),
+        ));
+    }
+    let media = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    let fhir = |m: &str| {
+        matches!(
+            m,
+            "application/fhir+json"
+                | "application/fhir+xml"
+                | "application/json+fhir"
+                | "application/xml+fhir"
+                | "application/json"
+                | "application/xml"
+        )
+    };
+    match media {
+        Some(media) if has_body && !fhir(&media) => Err(Refusal::new(
+            415,
+            "not-supported",
+            format!("415: Unsupported Media Type {media}"),
+        )),
+        None if has_body => Err(Refusal::new(
+            415,
+            "not-supported",
+            "415: Unsupported Media Type (the body has no Content-Type)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A request to route: from the consumer's ASID to the provider's, for an interaction, to a
 /// target URL; `caller_asid` is the ASID the consumer authenticated as (its certificate's or
 /// application's), which must be the one it sends.
@@ -162,6 +205,31 @@ mod tests {
                 cpa_id: None,
             },
         )
+    }
+
+    #[test]
+    fn only_fhir_verbs_and_media_types_are_carried() {
+        assert_eq!(carried("GET", None, false), Ok(()));
+        assert_eq!(
+            carried("POST", Some("application/fhir+json; charset=utf-8"), true),
+            Ok(())
+        );
+        assert_eq!(carried("POST", Some("application/xml+fhir"), true), Ok(()));
+        assert_eq!(
+            carried("OPTIONS", None, false).map_err(|r| r.status),
+            Err(405)
+        );
+        assert_eq!(
+            carried("TRACE", None, false).map_err(|r| r.status),
+            Err(405)
+        );
+        assert_eq!(
+            carried("POST", Some("text/plain"), true).map_err(|r| r.status),
+            Err(415)
+        );
+        assert_eq!(carried("POST", None, true).map_err(|r| r.status), Err(415));
+        // A GET's Content-Type is not looked at (clients send one anyway).
+        assert_eq!(carried("GET", Some("text/plain"), false), Ok(()));
     }
 
     #[test]

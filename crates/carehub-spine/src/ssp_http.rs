@@ -170,6 +170,13 @@ async fn proxy(
         Ok(found) => found,
         Err(refusal) => return refused(&refusal),
     };
+    if let Err(refusal) = ssp::carried(
+        method.as_str(),
+        header_text(&headers, "content-type"),
+        !body.is_empty(),
+    ) {
+        return refused(&refusal);
+    }
     let mut target = uri.path().trim_start_matches('/').to_owned();
     if let Some(query) = uri.query() {
         target = format!("{target}?{query}");
