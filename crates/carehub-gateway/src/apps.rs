@@ -31,6 +31,10 @@ pub struct App {
     /// Where users may be sent back after signing in (the OAuth `redirect_uri`s).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callback_urls: Vec<String>,
+    /// The day it was registered (`YYYY-MM-DD`, UTC), which decides whether it may still take
+    /// up a deprecated API; absent for applications registered before carehub recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 /// What went wrong managing applications.
@@ -51,6 +55,15 @@ pub enum AppError {
 pub fn key_hash(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+fn today() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    carehub_fhir::datetime::format_instant(micros)[..10].to_owned()
 }
 
 fn new_key() -> String {
@@ -124,6 +137,7 @@ impl Apps {
             asid: None,
             jwks: Vec::new(),
             callback_urls: Vec::new(),
+            created: Some(today()),
         };
         let key = new_key();
         let hash = key_hash(&key);

@@ -662,6 +662,39 @@ async fn guard(
         }
     };
     let app = authenticated.app.clone();
+    // A deprecated API keeps serving the applications that use it, but takes on no new ones.
+    if product.status == LifecycleStatus::Deprecated
+        && let (Some(app), Some(deprecated)) = (&app, product.deprecated.as_deref())
+        && app
+            .created
+            .as_deref()
+            .is_some_and(|created| created >= deprecated)
+    {
+        let guide = product
+            .migration_guide
+            .as_deref()
+            .map(|g| format!("; see {g}"))
+            .unwrap_or_default();
+        let err = spine_error(
+            version,
+            Category::Forbidden,
+            IssueType::Forbidden,
+            ("ACCESS_DENIED", "Access denied"),
+            format!(
+                "This API was deprecated on {deprecated} and takes on no new applications: '{}' was registered on {} and cannot use it{guide}",
+                app.name,
+                app.created.as_deref().unwrap_or_default()
+            ),
+            "",
+        );
+        let response = reject_for(&state, &request, err);
+        return finish(
+            response,
+            Some(&request_id),
+            correlation_id.as_deref(),
+            &extra_headers,
+        );
+    }
 
     let now = now_ms();
     let proxy_key = format!("proxy:{}", state.api_path);

@@ -619,3 +619,70 @@ async fn the_admin_api_manages_applications_for_admin_applications_only() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn a_deprecated_api_takes_on_no_new_applications() {
+    let app = common::spawn_app(
+        r#"
+[[environments]]
+name = "int"
+
+[[apis]]
+name = "legacy-api"
+path = "legacy/R4"
+fhir = "R4"
+
+[[apis]]
+name = "winding-down-api"
+path = "winding/R4"
+fhir = "R4"
+
+[[products]]
+api = "legacy-api"
+environment = "int"
+access = ["api-key"]
+status = "deprecated"
+deprecated = "2026-01-01"
+sunset = "2027-06-01"
+migration_guide = "https://example.org/migrate"
+
+[[products]]
+api = "winding-down-api"
+environment = "int"
+access = ["api-key"]
+status = "deprecated"
+deprecated = "2999-01-01"
+sunset = "2999-06-01"
+"#,
+    )
+    .await;
+    let (_, key) = app.apps.create("Newcomer", "int", "AAA01").await.unwrap();
+    // Registered after the deprecation: refused, saying why and where to go.
+    let (status, body) = outcome(
+        app.client
+            .get(format!("{}/int/legacy/R4/Patient", app.url))
+            .header("apikey", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(spine_code(&body), "ACCESS_DENIED");
+    let diagnostics = body["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(
+        diagnostics.contains("deprecated on 2026-01-01")
+            && diagnostics.contains("example.org/migrate"),
+        "{diagnostics}"
+    );
+    // Registered before the deprecation takes effect: served, with the deprecation headers.
+    let response = app
+        .client
+        .get(format!("{}/int/winding/R4/Patient", app.url))
+        .header("apikey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("deprecation"));
+}
