@@ -5,7 +5,14 @@
 //!   API key, shown this once;
 //! - `GET /admin/apps/{id}`: one application;
 //! - `POST /admin/apps/{id}/keys` (a JWK): register a public key for signed-JWT authentication;
-//! - `POST /admin/apikeys/revoke` `{api_key}`: revoke a key.
+//! - `POST /admin/apikeys/revoke` `{api_key}`: revoke a key;
+//! - `PUT /admin/apps/{id}/asid` `{asid}`: record the application's Accredited System ID;
+//! - `GET /admin/smartcards?environment=int`: an environment's virtual smartcards (without
+//!   their passcodes);
+//! - `POST /admin/smartcards` `{given_name, family_name, environment, passcode, aal?, roles:
+//!   [{role_code, role_name, organisation, business_functions?}]}`: issue one;
+//! - `GET /admin/smartcards/{id}`, `DELETE /admin/smartcards/{id}`: read or withdraw one (its
+//!   tokens stop working at once).
 //!
 //! Every call needs the API key of an application registered in the `admin` environment, in
 //! the `apikey` header. Errors are `{error, error_description, message_id}`.
@@ -23,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::apps::{App, AppError, Apps};
+use crate::identity::{Identity, IdentityError, NewSmartcard};
 
 /// The environment whose applications may administer the others.
 pub const ADMIN_ENVIRONMENT: &str = "admin";
@@ -30,6 +38,7 @@ pub const ADMIN_ENVIRONMENT: &str = "admin";
 #[derive(Debug)]
 struct AdminState {
     apps: Apps,
+    identity: Identity,
     store: Store,
     environments: Vec<String>,
 }
@@ -69,6 +78,35 @@ fn app_error(err: AppError) -> Response {
             )
         }
     }
+}
+
+fn identity_error(err: IdentityError) -> Response {
+    match err {
+        IdentityError::Invalid(why) => error(StatusCode::BAD_REQUEST, "invalid_request", why),
+        other => {
+            tracing::error!(error = %other, "admin API failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the identity store failed; nothing was changed",
+            )
+        }
+    }
+}
+
+/// Fails unless `environment` is one of the platform's.
+fn known_environment(state: &AdminState, environment: &str) -> Result<(), Response> {
+    if state.environments.iter().any(|e| e == environment) {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!(
+            "'environment' must be one of {}; found '{environment}'",
+            state.environments.join(", ")
+        ),
+    ))
 }
 
 async fn authorise(state: &AdminState, headers: &HeaderMap) -> Result<App, Response> {
@@ -149,15 +187,8 @@ async fn create(State(state): State<Arc<AdminState>>, headers: HeaderMap, body: 
     };
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
     let environment = field("environment");
-    if !state.environments.iter().any(|e| e == environment) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "'environment' must be one of {}; found '{environment}'",
-                state.environments.join(", ")
-            ),
-        );
+    if let Err(response) = known_environment(&state, environment) {
+        return response;
     }
     match state
         .apps
@@ -236,10 +267,129 @@ async fn revoke(State(state): State<Arc<AdminState>>, headers: HeaderMap, body: 
     }
 }
 
+async fn set_asid(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorise(&state, &headers).await {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(asid) = body.get("asid").and_then(Value::as_str) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "'asid' is missing",
+        );
+    };
+    match state.apps.set_asid(&id, asid).await {
+        Ok(app) => ok(StatusCode::OK, json!(app)),
+        Err(err) => app_error(err),
+    }
+}
+
+async fn list_cards(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Err(response) = authorise(&state, &headers).await {
+        return response;
+    }
+    let Some(environment) = query.environment else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "'environment' is required: smartcards belong to one environment",
+        );
+    };
+    if let Err(response) = known_environment(&state, &environment) {
+        return response;
+    }
+    match state.identity.cards(&environment).await {
+        Ok(cards) => ok(
+            StatusCode::OK,
+            json!({"smartcards": cards.iter().map(|c| c.public()).collect::<Vec<_>>()}),
+        ),
+        Err(err) => identity_error(err),
+    }
+}
+
+async fn issue_card(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorise(&state, &headers).await {
+        return response;
+    }
+    let new: NewSmartcard = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the body is not a smartcard: {e}"),
+            );
+        }
+    };
+    if let Err(response) = known_environment(&state, &new.environment) {
+        return response;
+    }
+    match state.identity.issue_card(new).await {
+        Ok(card) => ok(StatusCode::CREATED, card.public()),
+        Err(err) => identity_error(err),
+    }
+}
+
+async fn read_card(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = authorise(&state, &headers).await {
+        return response;
+    }
+    match state.identity.card(&id).await {
+        Ok(Some(card)) => ok(StatusCode::OK, card.public()),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no smartcard {id}"),
+        ),
+        Err(err) => identity_error(err),
+    }
+}
+
+async fn withdraw_card(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = authorise(&state, &headers).await {
+        return response;
+    }
+    match state.identity.revoke_card(&id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no smartcard {id}"),
+        ),
+        Err(err) => identity_error(err),
+    }
+}
+
 /// The admin routes.
-pub(crate) fn router(store: Store, environments: Vec<String>) -> Router {
+pub(crate) fn router(store: Store, public_url: &str, environments: Vec<String>) -> Router {
     let state = Arc::new(AdminState {
         apps: Apps::new(store.clone()),
+        identity: Identity::new(store.clone(), public_url),
         store,
         environments,
     });
@@ -247,6 +397,12 @@ pub(crate) fn router(store: Store, environments: Vec<String>) -> Router {
         .route("/admin/apps", get(list).post(create))
         .route("/admin/apps/{id}", get(read))
         .route("/admin/apps/{id}/keys", post(add_key))
+        .route("/admin/apps/{id}/asid", axum::routing::put(set_asid))
         .route("/admin/apikeys/revoke", post(revoke))
+        .route("/admin/smartcards", get(list_cards).post(issue_card))
+        .route(
+            "/admin/smartcards/{id}",
+            get(read_card).delete(withdraw_card),
+        )
         .with_state(state)
 }

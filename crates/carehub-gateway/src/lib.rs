@@ -375,6 +375,7 @@ pub fn router(
     }
     router = router.merge(admin::router(
         store.clone(),
+        &server.public_url,
         platform
             .environments
             .iter()

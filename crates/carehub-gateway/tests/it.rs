@@ -686,3 +686,121 @@ sunset = "2999-06-01"
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("deprecation"));
 }
+
+#[tokio::test]
+async fn the_admin_api_issues_lists_and_withdraws_virtual_smartcards_and_sets_asids() {
+    let app = spawn_app().await;
+    let (_, admin_key) = app.apps.create("Operator", "admin", "X26").await.unwrap();
+    let (client_app, _) = app.apps.create("Clinic", "int", "B82001").await.unwrap();
+    let cards = format!("{}/admin/smartcards", app.url);
+    let new_card = json!({
+        "given_name": "Ada", "family_name": "Okafor", "environment": "int", "passcode": "2468",
+        "roles": [{"id": "", "role_code": "R8000", "role_name": "Clinical Practitioner Access Role",
+                   "organisation": "B82001", "business_functions": ["REFERRING_CLINICIAN"]}],
+    });
+    let response = app
+        .client
+        .post(&cards)
+        .header("apikey", &admin_key)
+        .json(&new_card)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let card: Value = response.json().await.unwrap();
+    let id = card["id"].as_str().unwrap().to_owned();
+    assert!(card.get("passcode_hash").is_none(), "never shown");
+    assert_eq!(card["roles"][0]["role_code"], "R8000");
+    assert_eq!(card["aal"], 3);
+
+    // Mistakes say what is wrong; an environment is required to list.
+    let (status, body) = outcome(
+        app.client
+            .post(&cards)
+            .header("apikey", &admin_key)
+            .json(&json!({"given_name": "A", "family_name": "B", "environment": "nowhere", "passcode": "2468", "roles": []}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("'environment' must be one of"))
+    );
+    let (status, _) = outcome(
+        app.client
+            .get(&cards)
+            .header("apikey", &admin_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let listed: Value = app
+        .client
+        .get(format!("{cards}?environment=int"))
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["smartcards"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["id"] == id.as_str()))
+    );
+    let (status, read) = outcome(
+        app.client
+            .get(format!("{cards}/{id}"))
+            .header("apikey", &admin_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, read["family_name"].as_str()),
+        (200, Some("Okafor"))
+    );
+    let response = app
+        .client
+        .delete(format!("{cards}/{id}"))
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (status, _) = outcome(
+        app.client
+            .get(format!("{cards}/{id}"))
+            .header("apikey", &admin_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // An application's ASID.
+    let (status, updated) = outcome(
+        app.client
+            .put(format!("{}/admin/apps/{}/asid", app.url, client_app.id))
+            .header("apikey", &admin_key)
+            .json(&json!({"asid": "200000000359"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["asid"].as_str()),
+        (200, Some("200000000359"))
+    );
+}
