@@ -1597,13 +1597,11 @@ async fn record_review_outcome(
         }
         None => None,
     };
-    if params.resource("reviewAttachmentFile")?.is_some() {
-        return Err(ErsError::rule(
-            "REFERENCE_NOT_FOUND",
-            "reviewAttachmentFile names a file that was not uploaded to this referral (A020 with NHSD-eRS-Referral-ID)",
-        )
-        .into());
-    }
+    let documents = attachment::read_documents(
+        params.resources("reviewAttachmentFile")?,
+        attachment::AttachmentType::Provider,
+    )?;
+    let files = uploaded_for(ers, ubrn, documents).await?;
     let change = Change::ReviewOutcome {
         outcome: outcome.code.to_owned(),
         comment: params
@@ -1611,6 +1609,7 @@ async fn record_review_outcome(
             .ok_or_else(|| ErsError::missing("parameter reviewComments"))?
             .to_owned(),
         priority,
+        files,
     };
     let (changed, version) = change_referral(
         ers,
@@ -2419,7 +2418,11 @@ async fn readable_file(
         && let Some((referral, _)) = ers.repo.referral(ubrn).await?
     {
         on_referral = referral.side_of(caller).is_ok()
-            && referral.letters.iter().any(|l| l.file.id == file.id);
+            && referral
+                .letters
+                .iter()
+                .chain(&referral.provider_files)
+                .any(|l| l.file.id == file.id);
     }
     if !file.readable_by(caller, on_referral) {
         return Err(ErsError::rule(
@@ -2622,21 +2625,13 @@ async fn download_stu3_file(
     Ok(file_response(&file, bytes))
 }
 
-async fn maintain_letter(
+/// The stored files of `letters`, each of which must have been uploaded (A020) for referral
+/// `ubrn`.
+async fn uploaded_for(
     ers: &Ers,
     ubrn: &str,
-    headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
-    body: &Bytes,
-) -> Answer {
-    let ctx = context(extensions)?;
-    let caller = ers.caller(&endpoints::A012, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A012, headers)?;
-    let body = match json_body(headers, body) {
-        Ok(body) => body,
-        Err(response) => return Ok(response),
-    };
-    let letters = attachment::read_letters(&body)?;
+    letters: Vec<attachment::Letter>,
+) -> Result<Vec<attachment::Attached>, Failure> {
     let mut attached = Vec::with_capacity(letters.len());
     for letter in letters {
         let file = ers.repo.file(&letter.file).await?.ok_or_else(|| {
@@ -2658,6 +2653,25 @@ async fn maintain_letter(
             indexed: letter.indexed,
         });
     }
+    Ok(attached)
+}
+
+async fn maintain_letter(
+    ers: &Ers,
+    ubrn: &str,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    body: &Bytes,
+) -> Answer {
+    let ctx = context(extensions)?;
+    let caller = ers.caller(&endpoints::A012, &ctx, headers).await?;
+    let expected = if_match_for(&endpoints::A012, headers)?;
+    let body = match json_body(headers, body) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    let letters = attachment::read_letters(&body)?;
+    let attached = uploaded_for(ers, ubrn, letters).await?;
     let (changed, version) = change_referral(
         ers,
         &ctx,
@@ -3463,13 +3477,11 @@ async fn action_later(
         None => None,
     };
     params.boolean("appointmentCancelledInPAS")?;
-    if !params.resources("providerAttachmentFile")?.is_empty() {
-        return Err(ErsError::rule(
-            "INAPPROPRIATE_VALUE",
-            "providerAttachmentFile: attachments are not taken here yet",
-        )
-        .into());
-    }
+    let documents = attachment::read_documents(
+        params.resources("providerAttachmentFile")?,
+        attachment::AttachmentType::Provider,
+    )?;
+    let files = uploaded_for(ers, ubrn, documents).await?;
     let (changed, version) = change_referral(
         ers,
         &ctx,
@@ -3477,7 +3489,11 @@ async fn action_later(
         expected,
         "$ers.cancelAppointmentActionLater",
         caller,
-        Change::ActionLater { comment, priority },
+        Change::ActionLater {
+            comment,
+            priority,
+            files,
+        },
     )
     .await?;
     Ok(fhir_json(

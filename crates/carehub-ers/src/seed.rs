@@ -367,6 +367,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 outcome: "RETURN_TO_REFERRER_WITH_ADVICE".into(),
                 comment: "Start a statin; refer again if symptoms persist".into(),
                 priority: None,
+                files: Vec::new(),
             }),
         ),
         (
@@ -376,6 +377,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 outcome: "ACCEPT_REFER_BOOK_LATER".into(),
                 comment: "Book into the next arrhythmia clinic".into(),
                 priority: Some("URGENT".into()),
+                files: Vec::new(),
             }),
         ),
         (

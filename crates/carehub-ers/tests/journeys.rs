@@ -1196,3 +1196,107 @@ async fn deprecated_endpoints_still_work_and_say_what_replaces_them() {
     assert_eq!(response.headers()["deprecation"], "@1738368000");
     assert!(response.headers().contains_key("sunset"));
 }
+
+#[tokio::test]
+async fn a_provider_attaches_files_to_its_triage_outcome() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let ubrn = refer(&env, &referrer, "HEART_FAILURE", &["20001", "20002"]).await;
+    let (status, _, sent) = env
+        .post(
+            &referrer,
+            "/STU3/Appointment",
+            None,
+            &appointment(&ubrn, 1, "20002", "proposed", review_reason("TRIAGE")),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    // The provider uploads its advice for this referral (A020).
+    let upload = |referral: &str| {
+        provider
+            .apply(env.client.post(env.url("/STU3/Binary")))
+            .header("content-type", "application/pdf")
+            .header("NHSD-eRS-File-Name", "advice.pdf")
+            .header("NHSD-eRS-Referral-ID", referral)
+            .body(b"%PDF-1.4\n% advice\n".to_vec())
+            .send()
+    };
+    let response = upload(&ubrn).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let file = location.rsplit('/').next().unwrap().to_owned();
+
+    let outcome = |kind: &str, file: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "reviewOutcome", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewOutcome-1", "code": "RETURN_TO_REFERRER_WITH_ADVICE"}},
+            {"name": "reviewComments", "valueString": "See the attached advice"},
+            {"name": "reviewAttachmentFile", "resource": {
+                "resourceType": "DocumentReference",
+                "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-DocumentReference-1"]},
+                "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": kind}]},
+                "status": "current",
+                "indexed": "2026-12-01T10:00:00.000Z",
+                "description": "Advice for the GP",
+                "content": [{"attachment": {"url": format!("Binary/{file}")}}],
+            }},
+        ]})
+    };
+    let path = format!("/STU3/ReferralRequest/{ubrn}/$ers.recordReviewOutcome");
+    let (version, _) = version_of(&env, &provider, &ubrn).await;
+    let if_match = format!("W/\"{version}\"");
+    // A referrer's file type, and a file never uploaded, are refused; nothing changes.
+    let (status, _, refused) = env
+        .post(
+            &provider,
+            &path,
+            Some(&if_match),
+            &outcome("REFERRER", &file),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "INVALID_VALUE"));
+    let (status, _, refused) = env
+        .post(
+            &provider,
+            &path,
+            Some(&if_match),
+            &outcome("PROVIDER", "7d9f0c1e-2b3a-4c5d-8e6f-0a1b2c3d4e5f"),
+        )
+        .await;
+    assert_eq!((status, code(&refused)), (422, "REFERENCE_NOT_FOUND"));
+
+    let (status, _, returned) = env
+        .post(
+            &provider,
+            &path,
+            Some(&if_match),
+            &outcome("PROVIDER", &file),
+        )
+        .await;
+    assert_eq!(status, 200, "{returned}");
+    let document = returned["contained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == format!("DocumentReference-{file}").as_str())
+        .expect("the attachment is on the referral");
+    assert_eq!(document["type"]["coding"][0]["code"], "PROVIDER");
+    assert_eq!(document["description"], "Advice for the GP");
+    assert!(
+        returned["supportingInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["reference"] == format!("#DocumentReference-{file}").as_str())
+    );
+    // The referrer reads the advice file through the referral (A042 redirects to it).
+    let response = referrer
+        .apply(env.client.get(env.url(&format!("/R4/Binary/{file}"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "followed to the signed URL");
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        b"%PDF-1.4\n% advice\n"
+    );
+}

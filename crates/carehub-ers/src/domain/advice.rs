@@ -775,6 +775,7 @@ pub fn referral_from(
         appointment: None,
         reviewed: true,
         letters: Vec::new(),
+        provider_files: Vec::new(),
         access_code: None,
         created: advice.updated.clone(),
         updated: advice.updated.clone(),

@@ -110,14 +110,19 @@ impl StoredFile {
         caller.acts_at(&self.organisation) || on_referral
     }
 
-    /// The `eRS-DocumentReference-1` of this file as a referral letter.
-    pub fn document_reference(&self, letter: &Attached, stu3_base: &str) -> Value {
+    /// The `eRS-DocumentReference-1` of this file, attached as `kind`.
+    pub fn document_reference(
+        &self,
+        letter: &Attached,
+        kind: AttachmentType,
+        stu3_base: &str,
+    ) -> Value {
         json!({
             "resourceType": "DocumentReference",
             "id": format!("DocumentReference-{}", self.id),
             "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-DocumentReference-1"]},
             "status": "current",
-            "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": "REFERRER", "display": "Referrer"}]},
+            "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": kind.code(), "display": kind.display()}]},
             "indexed": letter.indexed,
             "description": letter.description,
             "content": [{"attachment": {
@@ -163,6 +168,30 @@ pub struct Attached {
     pub indexed: String,
 }
 
+/// Who attached a file: the referrer (the referral letter) or the provider (with a triage
+/// outcome or when cancelling an appointment), as `eRS-AttachmentType-1` codes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentType {
+    Referrer,
+    Provider,
+}
+
+impl AttachmentType {
+    fn code(self) -> &'static str {
+        match self {
+            AttachmentType::Referrer => "REFERRER",
+            AttachmentType::Provider => "PROVIDER",
+        }
+    }
+
+    fn display(self) -> &'static str {
+        match self {
+            AttachmentType::Referrer => "Referrer",
+            AttachmentType::Provider => "Provider",
+        }
+    }
+}
+
 /// Reads an `eRS-MaintainReferralLetter-Parameters-1`: the whole new set of letter files.
 pub fn read_letters(body: &Value) -> Result<Vec<Letter>, ErsError> {
     let params = Params::read(body, &["referralLetterFile"])?;
@@ -172,6 +201,15 @@ pub fn read_letters(body: &Value) -> Result<Vec<Letter>, ErsError> {
             "parameter referralLetterFile (at least one file must remain)",
         ));
     }
+    read_documents(entries, AttachmentType::Referrer)
+}
+
+/// Reads the `eRS-DocumentReference-1`s of files attached as `kind` (A020 uploads, named by
+/// `Binary/{id}`); a file named twice is `CONFLICTING_VALUES`.
+pub fn read_documents(
+    entries: Vec<(String, &Value)>,
+    kind: AttachmentType,
+) -> Result<Vec<Letter>, ErsError> {
     let mut letters: Vec<Letter> = Vec::with_capacity(entries.len());
     for (location, document) in entries {
         if document.get("resourceType").and_then(Value::as_str) != Some("DocumentReference") {
@@ -180,13 +218,13 @@ pub fn read_letters(body: &Value) -> Result<Vec<Letter>, ErsError> {
                 format!("'{location}' must be a DocumentReference"),
             ));
         }
-        let kind = document
+        let kind_code = document
             .pointer("/type/coding/0/code")
             .and_then(Value::as_str);
-        if kind != Some("REFERRER") {
+        if kind_code != Some(kind.code()) {
             return Err(ErsError::rule(
                 "INVALID_VALUE",
-                format!("'{location}': a referral letter file has type REFERRER"),
+                format!("'{location}': this file has type {}", kind.code()),
             ));
         }
         let url = document

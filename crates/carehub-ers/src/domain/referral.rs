@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::access::Caller;
+use super::attachment::AttachmentType;
 use super::codes::{self, BusinessFunction, CancelledBy};
 use super::error::ErsError;
 use super::params::Params;
@@ -298,6 +299,10 @@ pub struct Referral {
     /// The referral letter files (A012).
     #[serde(default)]
     pub letters: Vec<super::attachment::Attached>,
+    /// Files the provider attached (with a triage outcome, A028, or cancelling an appointment
+    /// to act later, A022).
+    #[serde(default)]
+    pub provider_files: Vec<super::attachment::Attached>,
     /// The password printed on the patient's letter (A019), with which they book or check
     /// their referral themselves.
     #[serde(default)]
@@ -652,6 +657,7 @@ impl Referral {
             appointment: None,
             reviewed: false,
             letters: Vec::new(),
+            provider_files: Vec::new(),
             access_code: Some(access_code()),
             created: String::new(),
             updated: String::new(),
@@ -701,6 +707,31 @@ impl Referral {
     }
 
     /// Checks that `caller` may take `action` now.
+    /// Adds files the provider attaches; a file already on the referral is a conflict.
+    fn attach_provider_files(
+        &mut self,
+        files: Vec<super::attachment::Attached>,
+    ) -> Result<(), ErsError> {
+        for file in files {
+            if self
+                .letters
+                .iter()
+                .chain(&self.provider_files)
+                .any(|held| held.file.id == file.file.id)
+            {
+                return Err(ErsError::rule(
+                    "CONFLICTING_VALUES",
+                    format!(
+                        "file {} is already attached to referral {}",
+                        file.file.id, self.ubrn
+                    ),
+                ));
+            }
+            self.provider_files.push(file);
+        }
+        Ok(())
+    }
+
     pub fn check(&self, caller: &Caller, action: Action) -> Result<Side, ErsError> {
         let side = self.side_of(caller)?;
         let reviewed_already = action == Action::AcceptReferral && self.reviewed;
@@ -843,7 +874,11 @@ impl Referral {
                 self.letters = letters;
                 self.letter_intention = "ALREADY_ADDED".into();
             }
-            Change::ActionLater { comment, priority } => {
+            Change::ActionLater {
+                comment,
+                priority,
+                files,
+            } => {
                 let reviewed_already = self.reviewed;
                 self.check(caller, Action::CancelAppointmentActionLater)?;
                 if reviewed_already {
@@ -867,6 +902,7 @@ impl Referral {
                     }
                     self.criteria.priority = priority;
                 }
+                self.attach_provider_files(files)?;
                 self.state = State::TriagedProviderToAction;
                 self.reviewed = true;
                 self.reason = Some(StateReason {
@@ -903,6 +939,7 @@ impl Referral {
                 outcome,
                 comment,
                 priority,
+                files,
             } => {
                 self.check(caller, Action::RecordReviewOutcome)?;
                 if comment.trim().is_empty() {
@@ -940,6 +977,7 @@ impl Referral {
                     }
                     self.criteria.priority = priority;
                 }
+                self.attach_provider_files(files)?;
                 self.state = state;
                 self.reviewed = true;
                 self.reason = Some(StateReason {
@@ -1012,13 +1050,14 @@ impl Referral {
             "extension": extension,
             "contained": std::iter::once(self.criteria.to_fhir("serviceSearchCriteria", stu3_base))
                 .chain(std::iter::once(shortlist))
-                .chain(self.letters.iter().map(|l| l.file.document_reference(l, stu3_base)))
+                .chain(self.letters.iter().map(|l| l.file.document_reference(l, AttachmentType::Referrer, stu3_base)))
+                .chain(self.provider_files.iter().map(|l| l.file.document_reference(l, AttachmentType::Provider, stu3_base)))
                 .collect::<Vec<_>>(),
             "identifier": [{"system": "https://fhir.nhs.uk/Id/ers-request-id", "value": self.request_id}],
             "status": status,
             "intent": "plan",
             "subject": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": self.patient}},
-            "supportingInfo": self.letters.iter().map(|l| json!({"reference": format!("#DocumentReference-{}", l.file.id)})).collect::<Vec<_>>(),
+            "supportingInfo": self.letters.iter().chain(&self.provider_files).map(|l| json!({"reference": format!("#DocumentReference-{}", l.file.id)})).collect::<Vec<_>>(),
         });
         if let Some(specialty) = &self.criteria.specialty {
             resource["specialty"] = json!({"coding": [{"system": format!("{stu3_base}/CodeSystem/SPECIALTY"),
@@ -1077,6 +1116,8 @@ pub enum Change {
         comment: String,
         /// A new priority.
         priority: Option<String>,
+        /// Files the provider attaches.
+        files: Vec<super::attachment::Attached>,
     },
     /// A012: the whole new set of referral letter files.
     Letters(Vec<super::attachment::Attached>),
@@ -1095,6 +1136,8 @@ pub enum Change {
         comment: String,
         /// A new priority (not with a return to the referrer).
         priority: Option<String>,
+        /// Files the provider attaches.
+        files: Vec<super::attachment::Attached>,
     },
 }
 
@@ -1219,6 +1262,7 @@ mod tests {
             appointment: None,
             reviewed: false,
             letters: Vec::new(),
+            provider_files: Vec::new(),
             access_code: None,
             created: String::new(),
             updated: String::new(),
