@@ -488,7 +488,7 @@ pub async fn seed(repo: &Repo, gp_connect_url: &str) -> Result<bool, RepoError> 
 /// that must stay recent, such as patient2's acute medication of the last twelve months.
 pub fn records(today: i64) -> Vec<ClinicalRecord> {
     use crate::domain::record::{
-        AdministrativeItem, Allergy, Concept, Consultation, DiaryEntry, Immunisation,
+        AdministrativeItem, Allergy, Concept, Consultation, DiaryEntry, Heading, Immunisation,
         Investigation, MedicationCourse, MedicationIssue, Observation, Problem, Referral,
         TestResult, Topic,
     };
@@ -794,6 +794,8 @@ pub fn records(today: i64) -> Vec<ClinicalRecord> {
                         id: "2-c0-t1".into(),
                         title: "Smoking cessation".into(),
                         items: vec!["Observation/2-o4".into()],
+                        headings: Vec::new(),
+                        problem: None,
                     }],
                 },
                 Consultation {
@@ -805,11 +807,20 @@ pub fn records(today: i64) -> Vec<ClinicalRecord> {
                     topics: vec![Topic {
                         id: "2-c1-t1".into(),
                         title: "Hypertension review".into(),
-                        items: vec![
-                            "Observation/2-o1".into(),
-                            "Observation/2-o2".into(),
-                            "MedicationRequest/2-m1-plan".into(),
+                        items: Vec::new(),
+                        headings: vec![
+                            Heading {
+                                id: "2-c1-t1-h1".into(),
+                                title: "Examination".into(),
+                                items: vec!["Observation/2-o1".into(), "Observation/2-o2".into()],
+                            },
+                            Heading {
+                                id: "2-c1-t1-h2".into(),
+                                title: "Plan".into(),
+                                items: vec!["MedicationRequest/2-m1-plan".into()],
+                            },
                         ],
+                        problem: Some("2-p1".into()),
                     }],
                 },
             ],

@@ -554,8 +554,31 @@ async fn consultations_come_with_their_topics_and_what_was_recorded() {
         consultation["entry"][0]["item"]["reference"],
         "List/2-c1-t1"
     );
+    // A topic holds headings (Category (EHR)), each its items; it names the problem it is about.
     let topic = list(&bundle, "Hypertension review");
-    assert_eq!(topic["entry"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        topic["entry"],
+        json!([{"item": {"reference": "List/2-c1-t1-h1"}}, {"item": {"reference": "List/2-c1-t1-h2"}}])
+    );
+    assert_eq!(
+        topic["extension"][0]["extension"][0],
+        json!({"url": "target", "valueReference": {"reference": "Condition/2-p1"}})
+    );
+    let examination = list(&bundle, "Examination");
+    assert_eq!(
+        examination["code"]["coding"][0]["display"],
+        "Category (EHR)"
+    );
+    assert_eq!(examination["entry"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        list(&bundle, "Plan")["entry"][0]["item"]["reference"],
+        "MedicationStatement/2-m1"
+    );
+    // Every list of the structure has its date and order.
+    for structure in [consultation, topic, examination] {
+        assert!(structure["date"].is_string());
+        assert_eq!(structure["orderedBy"]["coding"][0]["code"], "system");
+    }
     // What was recorded comes too, on secondary lists.
     let observations = list(
         &bundle,

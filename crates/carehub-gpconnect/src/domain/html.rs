@@ -590,8 +590,7 @@ fn encounter_details(view: &View<'_>, consultation: &Consultation) -> Cell {
         .iter()
         .map(|topic| {
             let items: Vec<String> = topic
-                .items
-                .iter()
+                .all_items()
                 .filter_map(|r| view.item_name(r))
                 .collect();
             if items.is_empty() {

@@ -129,13 +129,37 @@ pub struct Problem {
     pub confidential: bool,
 }
 
-/// A topic of a consultation: what was discussed, and the items recorded about it.
+/// A topic of a consultation: what was discussed, and the items recorded about it, directly
+/// or under headings (never both: a topic with headings holds its items there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
     pub id: String,
     pub title: String,
     /// The items recorded (`Observation/2-o1`, `MedicationRequest/2-m1-plan`...).
     pub items: Vec<String>,
+    /// The headings of the topic (`Examination`, `Plan`), each with its items.
+    #[serde(default)]
+    pub headings: Vec<Heading>,
+    /// The problem the topic is about (a Condition's logical id).
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// A heading within a consultation topic (`Category (EHR)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heading {
+    pub id: String,
+    pub title: String,
+    pub items: Vec<String>,
+}
+
+impl Topic {
+    /// Every item recorded under the topic, its headings' included.
+    pub fn all_items(&self) -> impl Iterator<Item = &String> {
+        self.items
+            .iter()
+            .chain(self.headings.iter().flat_map(|h| h.items.iter()))
+    }
 }
 
 /// A consultation: an encounter with a clinician, organised by topic.
@@ -632,6 +656,7 @@ fn structure_list(
         "subject": {"reference": format!("Patient/{patient}")},
         "encounter": {"reference": format!("Encounter/{encounter}")},
         "date": today,
+        "orderedBy": {"coding": [{"system": "http://hl7.org/fhir/list-order", "code": "system", "display": "Sorted by System"}]},
         "entry": items.into_iter().map(|i| json!({"item": {"reference": i}})).collect::<Vec<_>>(),
     })
 }
@@ -1261,14 +1286,16 @@ impl ClinicalRecord {
                 warnings,
                 today,
             ));
-            let mut contained: Vec<(&str, Vec<String>)> = Vec::new();
+            let mut contained: Vec<(String, Vec<String>)> = Vec::new();
             for consultation in found {
                 out.add(consultation.encounter(patient));
                 out.name(&consultation.clinician);
                 let mut topics = Vec::new();
-                for topic in &consultation.topics {
+                // The list entries of recorded items: each item comes too, and goes on the
+                // secondary list of its kind.
+                let mut entries_of = |references: &[String], out: &mut Sections| {
                     let mut items = Vec::new();
-                    for reference in &topic.items {
+                    for reference in references {
                         if let Some((resources, who)) = self.item(reference, selection) {
                             for resource in resources {
                                 out.add(resource);
@@ -1276,21 +1303,57 @@ impl ClinicalRecord {
                             out.name(&who);
                             let entry = list_entry(reference);
                             let kind = reference.split('/').next().unwrap_or_default();
-                            match contained.iter_mut().find(|(k, _)| *k == kind) {
+                            match contained.iter_mut().find(|(k, _)| k == kind) {
                                 Some((_, all)) => all.push(entry.clone()),
-                                None => contained.push((kind, vec![entry.clone()])),
+                                None => contained.push((kind.to_owned(), vec![entry.clone()])),
                             }
                             items.push(entry);
                         }
                     }
-                    out.lists.push(structure_list(
+                    items
+                };
+                for topic in &consultation.topics {
+                    let mut items = entries_of(&topic.items, &mut out);
+                    for heading in &topic.headings {
+                        let heading_items = entries_of(&heading.items, &mut out);
+                        // Empty headings are left out.
+                        if heading_items.is_empty() {
+                            continue;
+                        }
+                        out.lists.push(structure_list(
+                            patient,
+                            &heading.id,
+                            &consultation.id,
+                            (&heading.title, "24781000000107", "Category (EHR)"),
+                            heading_items,
+                            today,
+                        ));
+                        items.push(format!("List/{}", heading.id));
+                    }
+                    let mut topic_list = structure_list(
                         patient,
                         &topic.id,
                         &consultation.id,
                         (&topic.title, "25851000000105", "Topic (EHR)"),
                         items,
                         today,
-                    ));
+                    );
+                    if let Some(problem) = &topic.problem
+                        && self
+                            .problems
+                            .iter()
+                            .any(|p| &p.id == problem && !selection.withholds(p.confidential))
+                    {
+                        // A complex extension, `target` first, as consumers read it.
+                        topic_list["extension"] = json!([{
+                            "url": "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-RelatedProblemHeader-1",
+                            "extension": [
+                                {"url": "target", "valueReference": {"reference": format!("Condition/{problem}")}},
+                                {"url": "type", "valueCode": "child"},
+                            ],
+                        }]);
+                    }
+                    out.lists.push(topic_list);
                     topics.push(format!("List/{}", topic.id));
                 }
                 out.lists.push(structure_list(
@@ -1303,7 +1366,7 @@ impl ClinicalRecord {
                 ));
             }
             for (kind, code, title) in CONTAINED_LISTS {
-                if let Some((_, items)) = contained.iter().find(|(k, _)| *k == kind) {
+                if let Some((_, items)) = contained.iter().find(|(k, _)| k == kind) {
                     out.lists.push(secondary_list(
                         patient,
                         (title, code),
