@@ -831,6 +831,8 @@ pub fn records(today: i64) -> Vec<ClinicalRecord> {
                 laboratory: "2".into(),
                 specimen: ("119297000".into(), "Blood specimen".into()),
                 collected: "2026-03-03T09:30:00+00:00".into(),
+                filed_by: Some("1".into()),
+                filing_comment: Some("Normal: no action needed".into()),
                 results: vec![
                     TestResult {
                         id: "2-t1-r1".into(),

@@ -125,9 +125,47 @@ async fn the_full_record_comes_as_lists_of_profiled_resources() {
         medications["extension"][1]["valueCode"],
         "confidential-items"
     );
-    // An investigation: the report, its specimen and its results.
+    // An investigation as 1.6 models pathology: the report, based on its request, with the
+    // test group (whose members are the results, each derived from it) and its filing.
     let report = of_type(&bundle, "DiagnosticReport")[0];
-    assert_eq!(report["result"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["code"]["coding"][0]["code"], "721981007");
+    assert_eq!(
+        report["basedOn"][0]["reference"],
+        "ProcedureRequest/2-t1-request"
+    );
+    assert_eq!(
+        report["result"],
+        json!([{"reference": "Observation/2-t1-group"}, {"reference": "Observation/2-t1-filing"}])
+    );
+    let observation = |id: &str| {
+        of_type(&bundle, "Observation")
+            .into_iter()
+            .find(|o| o["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let group = observation("2-t1-group");
+    assert_eq!(group["related"].as_array().map(Vec::len), Some(2));
+    assert_eq!(group["related"][0]["type"], "has-member");
+    assert!(group.get("valueQuantity").is_none() && group.get("category").is_none());
+    let member = observation("2-t1-r1");
+    assert_eq!(
+        member["related"][0]["target"]["reference"],
+        "Observation/2-t1-group"
+    );
+    assert_eq!(member["specimen"]["reference"], "Specimen/2-t1-specimen");
+    let filing = observation("2-t1-filing");
+    assert_eq!(filing["code"]["coding"][0]["code"], "37331000000100");
+    assert_eq!(filing["status"], "unknown");
+    assert!(filing["performer"][0]["reference"].is_string() && filing.get("specimen").is_none());
+    let request = of_type(&bundle, "ProcedureRequest")
+        .into_iter()
+        .find(|p| p["id"] == "2-t1-request")
+        .expect("the test request");
+    assert_eq!(
+        (request["status"].as_str(), request["intent"].as_str()),
+        (Some("active"), Some("order"))
+    );
     assert_eq!(of_type(&bundle, "Specimen").len(), 1);
     // The patient, the practice, the laboratory and the practitioners named are all in it.
     assert_eq!(of_type(&bundle, "Patient").len(), 1);

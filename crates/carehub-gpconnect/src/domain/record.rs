@@ -189,6 +189,7 @@ pub struct TestResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Investigation {
     pub id: String,
+    /// The tests: the request's code and the test group's.
     pub code: Concept,
     pub issued: String,
     /// The laboratory's organisation (logical id).
@@ -196,6 +197,13 @@ pub struct Investigation {
     pub specimen: (String, String),
     pub collected: String,
     pub results: Vec<TestResult>,
+    /// The clinician who asked for the tests and filed the report (a practitioner's logical
+    /// id); the practice's usual GP when not recorded.
+    #[serde(default)]
+    pub filed_by: Option<String>,
+    /// What the clinician noted when filing the report.
+    #[serde(default)]
+    pub filing_comment: Option<String>,
 }
 
 /// An outbound referral.
@@ -662,21 +670,58 @@ fn structure_list(
 }
 
 impl Investigation {
+    /// The clinician who requested and filed it.
+    fn filer(&self) -> &str {
+        self.filed_by.as_deref().unwrap_or("1")
+    }
+
+    /// The report as GP Connect 1.6 models pathology: the DiagnosticReport (based on the test
+    /// request, a ProcedureRequest), whose results are the test group (an Observation whose
+    /// members are the test results, each derived from it) and the filing of the report (a
+    /// "Comment note" Observation), with the specimen.
     fn resources(&self, patient: &str) -> Vec<Value> {
         let specimen_id = format!("{}-specimen", self.id);
+        let request_id = format!("{}-request", self.id);
+        let group_id = format!("{}-group", self.id);
+        let filing_id = format!("{}-filing", self.id);
+        let observation = |id: &str| {
+            json!({
+                "resourceType": "Observation",
+                "id": id,
+                "meta": {"profile": [format!("{SD}CareConnect-GPC-Observation-1")]},
+                "identifier": identifier(patient, id),
+            })
+        };
         let mut resources = vec![json!({
             "resourceType": "DiagnosticReport",
             "id": self.id,
             "meta": {"profile": [format!("{SD}CareConnect-GPC-DiagnosticReport-1")]},
             "identifier": identifier(patient, &self.id),
+            "basedOn": [{"reference": format!("ProcedureRequest/{request_id}")}],
             "status": "final",
-            "code": self.code.to_fhir(),
+            "category": {"coding": [{"system": "http://hl7.org/fhir/v2/0074", "code": "LAB", "display": "Laboratory"}]},
+            "code": {"coding": [{"system": SNOMED, "code": "721981007", "display": "Diagnostic studies report"}]},
             "subject": {"reference": format!("Patient/{patient}")},
             "issued": self.issued,
             "performer": [{"actor": {"reference": format!("Organization/{}", self.laboratory)}}],
             "specimen": [{"reference": format!("Specimen/{specimen_id}")}],
-            "result": self.results.iter().map(|r| json!({"reference": format!("Observation/{}", r.id)})).collect::<Vec<_>>(),
+            "result": [
+                {"reference": format!("Observation/{group_id}")},
+                {"reference": format!("Observation/{filing_id}")},
+            ],
         })];
+        resources.push(json!({
+            "resourceType": "ProcedureRequest",
+            "id": request_id,
+            "meta": {"profile": [format!("{SD}CareConnect-GPC-ProcedureRequest-1")]},
+            "identifier": identifier(patient, &request_id),
+            "status": "active",
+            "intent": "order",
+            "code": self.code.to_fhir(),
+            "subject": {"reference": format!("Patient/{patient}")},
+            "requester": {"agent": {"reference": format!("Practitioner/{}", self.filer())}},
+            "performer": {"reference": format!("Organization/{}", self.laboratory)},
+        }));
         resources.push(json!({
             "resourceType": "Specimen",
             "id": specimen_id,
@@ -687,23 +732,47 @@ impl Investigation {
             "subject": {"reference": format!("Patient/{patient}")},
             "collection": {"collectedDateTime": self.collected},
         }));
+        let mut group = observation(&group_id);
+        group["status"] = json!("final");
+        group["code"] = self.code.to_fhir();
+        group["subject"] = json!({"reference": format!("Patient/{patient}")});
+        group["effectiveDateTime"] = json!(self.collected);
+        group["issued"] = json!(self.issued);
+        group["performer"] = json!([{"reference": format!("Organization/{}", self.laboratory)}]);
+        group["specimen"] = json!({"reference": format!("Specimen/{specimen_id}")});
+        group["related"] = self
+            .results
+            .iter()
+            .map(|r| json!({"type": "has-member", "target": {"reference": format!("Observation/{}", r.id)}}))
+            .collect();
+        resources.push(group);
+        let mut filing = observation(&filing_id);
+        filing["status"] = json!("unknown");
+        filing["code"] = json!({"coding": [{"system": SNOMED, "code": "37331000000100", "display": "Comment note"}]});
+        filing["subject"] = json!({"reference": format!("Patient/{patient}")});
+        filing["effectiveDateTime"] = json!(self.issued);
+        filing["issued"] = json!(self.issued);
+        filing["performer"] = json!([{"reference": format!("Practitioner/{}", self.filer())}]);
+        if let Some(comment) = &self.filing_comment {
+            filing["comment"] = json!(comment);
+        }
+        resources.push(filing);
         for result in &self.results {
             let (value, unit, code) = &result.value;
-            resources.push(json!({
-                "resourceType": "Observation",
-                "id": result.id,
-                "meta": {"profile": [format!("{SD}CareConnect-GPC-Observation-1")]},
-                "identifier": identifier(patient, &result.id),
-                "status": "final",
-                "code": result.code.to_fhir(),
-                "subject": {"reference": format!("Patient/{patient}")},
-                "effectiveDateTime": self.collected,
-                "issued": self.issued,
-                "performer": [{"reference": format!("Organization/{}", self.laboratory)}],
-                "valueQuantity": {"value": serde_json::Number::from_string_unchecked(value.clone()),
-                                  "unit": unit, "system": "http://unitsofmeasure.org", "code": code},
-                "referenceRange": [{"text": result.range}],
-            }));
+            let mut resource = observation(&result.id);
+            resource["status"] = json!("final");
+            resource["code"] = result.code.to_fhir();
+            resource["subject"] = json!({"reference": format!("Patient/{patient}")});
+            resource["effectiveDateTime"] = json!(self.collected);
+            resource["issued"] = json!(self.issued);
+            resource["performer"] =
+                json!([{"reference": format!("Organization/{}", self.laboratory)}]);
+            resource["valueQuantity"] = json!({"value": serde_json::Number::from_string_unchecked(value.clone()),
+                                               "unit": unit, "system": "http://unitsofmeasure.org", "code": code});
+            resource["specimen"] = json!({"reference": format!("Specimen/{specimen_id}")});
+            resource["referenceRange"] = json!([{"text": result.range}]);
+            resource["related"] = json!([{"type": "derived-from", "target": {"reference": format!("Observation/{group_id}")}}]);
+            resources.push(resource);
         }
         resources
     }
@@ -1227,6 +1296,7 @@ impl ClinicalRecord {
                 for resource in investigation.resources(patient) {
                     out.add(resource);
                 }
+                out.name(investigation.filer());
                 if !out.organisations.contains(&investigation.laboratory) {
                     out.organisations.push(investigation.laboratory.clone());
                 }
