@@ -12,7 +12,6 @@ use std::time::Instant;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::limits::{LocalLimiter, RateLimiter, SharedLimiter};
-use carehub_server::ServerConfig;
 use carehub_store::Store;
 use carehub_store::testing::fresh_database;
 
@@ -27,29 +26,6 @@ fn platform() -> PlatformConfig {
     .expect("config parses")
 }
 
-async fn node(store: &Store, limiter: Arc<dyn RateLimiter>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let router = carehub_gateway::router(
-        &platform(),
-        &server,
-        store.clone(),
-        limiter,
-        axum::Router::new(),
-        &carehub_gateway::Products::new(),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
-    url
-}
-
 async fn overload(label: &str, shared: bool, nodes: usize) {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
@@ -61,7 +37,15 @@ async fn overload(label: &str, shared: bool, nodes: usize) {
         } else {
             local.clone()
         };
-        urls.push(node(&store, limiter).await);
+        urls.push(
+            carehub_gateway::testing::node(
+                &platform(),
+                store.clone(),
+                limiter,
+                &carehub_gateway::Products::new(),
+            )
+            .await,
+        );
     }
     let (_, key) = Apps::new(store.clone())
         .create("Overload", "int", "AAA01")

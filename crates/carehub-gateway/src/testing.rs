@@ -10,7 +10,7 @@ use carehub_store::testing::{TestDatabase, fresh_database};
 
 use crate::Products;
 use crate::config::PlatformConfig;
-use crate::limits::LocalLimiter;
+use crate::limits::{LocalLimiter, RateLimiter};
 
 /// A running platform. The database lives as long as this value.
 #[derive(Debug)]
@@ -29,6 +29,36 @@ impl Served {
     }
 }
 
+/// One node of the platform over `store`, counting limits with `limiter`, on a free port of
+/// 127.0.0.1: its URL. Several nodes over one store make a cluster.
+pub async fn node(
+    platform: &PlatformConfig,
+    store: Store,
+    limiter: Arc<dyn RateLimiter>,
+    products: &Products,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = ServerConfig {
+        public_url: url.clone(),
+        ..ServerConfig::default()
+    };
+    let router = crate::router(
+        platform,
+        &server,
+        store,
+        limiter,
+        axum::Router::new(),
+        products,
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    url
+}
+
 /// Serves `platform` with `products` on a free port. `unlimited` drops every product's rate
 /// limits, which would throttle a test's or benchmark's rapid calls; `audited = false` turns
 /// the audit trail off (for benchmarks of the products alone).
@@ -40,31 +70,19 @@ pub async fn serve(
 ) -> Served {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
     for product in &mut platform.products {
         if unlimited {
             product.ratelimiting = Default::default();
         }
         product.audit &= audited;
     }
-    let router = crate::router(
+    let url = node(
         &platform,
-        &server,
         store.clone(),
         Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
         products,
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
+    )
+    .await;
     Served {
         url,
         store,

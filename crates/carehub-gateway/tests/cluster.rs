@@ -7,7 +7,6 @@ use std::sync::Arc;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::limits::SharedLimiter;
-use carehub_server::ServerConfig;
 use carehub_store::Store;
 use carehub_store::testing::fresh_database;
 
@@ -29,36 +28,21 @@ access = ["api-key"]
 ratelimit = "1pm"
 "#;
 
-/// One node: the gateway over `store` on its own port, counting limits in the store.
-async fn node(store: &Store, platform: &PlatformConfig) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
-    let router = carehub_gateway::router(
-        platform,
-        &server,
-        store.clone(),
-        Arc::new(SharedLimiter::new(store.clone())),
-        axum::Router::new(),
-        &carehub_gateway::Products::new(),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
-    url
-}
-
 #[tokio::test]
 async fn a_quota_and_a_spike_arrest_hold_across_two_nodes() {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
     let platform = PlatformConfig::from_toml(PLATFORM).expect("config parses");
-    let nodes = [node(&store, &platform).await, node(&store, &platform).await];
+    let products = carehub_gateway::Products::new();
+    let node = || {
+        carehub_gateway::testing::node(
+            &platform,
+            store.clone(),
+            Arc::new(SharedLimiter::new(store.clone())),
+            &products,
+        )
+    };
+    let nodes = [node().await, node().await];
     let (_, key) = Apps::new(store.clone())
         .create("Clustered", "int", "AAA01")
         .await

@@ -9,7 +9,6 @@ use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::Identity;
 use carehub_gateway::limits::LocalLimiter;
-use carehub_server::ServerConfig;
 use carehub_store::Store;
 use carehub_store::testing::{TestDatabase, fresh_database};
 use serde_json::Value;
@@ -25,26 +24,14 @@ pub(crate) struct TestApp {
 pub(crate) async fn spawn_app(platform: &str) -> TestApp {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = ServerConfig {
-        public_url: url.clone(),
-        ..ServerConfig::default()
-    };
     let platform = PlatformConfig::from_toml(platform).expect("config parses");
-    let router = carehub_gateway::router(
+    let url = carehub_gateway::testing::node(
         &platform,
-        &server,
         store.clone(),
         Arc::new(LocalLimiter::default()),
-        axum::Router::new(),
         &carehub_gateway::Products::new(),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server runs");
-    });
+    )
+    .await;
     let identity = Identity::new(store.clone(), &url);
     TestApp {
         url,
