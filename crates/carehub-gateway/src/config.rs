@@ -71,6 +71,10 @@ pub struct Api {
     /// How long the upstream may take to answer, in seconds (30 by default).
     #[serde(default)]
     pub upstream_timeout_seconds: Option<u64>,
+    /// A PEM file of CA certificates to trust for an `https` upstream besides the system's
+    /// (a team's own CA).
+    #[serde(default)]
+    pub upstream_ca_file: Option<String>,
     /// For people.
     #[serde(default)]
     pub title: String,
@@ -300,6 +304,7 @@ fn default_apis() -> Vec<Api> {
             service: None,
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "FHIR R4 server".into(),
         },
         Api {
@@ -309,6 +314,7 @@ fn default_apis() -> Vec<Api> {
             service: None,
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "FHIR STU3 server".into(),
         },
         Api {
@@ -318,6 +324,7 @@ fn default_apis() -> Vec<Api> {
             service: None,
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "The audit trail, as FHIR R4 AuditEvents".into(),
         },
         Api {
@@ -327,6 +334,7 @@ fn default_apis() -> Vec<Api> {
             service: Some("ers".into()),
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "NHS e-Referral Service FHIR API".into(),
         },
         Api {
@@ -336,6 +344,7 @@ fn default_apis() -> Vec<Api> {
             service: Some("pds".into()),
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "Personal Demographics Service FHIR API".into(),
         },
         Api {
@@ -345,6 +354,7 @@ fn default_apis() -> Vec<Api> {
             service: Some("gpconnect".into()),
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "GP Connect provider (practices at /{ODS}/STU3/1/gpconnect; Access Record HTML at /{ODS}/DSTU2/0/gpconnect)".into(),
         },
         Api {
@@ -354,6 +364,7 @@ fn default_apis() -> Vec<Api> {
             service: Some("sds".into()),
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "Spine Directory Service FHIR API".into(),
         },
         Api {
@@ -363,6 +374,7 @@ fn default_apis() -> Vec<Api> {
             service: Some("ssp".into()),
             upstream: None,
             upstream_timeout_seconds: None,
+            upstream_ca_file: None,
             title: "Spine Secure Proxy (/ssp/{provider service root}/{request})".into(),
         },
     ]
@@ -611,6 +623,17 @@ impl PlatformConfig {
                 if !scheme_ok || upstream.parse::<axum::http::Uri>().is_err() {
                     return invalid(format!(
                         "API {}: upstream '{upstream}' must be an http:// or https:// URL",
+                        api.name
+                    ));
+                }
+            }
+            if let Some(file) = &api.upstream_ca_file {
+                let readable = std::fs::read(file).ok().is_some_and(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty())
+                });
+                if !readable {
+                    return invalid(format!(
+                        "API {}: upstream_ca_file '{file}' is not a readable PEM file of certificates",
                         api.name
                     ));
                 }

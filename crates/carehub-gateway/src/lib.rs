@@ -278,6 +278,12 @@ pub fn router(
             (None, Some(base)) => upstream::router(
                 base,
                 std::time::Duration::from_secs(api.upstream_timeout_seconds.unwrap_or(30)),
+                // Checked readable when the configuration was loaded.
+                api.upstream_ca_file
+                    .as_deref()
+                    .and_then(|file| std::fs::read(file).ok())
+                    .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+                    .unwrap_or_default(),
                 &product.api_key_header,
                 store.clone(),
             ),

@@ -50,11 +50,18 @@ struct Upstream {
 }
 
 /// The routes of a fronted API: everything below its path is forwarded.
-pub(crate) fn router(base: &str, timeout: Duration, api_key_header: &str, store: Store) -> Router {
+pub(crate) fn router(
+    base: &str,
+    timeout: Duration,
+    extra_roots: Vec<reqwest::Certificate>,
+    api_key_header: &str,
+    store: Store,
+) -> Router {
     let client = reqwest::Client::builder()
         .timeout(timeout)
         // Redirects are the caller's to follow, as with any proxy.
         .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(extra_roots)
         .build()
         .unwrap_or_default();
     let upstream = Arc::new(Upstream {

@@ -287,3 +287,105 @@ fn an_upstream_must_be_an_http_url_and_not_also_a_product() {
         config("upstream = \"https://fhir.example.org\"\nservice = \"ers\"").expect_err("refused");
     assert!(error.to_string().contains("not both"), "{error}");
 }
+
+#[tokio::test]
+async fn an_https_upstream_is_reached_when_its_ca_is_trusted() {
+    use carehub_gateway::tls::{self, LocalCa, TlsSettings};
+    // The team's server: HTTPS with a certificate from its own CA.
+    let ca = LocalCa::create("team CA").expect("ca");
+    let (cert_pem, key_pem) = ca.issue_server(&["localhost".to_owned()]).expect("cert");
+    let settings = TlsSettings {
+        cert_pem,
+        key_pem,
+        client_ca_pem: None,
+        require_client_certificate: false,
+    };
+    let log: Log = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(tls::serve(
+        listener,
+        Router::new().fallback(echo).with_state(log.clone()),
+        tls::server_config(&settings).expect("tls"),
+    ));
+    let ca_file = std::env::temp_dir().join(format!("carehub-team-ca-{}.pem", uuid_like()));
+    std::fs::write(&ca_file, &ca.cert_pem).expect("ca written");
+    let platform = format!(
+        r#"
+[[environments]]
+name = "int"
+
+[[apis]]
+name = "trusted"
+path = "trusted/R4"
+fhir = "R4"
+upstream = "https://localhost:{port}/R4"
+upstream_ca_file = "{}"
+
+[[products]]
+api = "trusted"
+environment = "int"
+access = ["api-key"]
+
+[[apis]]
+name = "untrusted"
+path = "untrusted/R4"
+fhir = "R4"
+upstream = "https://localhost:{port}/R4"
+
+[[products]]
+api = "untrusted"
+environment = "int"
+access = ["api-key"]
+"#,
+        ca_file.display()
+    );
+    let app = common::spawn_app(&platform).await;
+    let (_, key) = app
+        .apps
+        .create("Team-Client", "int", "B82001")
+        .await
+        .expect("app");
+    let response = app
+        .client
+        .get(format!("{}/int/trusted/R4/Patient/9000000009", app.url))
+        .header("apikey", &key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    // (Over HTTP/2 the upstream sees the absolute URI.)
+    let seen = log
+        .lock()
+        .expect("log")
+        .as_ref()
+        .map(|s| s.uri.clone())
+        .unwrap_or_default();
+    assert!(seen.ends_with("/R4/Patient/9000000009"), "{seen}");
+    // Without the team's CA the certificate is not trusted: the upstream cannot be reached.
+    let (status, _) = outcome(
+        app.client
+            .get(format!("{}/int/untrusted/R4/Patient/9000000009", app.url))
+            .header("apikey", &key)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 502);
+    let _ = std::fs::remove_file(ca_file);
+}
+
+/// A name no other test run uses.
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
