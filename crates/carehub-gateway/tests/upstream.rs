@@ -286,6 +286,11 @@ fn an_upstream_must_be_an_http_url_and_not_also_a_product() {
     let error =
         config("upstream = \"https://fhir.example.org\"\nservice = \"ers\"").expect_err("refused");
     assert!(error.to_string().contains("not both"), "{error}");
+    let error = config(
+        "upstream = \"https://fhir.example.org\"\nupstream_ca_file = \"/nonexistent/ca.pem\"",
+    )
+    .expect_err("refused");
+    assert!(error.to_string().contains("upstream_ca_file"), "{error}");
 }
 
 #[tokio::test]
