@@ -2366,13 +2366,20 @@ async fn upload_file(
         .filter(|v| !v.is_empty())
     {
         Some(ubrn) => {
-            let (found, _) = ers.repo.referral(ubrn).await?.ok_or_else(|| {
-                ErsError::rule(
+            // A referral, or an advice and guidance request (for the guidance's files).
+            if let Some((found, _)) = ers.repo.referral(ubrn).await? {
+                found.side_of(&caller)?;
+            } else if let Some((advice, _)) = ers.repo.advice(ubrn).await? {
+                advice.check_relationship(&caller)?;
+            } else {
+                return Err(ErsError::rule(
                     "REFERENCE_NOT_FOUND",
-                    format!("{REFERRAL_ID_HEADER}: no referral with UBRN '{ubrn}'"),
+                    format!(
+                        "{REFERRAL_ID_HEADER}: no referral or advice request with UBRN '{ubrn}'"
+                    ),
                 )
-            })?;
-            found.side_of(&caller)?;
+                .into());
+            }
             Some(ubrn.to_owned())
         }
         None => None,
@@ -2415,6 +2422,15 @@ async fn readable_file(
         .ok_or_else(|| ErsError::not_found(format!("No file '{id}'")))?;
     let mut on_referral = false;
     if let Some(ubrn) = &file.referral
+        && let Some((advice, _)) = ers.repo.advice(ubrn).await?
+    {
+        on_referral = advice.check_relationship(caller).is_ok()
+            && advice
+                .messages
+                .iter()
+                .flat_map(|m| &m.attachments)
+                .any(|a| a.file.id == file.id);
+    } else if let Some(ubrn) = &file.referral
         && let Some((referral, _)) = ers.repo.referral(ubrn).await?
     {
         on_referral = referral.side_of(caller).is_ok()
@@ -2656,6 +2672,40 @@ async fn uploaded_for(
     Ok(attached)
 }
 
+/// The stored files of `letters` for a request that does not exist yet (A044): each must have
+/// been uploaded (A020) by the caller's organisation without a referral id.
+async fn unattached_files(
+    ers: &Ers,
+    caller: &Caller,
+    letters: Vec<attachment::Letter>,
+) -> Result<Vec<attachment::Attached>, Failure> {
+    let mut attached = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let file = ers.repo.file(&letter.file).await?.ok_or_else(|| {
+            ErsError::rule(
+                "REFERENCE_NOT_FOUND",
+                format!("No file Binary/{} (upload it with A020 first)", letter.file),
+            )
+        })?;
+        if !caller.acts_at(&file.organisation) || file.referral.is_some() {
+            return Err(ErsError::rule(
+                "INAPPROPRIATE_VALUE",
+                format!(
+                    "file {} cannot go with a new advice request: upload it with A020 from {}, without the {REFERRAL_ID_HEADER} header",
+                    file.id, caller.organisation
+                ),
+            )
+            .into());
+        }
+        attached.push(attachment::Attached {
+            file,
+            description: letter.description,
+            indexed: letter.indexed,
+        });
+    }
+    Ok(attached)
+}
+
 async fn maintain_letter(
     ers: &Ers,
     ubrn: &str,
@@ -2854,7 +2904,7 @@ async fn create_advice(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let new = advice::NewAdvice::read(&body)?;
+    let mut new = advice::NewAdvice::read(&body)?;
     ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
@@ -2878,11 +2928,14 @@ async fn create_advice(
         )
     })?;
     let service = chosen[0].clone();
+    let attachments = unattached_files(ers, &caller, std::mem::take(&mut new.files)).await?;
     let now = carehub_fhir::datetime::format_instant(now_micros());
     let (created, version) = ers
         .repo
         .create_advice(
-            move |ubrn| AdviceRequest::create(ubrn, new, &service, &caller, clinician, now),
+            move |ubrn| {
+                AdviceRequest::create(ubrn, new, &service, &caller, clinician, attachments, now)
+            },
             advice_audit(&ctx, ers.url.clone(), "$ers.createAdviceAndGuidance", "C"),
         )
         .await?;
@@ -2892,7 +2945,7 @@ async fn create_advice(
         "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-CreateAdviceAndGuidance-Response-Parameters-1"]},
         "parameter": [
             {"name": "createdCommunicationRequest", "resource": created.to_fhir(version, &stu3)},
-            {"name": "createdCommunication", "resource": created.communication(&created.messages[0], version, true)},
+            {"name": "createdCommunication", "resource": created.communication(&created.messages[0], version, true, &stu3)},
         ],
     });
     // As e-RS answers A044: 200, not 201.
@@ -3120,7 +3173,7 @@ async fn conversation(
         .iter()
         .map(|m| {
             json!({"fullUrl": format!("{stu3}/Communication/{}", m.id),
-                   "resource": found.communication(m, current, false), "search": {"mode": "match"}})
+                   "resource": found.communication(m, current, false, &stu3), "search": {"mode": "match"}})
         })
         .collect();
     let total = entries.len();
@@ -3163,15 +3216,20 @@ async fn respond_to_advice(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let response = advice::Response::read(&body)?;
+    let mut response = advice::Response::read(&body)?;
     advice_for(ers, &caller, ubrn).await?;
+    let attachments = uploaded_for(ers, ubrn, std::mem::take(&mut response.files)).await?;
     let now = carehub_fhir::datetime::format_instant(now_micros());
     let (updated, version, _) = ers
         .repo
         .update_advice(
             ubrn,
             expected,
-            move |advice| advice.respond(&caller, response, now).map(|()| None),
+            move |advice| {
+                advice
+                    .respond(&caller, response, attachments, now)
+                    .map(|()| None)
+            },
             advice_audit(
                 &ctx,
                 ers.url.clone(),
@@ -3190,7 +3248,7 @@ async fn respond_to_advice(
         "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-SendCommunicationToRequester-Response-Parameters-1"]},
         "parameter": [
             {"name": "updatedCommunicationRequest", "resource": updated.to_fhir(version, &stu3)},
-            {"name": "createdCommunication", "resource": updated.communication(last, version, true)},
+            {"name": "createdCommunication", "resource": updated.communication(last, version, true, &stu3)},
         ],
     });
     Ok(fhir_json(StatusCode::OK, &parameters, Some(version)))

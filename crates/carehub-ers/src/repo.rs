@@ -490,6 +490,16 @@ impl Repo {
                         Expect::Absent,
                     )
                     .await?;
+                // Files sent with the question now belong to the request, so that the provider
+                // may fetch them (A042) as for files uploaded for an existing one.
+                for attached in advice.messages.iter().flat_map(|m| &m.attachments) {
+                    let mut file = attached.file.clone();
+                    file.referral = Some(advice.ubrn.clone());
+                    let meta = serde_json::to_value(&file)
+                        .map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                    tx.put(&key, "File", &file.id, meta, &[], Expect::Any)
+                        .await?;
+                }
                 audit::record_in(tx, audit(&advice)).await?;
                 Ok::<_, RepoError>((advice, stored.version))
             })

@@ -615,11 +615,22 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
             service: "20002".into(),
             request: "Raised LDL despite diet changes: should we start a statin?".into(),
             referring_clinician: None,
+            files: Vec::new(),
         };
         let (by, advice_service, at) = (referrer.clone(), service("20002"), created.clone());
         let (advice, version) = repo
             .create_advice(
-                move |ubrn| AdviceRequest::create(ubrn, new, &advice_service, &by, ADA.into(), at),
+                move |ubrn| {
+                    AdviceRequest::create(
+                        ubrn,
+                        new,
+                        &advice_service,
+                        &by,
+                        ADA.into(),
+                        Vec::new(),
+                        at,
+                    )
+                },
                 |_| None,
             )
             .await?;
@@ -630,11 +641,12 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 recommendation: Some("ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
                 guidance: text.into(),
                 priority: "ROUTINE".into(),
+                files: Vec::new(),
             };
             repo.update_advice(
                 &advice.ubrn,
                 version,
-                move |a| a.respond(&by, response, at).map(|()| None),
+                move |a| a.respond(&by, response, Vec::new(), at).map(|()| None),
                 |_| None,
             )
             .await?;
@@ -954,6 +966,7 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
             service: "11014".into(),
             request: "Please advise on managing this patient's raised cholesterol.".into(),
             referring_clinician: None,
+            files: Vec::new(),
         };
         let mut advice = AdviceRequest::create(
             ubrn.into(),
@@ -961,6 +974,7 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
             &lookup("11014"),
             &referrer,
             ADA.into(),
+            Vec::new(),
             created.clone(),
         );
         for n in 0..replies {
@@ -980,7 +994,9 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
                             .then(|| "ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
                         guidance: "Start a statin and recheck lipids in three months.".into(),
                         priority: "ROUTINE".into(),
+                        files: Vec::new(),
                     },
+                    Vec::new(),
                     created.clone(),
                 )
                 .map_err(RepoError::Ers)?;

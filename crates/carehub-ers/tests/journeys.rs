@@ -1300,3 +1300,120 @@ async fn a_provider_attaches_files_to_its_triage_outcome() {
         b"%PDF-1.4\n% advice\n"
     );
 }
+
+/// An `eRS-DocumentReference-1` naming an A020 upload, attached as `kind`.
+fn attached_file(name: &str, kind: &str, file: &str) -> Value {
+    json!({"name": name, "resource": {
+        "resourceType": "DocumentReference",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-DocumentReference-1"]},
+        "type": {"coding": [{"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", "code": kind}]},
+        "status": "current",
+        "indexed": "2026-12-01T10:00:00.000Z",
+        "content": [{"attachment": {"url": format!("Binary/{file}")}}],
+    }})
+}
+
+#[tokio::test]
+async fn advice_and_guidance_carries_files_both_ways() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let upload = |side: &As, referral: Option<&str>, body: &'static [u8]| {
+        let mut request = side
+            .apply(env.client.post(env.url("/STU3/Binary")))
+            .header("content-type", "application/pdf")
+            .header("NHSD-eRS-File-Name", "file.pdf")
+            .body(body.to_vec());
+        if let Some(ubrn) = referral {
+            request = request.header("NHSD-eRS-Referral-ID", ubrn);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            location.rsplit('/').next().unwrap().to_owned()
+        }
+    };
+    // A044: the question goes with a file uploaded for it (no request exists yet).
+    let question = upload(&referrer, None, b"%PDF-1.4\n% lipids\n").await;
+    let mut body = advice_body(&["20002"], false, "Lipids attached: start a statin?");
+    body["parameter"]
+        .as_array_mut()
+        .unwrap()
+        .push(attached_file(
+            "requestAttachmentFile",
+            "ADVICE_REQUEST",
+            &question,
+        ));
+    let (status, _, created) = env
+        .post(
+            &referrer,
+            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
+            None,
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let request = &created["parameter"][0]["resource"];
+    let ubrn = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        request["payload"][0]["contentReference"]["reference"],
+        format!("#DocumentReference-{question}").as_str()
+    );
+    let message = &created["parameter"][1]["resource"];
+    assert!(
+        message["contained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"]["coding"][0]["code"] == "ADVICE_REQUEST")
+    );
+    // The provider reads it through the request.
+    let response = provider
+        .apply(env.client.get(env.url(&format!("/R4/Binary/{question}"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        b"%PDF-1.4\n% lipids\n"
+    );
+
+    // A026: the guidance goes with a file uploaded for this request; one that was not is refused.
+    let stray = upload(&provider, None, b"%PDF-1.4\n% stray\n").await;
+    let advice_file = upload(&provider, Some(&ubrn), b"%PDF-1.4\n% advice\n").await;
+    let answer = |file: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "guidanceOutcome", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceResponseOutcome-1", "code": "RETURN_TO_REFERRER_WITH_ADVICE"}},
+            {"name": "guidance", "valueString": "Start a statin: see the attached plan"},
+            {"name": "updatedPriority", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "code": "ROUTINE"}},
+            {"name": "guidanceIntendedRecommendation", "valueCoding": {
+                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceIntendedRecommendation-1", "code": "ADVICE_ONLY_NO_REFERRAL_RECOMMENDED"}},
+            attached_file("guidanceAttachmentFile", "GUIDANCE_RESPONSE", file),
+        ]})
+    };
+    let respond = format!("/STU3/CommunicationRequest/{ubrn}/$ers.sendCommunicationToRequester");
+    let (status, _, refused) = env
+        .post(&provider, &respond, Some("W/\"1\""), &answer(&stray))
+        .await;
+    assert_eq!((status, code(&refused)), (422, "INAPPROPRIATE_VALUE"));
+    let (status, _, answered) = env
+        .post(&provider, &respond, Some("W/\"1\""), &answer(&advice_file))
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    let reply = &answered["parameter"][1]["resource"];
+    assert_eq!(
+        reply["payload"][0]["contentReference"]["reference"],
+        format!("#DocumentReference-{advice_file}").as_str()
+    );
+    // The referrer reads the guidance file.
+    let response = referrer
+        .apply(
+            env.client
+                .get(env.url(&format!("/R4/Binary/{advice_file}"))),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -126,6 +126,9 @@ pub struct Message {
     pub outcome: Option<String>,
     /// The provider's recommendation, with a return to the referrer.
     pub recommendation: Option<String>,
+    /// Files sent with the message.
+    #[serde(default)]
+    pub attachments: Vec<super::attachment::Attached>,
 }
 
 /// An advice and guidance request.
@@ -176,6 +179,8 @@ pub struct NewAdvice {
     pub request: String,
     /// The referring clinician an RCA names.
     pub referring_clinician: Option<String>,
+    /// Files to send with the question (A020 uploads).
+    pub files: Vec<super::attachment::Letter>,
 }
 
 fn text_within(text: &str, what: &str) -> Result<(), ErsError> {
@@ -256,12 +261,10 @@ impl NewAdvice {
             .text("request", "String")?
             .ok_or_else(|| ErsError::missing("parameter request"))?;
         text_within(request, "request")?;
-        if !params.resources("requestAttachmentFile")?.is_empty() {
-            return Err(ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                "requestAttachmentFile: files can be attached to advice requests once they can be uploaded for one; attach them to a referral instead",
-            ));
-        }
+        let files = super::attachment::read_documents(
+            params.resources("requestAttachmentFile")?,
+            super::attachment::AttachmentType::AdviceRequest,
+        )?;
         Ok(NewAdvice {
             patient,
             authorised_to_convert,
@@ -271,6 +274,7 @@ impl NewAdvice {
             referring_clinician: params
                 .identifier("referringClinician")?
                 .map(|(_, id)| id.to_owned()),
+            files,
         })
     }
 }
@@ -286,6 +290,8 @@ pub struct Response {
     pub guidance: String,
     /// The priority now.
     pub priority: String,
+    /// Files to send with the guidance (A020 uploads for this request).
+    pub files: Vec<super::attachment::Letter>,
 }
 
 impl Response {
@@ -372,17 +378,16 @@ impl Response {
         text_within(guidance, "guidance")?;
         let priority = priority(&params, "updatedPriority")?
             .ok_or_else(|| ErsError::missing("parameter updatedPriority"))?;
-        if !params.resources("guidanceAttachmentFile")?.is_empty() {
-            return Err(ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                "guidanceAttachmentFile: attachments to advice are not taken yet",
-            ));
-        }
+        let files = super::attachment::read_documents(
+            params.resources("guidanceAttachmentFile")?,
+            super::attachment::AttachmentType::GuidanceResponse,
+        )?;
         Ok(Response {
             outcome: outcome.code.to_owned(),
             recommendation,
             guidance: guidance.to_owned(),
             priority,
+            files,
         })
     }
 }
@@ -462,6 +467,7 @@ impl AdviceRequest {
         service: &Service,
         caller: &Caller,
         clinician: String,
+        attachments: Vec<super::attachment::Attached>,
         now: String,
     ) -> AdviceRequest {
         let requester = Actor {
@@ -477,6 +483,7 @@ impl AdviceRequest {
             sent: now.clone(),
             outcome: None,
             recommendation: None,
+            attachments,
         };
         AdviceRequest {
             request_id: format!("a.{}", uuid::Uuid::new_v4()),
@@ -541,6 +548,7 @@ impl AdviceRequest {
         &mut self,
         caller: &Caller,
         response: Response,
+        attachments: Vec<super::attachment::Attached>,
         now: String,
     ) -> Result<(), ErsError> {
         self.check_provider_turn(caller)?;
@@ -557,6 +565,7 @@ impl AdviceRequest {
             sent: now.clone(),
             outcome: Some(response.outcome),
             recommendation: response.recommendation,
+            attachments,
         });
         self.updated = now;
         Ok(())
@@ -589,6 +598,7 @@ impl AdviceRequest {
             sent: now.clone(),
             outcome: Some("PROVIDER_CONVERTED".into()),
             recommendation: None,
+            attachments: Vec::new(),
         });
         self.updated = now;
         Ok(())
@@ -631,12 +641,18 @@ impl AdviceRequest {
             "mode": "snapshot",
             "entry": [{"item": {"identifier": {"system": SERVICE_SYSTEM, "value": self.service}, "display": self.service_name}}],
         });
-        json!({
+        let mut contained = vec![
+            self.criteria.to_fhir("serviceSearchCriteria", stu3_base),
+            shortlist,
+            self.requester.practitioner_role(),
+        ];
+        contained.extend(self.documents(self.messages.iter(), stu3_base));
+        let mut request = json!({
             "resourceType": "CommunicationRequest",
             "id": self.ubrn,
             "meta": {"versionId": version.to_string(), "profile": [format!("{SD}eRS-CommunicationRequest-1")]},
             "extension": extension,
-            "contained": [self.criteria.to_fhir("serviceSearchCriteria", stu3_base), shortlist, self.requester.practitioner_role()],
+            "contained": contained,
             "identifier": [{"system": "https://fhir.nhs.uk/Id/ers-request-id", "value": self.request_id}],
             "status": if self.category == Category::AdviceConverted { "completed" } else { "active" },
             "category": [{"coding": [{"system": format!("{CS}eRS-AdviceAndGuidanceStatus-1"), "code": self.category.code()}]}],
@@ -646,12 +662,51 @@ impl AdviceRequest {
             "sender": {"extension": [{"url": format!("{SD}Extension-PractitionerRole-Reference-1"), "valueReference": {"reference": role}}]},
             "requester": {"agent": {"extension": [{"url": format!("{SD}Extension-PractitionerRole-Reference-1"), "valueReference": {"reference": role}}]}},
             "authoredOn": self.created,
-        })
+        });
+        let payload = Self::payload(self.messages.iter());
+        if !payload.is_empty() {
+            request["payload"] = Value::Array(payload);
+        }
+        request
+    }
+
+    /// The `eRS-DocumentReference-1`s of the files of `messages`, typed by who sent them.
+    fn documents<'m>(
+        &self,
+        messages: impl Iterator<Item = &'m Message>,
+        stu3_base: &str,
+    ) -> Vec<Value> {
+        messages
+            .flat_map(|message| {
+                let kind = match message.sent_by {
+                    SentBy::Requester => super::attachment::AttachmentType::AdviceRequest,
+                    SentBy::Responder => super::attachment::AttachmentType::GuidanceResponse,
+                };
+                message
+                    .attachments
+                    .iter()
+                    .map(move |a| a.file.document_reference(a, kind, stu3_base))
+            })
+            .collect()
+    }
+
+    /// `payload` entries naming the contained DocumentReferences of `messages`' files.
+    fn payload<'m>(messages: impl Iterator<Item = &'m Message>) -> Vec<Value> {
+        messages
+            .flat_map(|m| m.attachments.iter())
+            .map(|a| json!({"contentReference": {"reference": format!("#DocumentReference-{}", a.file.id)}}))
+            .collect()
     }
 
     /// A message as an `eRS-Communication-1`, `based_on` version; `contained` puts the author's
     /// PractitionerRole inside it (A044, A026) rather than beside it (A025).
-    pub fn communication(&self, message: &Message, based_on: i64, contained: bool) -> Value {
+    pub fn communication(
+        &self,
+        message: &Message,
+        based_on: i64,
+        contained: bool,
+        stu3_base: &str,
+    ) -> Value {
         let role = if contained {
             format!("#{}", message.author.role_id())
         } else {
@@ -681,12 +736,21 @@ impl AdviceRequest {
             "sender": {"extension": [{"url": format!("{SD}Extension-PractitionerRole-Reference-1"), "valueReference": {"reference": role}}]},
             "note": [{"text": message.text}],
         });
+        let mut inside = Vec::new();
         if contained {
-            let mut roles = vec![message.author.practitioner_role()];
+            inside.push(message.author.practitioner_role());
             if message.author != self.requester {
-                roles.push(self.requester.practitioner_role());
+                inside.push(self.requester.practitioner_role());
             }
-            communication["contained"] = Value::Array(roles);
+        }
+        // The message's files travel inside it, whichever way it is shown.
+        inside.extend(self.documents(std::iter::once(message), stu3_base));
+        if !inside.is_empty() {
+            communication["contained"] = Value::Array(inside);
+        }
+        let payload = Self::payload(std::iter::once(message));
+        if !payload.is_empty() {
+            communication["payload"] = Value::Array(payload);
         }
         if let Some(outcome) = &message.outcome {
             communication["reasonCode"] = json!([{"coding": [{"system": format!("{CS}eRS-GuidanceResponseOutcome-1"), "code": outcome}]}]);

@@ -174,6 +174,10 @@ pub struct Attached {
 pub enum AttachmentType {
     Referrer,
     Provider,
+    /// With an advice and guidance request (A044).
+    AdviceRequest,
+    /// With the provider's guidance (A026).
+    GuidanceResponse,
 }
 
 impl AttachmentType {
@@ -181,6 +185,8 @@ impl AttachmentType {
         match self {
             AttachmentType::Referrer => "REFERRER",
             AttachmentType::Provider => "PROVIDER",
+            AttachmentType::AdviceRequest => "ADVICE_REQUEST",
+            AttachmentType::GuidanceResponse => "GUIDANCE_RESPONSE",
         }
     }
 
@@ -188,6 +194,8 @@ impl AttachmentType {
         match self {
             AttachmentType::Referrer => "Referrer",
             AttachmentType::Provider => "Provider",
+            AttachmentType::AdviceRequest => "Advice request",
+            AttachmentType::GuidanceResponse => "Guidance response",
         }
     }
 }
