@@ -713,6 +713,7 @@ pub fn records(today: i64) -> Vec<ClinicalRecord> {
                     description: "Persistent cough for eight weeks; chest X-ray clear".into(),
                     recipient: ("R1A14".into(), "Carehub General Hospital".into()),
                     requester: "1".into(),
+                    urgent: false,
                 },
                 Referral {
                     id: "2-r2".into(),
@@ -722,6 +723,7 @@ pub fn records(today: i64) -> Vec<ClinicalRecord> {
                     description: "Follow-up chest X-ray six weeks after pneumonia".into(),
                     recipient: ("R1A14".into(), "Carehub General Hospital".into()),
                     requester: "1".into(),
+                    urgent: true,
                 },
             ],
             problems: vec![

@@ -355,6 +355,12 @@ async fn date_filters_narrow_the_consumer_supplied_tables_and_say_so() {
     )
     .await;
     assert!(html(&from).contains("<p>Data items from '01-Feb-2016'</p>"));
+    // The referrals since then, the 2016 one urgent.
+    let referrals = rows(html(&from), "ref-tab");
+    assert_eq!(referrals.len(), 2, "{referrals:?}");
+    assert_eq!(referrals[1][0], "11-Apr-2016");
+    assert_eq!(referrals[1][3], "Urgent");
+    assert_eq!(referrals[0][3], "Routine");
     let (_, until) = care_record(
         &env,
         PATIENT2,

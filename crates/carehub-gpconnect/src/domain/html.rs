@@ -4,7 +4,8 @@
 //! markup as it comes and the provider test suite compares it literally).
 //!
 //! The markup is one line with no whitespace between tags, as the specification requires (no
-//! line breaks or tabs in the narrative).
+//! line breaks or tabs in the narrative). It is written into a `String`, which cannot fail, so
+//! the results of `write!` are let go.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1180,7 +1181,7 @@ fn referrals(view: &View<'_>) -> Part {
                 view.practice
             )),
             text(format!("{} ({})", referral.recipient.1, referral.specialty)),
-            text("Routine"),
+            text(if referral.urgent { "Urgent" } else { "Routine" }),
             lines(&details),
         ]);
     }

@@ -217,6 +217,16 @@ pub struct Referral {
     /// The organisation referred to (an ODS code and a name).
     pub recipient: (String, String),
     pub requester: String,
+    /// Whether the referral is urgent (routine otherwise).
+    #[serde(default)]
+    pub urgent: bool,
+}
+
+impl Referral {
+    /// `routine` or `urgent`, as FHIR's request priority codes them.
+    pub fn priority(&self) -> &'static str {
+        if self.urgent { "urgent" } else { "routine" }
+    }
 }
 
 /// A diary entry: something to do for the patient on or by a date (a recall).
@@ -787,6 +797,7 @@ impl Referral {
             "identifier": identifier(patient, &self.id),
             "status": "unknown",
             "intent": "order",
+            "priority": self.priority(),
             "specialty": {"text": self.specialty},
             "subject": {"reference": format!("Patient/{patient}")},
             "authoredOn": self.authored,
