@@ -75,14 +75,17 @@ fn new_key() -> String {
     )
 }
 
-/// The bodies of every live platform document of one kind (`App`, `Smartcard`), up to 1000:
-/// platform records are few, and listing them is an operator's action, not a hot path.
+/// How many platform documents one page of a listing reads.
+const LISTING_PAGE: usize = 100;
+
+/// The bodies of every live platform document of one kind (`App`, `Smartcard`), page after
+/// page: listing them is an operator's action, not a hot path.
 pub(crate) async fn list_documents(store: &Store, kind: &str) -> Result<Vec<String>, StoreError> {
-    let search = carehub_fhir::search::SearchQuery {
+    let mut search = carehub_fhir::search::SearchQuery {
         resource_type: kind.into(),
         filters: Vec::new(),
         sort: Vec::new(),
-        count: 1000,
+        count: LISTING_PAGE,
         include: Vec::new(),
         revinclude: Vec::new(),
         summary: carehub_fhir::search::Summary::False,
@@ -91,12 +94,15 @@ pub(crate) async fn list_documents(store: &Store, kind: &str) -> Result<Vec<Stri
         cursor: None,
         warnings: Vec::new(),
     };
-    let page = store.search(PLATFORM, &search).await?;
-    Ok(page
-        .matches
-        .into_iter()
-        .filter_map(|m| m.resource.body)
-        .collect())
+    let mut bodies = Vec::new();
+    loop {
+        let page = store.search(PLATFORM, &search).await?;
+        bodies.extend(page.matches.into_iter().filter_map(|m| m.resource.body));
+        match page.next {
+            Some(next) => search.cursor = Some(next),
+            None => return Ok(bodies),
+        }
+    }
 }
 
 /// Applications over a store.

@@ -804,3 +804,26 @@ async fn the_admin_api_issues_lists_and_withdraws_virtual_smartcards_and_sets_as
         (200, Some("200000000359"))
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_lists_every_application_however_many() {
+    let app = spawn_app().await;
+    let (_, admin_key) = app.apps.create("Operator", "admin", "X26").await.unwrap();
+    for n in 0..130 {
+        app.apps
+            .create(&format!("Clinic-{n:03}"), "int", "B82001")
+            .await
+            .unwrap();
+    }
+    let listed: Value = app
+        .client
+        .get(format!("{}/admin/apps?environment=int", app.url))
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["apps"].as_array().map(Vec::len), Some(130));
+}
