@@ -2420,25 +2420,26 @@ async fn readable_file(
         .file(id)
         .await?
         .ok_or_else(|| ErsError::not_found(format!("No file '{id}'")))?;
+    // Through the request it was sent with, or the referral it is attached to (a converted
+    // advice request keeps its UBRN, so both may hold files).
     let mut on_referral = false;
-    if let Some(ubrn) = &file.referral
-        && let Some((advice, _)) = ers.repo.advice(ubrn).await?
-    {
-        on_referral = advice.check_relationship(caller).is_ok()
-            && advice
-                .messages
-                .iter()
-                .flat_map(|m| &m.attachments)
-                .any(|a| a.file.id == file.id);
-    } else if let Some(ubrn) = &file.referral
-        && let Some((referral, _)) = ers.repo.referral(ubrn).await?
-    {
-        on_referral = referral.side_of(caller).is_ok()
-            && referral
-                .letters
-                .iter()
-                .chain(&referral.provider_files)
-                .any(|l| l.file.id == file.id);
+    if let Some(ubrn) = &file.referral {
+        if let Some((advice, _)) = ers.repo.advice(ubrn).await? {
+            on_referral |= advice.check_relationship(caller).is_ok()
+                && advice
+                    .messages
+                    .iter()
+                    .flat_map(|m| &m.attachments)
+                    .any(|a| a.file.id == file.id);
+        }
+        if let Some((referral, _)) = ers.repo.referral(ubrn).await? {
+            on_referral |= referral.side_of(caller).is_ok()
+                && referral
+                    .letters
+                    .iter()
+                    .chain(&referral.provider_files)
+                    .any(|l| l.file.id == file.id);
+        }
     }
     if !file.readable_by(caller, on_referral) {
         return Err(ErsError::rule(
@@ -3266,8 +3267,22 @@ async fn convert_advice(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let conversion = advice::Conversion::read(&body)?;
+    let mut conversion = advice::Conversion::read(&body)?;
     advice_for(ers, &caller, &conversion.ubrn).await?;
+    // Files uploaded for the request go with the guidance, or to the referral it becomes (which
+    // keeps its UBRN).
+    let guidance_files = uploaded_for(
+        ers,
+        &conversion.ubrn,
+        std::mem::take(&mut conversion.guidance_files),
+    )
+    .await?;
+    let review_files = uploaded_for(
+        ers,
+        &conversion.ubrn,
+        std::mem::take(&mut conversion.review_files),
+    )
+    .await?;
     let now = carehub_fhir::datetime::format_instant(now_micros());
     let ubrn = conversion.ubrn.clone();
     let expected = conversion.version;
@@ -3277,8 +3292,13 @@ async fn convert_advice(
             &ubrn,
             expected,
             move |advice| {
-                advice.convert(&caller, &conversion, now)?;
-                Ok(Some(advice::referral_from(advice, &conversion, &caller)))
+                advice.convert(&caller, &conversion, guidance_files, now)?;
+                Ok(Some(advice::referral_from(
+                    advice,
+                    &conversion,
+                    &caller,
+                    review_files,
+                )))
             },
             advice_audit(
                 &ctx,

@@ -1417,3 +1417,94 @@ async fn advice_and_guidance_carries_files_both_ways() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_conversion_takes_files_for_the_guidance_and_for_the_referral() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let (status, _, created) = env
+        .post(
+            &referrer,
+            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
+            None,
+            &advice_body(&["20002"], true, "Please see"),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let ubrn = created["parameter"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let upload = |body: &'static [u8]| {
+        let request = provider
+            .apply(env.client.post(env.url("/STU3/Binary")))
+            .header("content-type", "application/pdf")
+            .header("NHSD-eRS-File-Name", "file.pdf")
+            .header("NHSD-eRS-Referral-ID", &ubrn)
+            .body(body.to_vec());
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            location.rsplit('/').next().unwrap().to_owned()
+        }
+    };
+    let guidance_file = upload(b"%PDF-1.4\n% guidance\n").await;
+    let review_file = upload(b"%PDF-1.4\n% booking notes\n").await;
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "createFrom", "valueReference": {"reference": format!("CommunicationRequest/{ubrn}/_history/1")}},
+        {"name": "guidance", "valueString": "Seen in clinic: book a lipid review"},
+        {"name": "newReferralPriority", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "code": "URGENT"}},
+        {"name": "reviewComments", "valueString": "Book within two weeks"},
+        attached_file("guidanceAttachmentFile", "GUIDANCE_RESPONSE", &guidance_file),
+        attached_file("reviewAttachmentFile", "PROVIDER", &review_file),
+    ]});
+    let (status, _, referral) = env
+        .post(
+            &provider,
+            "/STU3/ReferralRequest/$ers.createFromCommunicationRequestActionLater",
+            None,
+            &body,
+        )
+        .await;
+    assert_eq!(status, 201, "{referral}");
+    let documents: Vec<(&str, &str)> = referral["contained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resourceType"] == "DocumentReference")
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default(),
+                r["type"]["coding"][0]["code"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        documents,
+        [(
+            format!("DocumentReference-{review_file}").as_str(),
+            "PROVIDER"
+        )]
+    );
+    let (_, _, summary) = env
+        .get(&referrer, &format!("/STU3/CommunicationRequest/{ubrn}"))
+        .await;
+    assert!(
+        summary["payload"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["contentReference"]["reference"]
+                == format!("#DocumentReference-{guidance_file}").as_str())
+    );
+    // The referrer reads both.
+    for file in [&guidance_file, &review_file] {
+        let response = referrer
+            .apply(env.client.get(env.url(&format!("/R4/Binary/{file}"))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+    }
+}

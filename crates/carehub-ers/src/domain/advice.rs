@@ -405,6 +405,10 @@ pub struct Conversion {
     pub priority: String,
     /// For the provider's booking team.
     pub review_comments: String,
+    /// Files to go with the final guidance (`GUIDANCE_RESPONSE`).
+    pub guidance_files: Vec<super::attachment::Letter>,
+    /// Files for the new referral (`PROVIDER`).
+    pub review_files: Vec<super::attachment::Letter>,
 }
 
 impl Conversion {
@@ -441,20 +445,22 @@ impl Conversion {
         text_within(review_comments, "reviewComments")?;
         let priority = priority(&params, "newReferralPriority")?
             .ok_or_else(|| ErsError::missing("parameter newReferralPriority"))?;
-        if !params.resources("guidanceAttachmentFile")?.is_empty()
-            || !params.resources("reviewAttachmentFile")?.is_empty()
-        {
-            return Err(ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                "attachments to a conversion are not taken yet",
-            ));
-        }
+        let guidance_files = super::attachment::read_documents(
+            params.resources("guidanceAttachmentFile")?,
+            super::attachment::AttachmentType::GuidanceResponse,
+        )?;
+        let review_files = super::attachment::read_documents(
+            params.resources("reviewAttachmentFile")?,
+            super::attachment::AttachmentType::Provider,
+        )?;
         Ok(Conversion {
             ubrn,
             version,
             guidance: guidance.to_owned(),
             priority,
             review_comments: review_comments.to_owned(),
+            guidance_files,
+            review_files,
         })
     }
 }
@@ -576,6 +582,7 @@ impl AdviceRequest {
         &mut self,
         caller: &Caller,
         conversion: &Conversion,
+        attachments: Vec<super::attachment::Attached>,
         now: String,
     ) -> Result<(), ErsError> {
         self.check_provider_turn(caller)?;
@@ -598,7 +605,7 @@ impl AdviceRequest {
             sent: now.clone(),
             outcome: Some("PROVIDER_CONVERTED".into()),
             recommendation: None,
-            attachments: Vec::new(),
+            attachments,
         });
         self.updated = now;
         Ok(())
@@ -806,6 +813,7 @@ pub fn referral_from(
     advice: &AdviceRequest,
     conversion: &Conversion,
     caller: &Caller,
+    provider_files: Vec<super::attachment::Attached>,
 ) -> super::referral::Referral {
     use super::referral::{Referral, Shortlisted, State, StateReason};
     let mut criteria = advice.criteria.clone();
@@ -839,7 +847,7 @@ pub fn referral_from(
         appointment: None,
         reviewed: true,
         letters: Vec::new(),
-        provider_files: Vec::new(),
+        provider_files,
         access_code: None,
         created: advice.updated.clone(),
         updated: advice.updated.clone(),
