@@ -2643,34 +2643,21 @@ async fn download_stu3_file(
 }
 
 /// The stored files of `letters`, each of which must have been uploaded (A020) for referral
-/// `ubrn`.
+/// (or advice request) `ubrn`.
 async fn uploaded_for(
     ers: &Ers,
     ubrn: &str,
     letters: Vec<attachment::Letter>,
 ) -> Result<Vec<attachment::Attached>, Failure> {
-    let mut attached = Vec::with_capacity(letters.len());
-    for letter in letters {
-        let file = ers.repo.file(&letter.file).await?.ok_or_else(|| {
-            ErsError::rule(
-                "REFERENCE_NOT_FOUND",
-                format!("No file Binary/{} (upload it with A020 first)", letter.file),
+    stored_files(ers, letters, |file| {
+        (file.referral.as_deref() == Some(ubrn)).then_some(()).ok_or_else(|| {
+            format!(
+                "file {} was not uploaded for referral {ubrn}: upload it with the {REFERRAL_ID_HEADER} header",
+                file.id
             )
-        })?;
-        if file.referral.as_deref() != Some(ubrn) {
-            return Err(ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                format!("file {} was not uploaded for referral {ubrn}: upload it with the {REFERRAL_ID_HEADER} header", file.id),
-            )
-            .into());
-        }
-        attached.push(attachment::Attached {
-            file,
-            description: letter.description,
-            indexed: letter.indexed,
-        });
-    }
-    Ok(attached)
+        })
+    })
+    .await
 }
 
 /// The stored files of `letters` for a request that does not exist yet (A044): each must have
@@ -2680,6 +2667,26 @@ async fn unattached_files(
     caller: &Caller,
     letters: Vec<attachment::Letter>,
 ) -> Result<Vec<attachment::Attached>, Failure> {
+    stored_files(ers, letters, |file| {
+        (caller.acts_at(&file.organisation) && file.referral.is_none())
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "file {} cannot go with a new advice request: upload it with A020 from {}, without the {REFERRAL_ID_HEADER} header",
+                    file.id, caller.organisation
+                )
+            })
+    })
+    .await
+}
+
+/// The stored files `letters` name, each passing `fits` (`INAPPROPRIATE_VALUE` with its reason
+/// otherwise); a file never uploaded is `REFERENCE_NOT_FOUND`.
+async fn stored_files(
+    ers: &Ers,
+    letters: Vec<attachment::Letter>,
+    fits: impl Fn(&attachment::StoredFile) -> Result<(), String>,
+) -> Result<Vec<attachment::Attached>, Failure> {
     let mut attached = Vec::with_capacity(letters.len());
     for letter in letters {
         let file = ers.repo.file(&letter.file).await?.ok_or_else(|| {
@@ -2688,16 +2695,7 @@ async fn unattached_files(
                 format!("No file Binary/{} (upload it with A020 first)", letter.file),
             )
         })?;
-        if !caller.acts_at(&file.organisation) || file.referral.is_some() {
-            return Err(ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                format!(
-                    "file {} cannot go with a new advice request: upload it with A020 from {}, without the {REFERRAL_ID_HEADER} header",
-                    file.id, caller.organisation
-                ),
-            )
-            .into());
-        }
+        fits(&file).map_err(|why| ErsError::rule("INAPPROPRIATE_VALUE", why))?;
         attached.push(attachment::Attached {
             file,
             description: letter.description,
