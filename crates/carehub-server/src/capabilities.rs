@@ -46,10 +46,11 @@ fn build(version: FhirVersion, url: &str) -> Value {
         .map(|resource_type| {
             let mut params: Vec<Value> = model
                 .search_params(resource_type)
-                // What search accepts: indexed kinds with an expression, plus `_id` and
-                // `_lastUpdated`, which are columns.
+                // What search accepts: indexed kinds (and composites of them) with an
+                // expression, plus `_id` and `_lastUpdated`, which are columns.
                 .filter(|p| {
-                    (ParamKind::from_code(&p.kind).is_some() && p.expression.is_some())
+                    ((ParamKind::from_code(&p.kind).is_some() || p.kind == "composite")
+                        && p.expression.is_some())
                         || p.code == "_id"
                         || p.code == "_lastUpdated"
                 })

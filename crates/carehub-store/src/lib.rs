@@ -147,7 +147,16 @@ pub struct Store {
     dialect: Dialect,
     writer: writer::Handle,
     cache: Option<Arc<cache::ReadCache>>,
+    /// The schema version the database had before this open migrated it (0: a new database).
+    schema_on_open: i64,
 }
+
+/// The schema version from which index rows include composite parameters' tuples; a database
+/// that predates it needs its FHIR resources indexed again ([`Store::reindex`]).
+pub const COMPOSITE_INDEX_SCHEMA: i64 = 3;
+
+/// Index entries for a resource, as the partition's indexer computes them.
+pub type IndexFn = Arc<dyn Fn(&Value) -> Vec<carehub_fhir::search::IndexEntry> + Send + Sync>;
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
@@ -180,7 +189,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        migrate(&pool, dialect).await?;
+        let schema_on_open = migrate(&pool, dialect).await?;
         // Only SQLite has a single writer whose commits the cache can follow exactly.
         let cache = (dialect == Dialect::Sqlite && config.cache_capacity > 0)
             .then(|| Arc::new(cache::ReadCache::new(config.cache_capacity)));
@@ -190,12 +199,41 @@ impl Store {
             dialect,
             writer,
             cache,
+            schema_on_open,
         })
     }
 
     /// The dialect of the database.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Whether the database existed before this open at a schema older than `schema`: its
+    /// data then lacks what that schema added (see [`COMPOSITE_INDEX_SCHEMA`]).
+    pub fn predates(&self, schema: i64) -> bool {
+        self.schema_on_open > 0 && self.schema_on_open < schema
+    }
+
+    /// Computes the index rows of every live resource of a partition again, a few hundred per
+    /// unit of work, and returns how many were indexed. Bodies and versions do not change.
+    pub async fn reindex(&self, base: &str, index: IndexFn) -> Result<usize> {
+        const CHUNK: i64 = 500;
+        let mut after = 0;
+        let mut total = 0;
+        loop {
+            let base = base.to_owned();
+            let index = index.clone();
+            let (count, last) = self
+                .write(move |tx| {
+                    Box::pin(async move { tx.reindex(&base, after, CHUNK, &*index).await })
+                })
+                .await?;
+            total += count;
+            match last {
+                Some(rid) => after = rid,
+                None => return Ok(total),
+            }
+        }
     }
 
     /// Runs a unit of work atomically through the group-committing writer. The closure runs inside
@@ -416,7 +454,8 @@ pub(crate) fn versioned_from_row(
     })
 }
 
-async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+/// Applies the migrations not yet applied; returns the version the database had before.
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<i64> {
     let mut conn = pool.acquire().await?;
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS carehub_schema (version BIGINT NOT NULL)")
         .execute(&mut *conn)
@@ -453,7 +492,7 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// The JSON of a resource with `id`, `meta.versionId` and `meta.lastUpdated` set as stored.

@@ -29,6 +29,18 @@ CREATE TABLE rate_counters (key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, 
 CREATE TABLE rate_slots (key TEXT PRIMARY KEY, next_at BIGINT NOT NULL);
 "#;
 
+/// Composite search parameters keep each part of a tuple in the table of its type, under the
+/// component's name; `grp` ties the parts of one tuple together (null for ordinary rows).
+const COMPOSITE_GROUPS: &str = r#"
+ALTER TABLE idx_token ADD COLUMN grp BIGINT;
+ALTER TABLE idx_string ADD COLUMN grp BIGINT;
+ALTER TABLE idx_reference ADD COLUMN grp BIGINT;
+ALTER TABLE idx_date ADD COLUMN grp BIGINT;
+ALTER TABLE idx_number ADD COLUMN grp BIGINT;
+ALTER TABLE idx_quantity ADD COLUMN grp BIGINT;
+ALTER TABLE idx_uri ADD COLUMN grp BIGINT;
+"#;
+
 /// Shared shape, spelled per dialect:
 /// - `current`: one row per resource (`rid`) with its newest version number, `deleted` set when
 ///   that version is a tombstone.
@@ -80,6 +92,7 @@ CREATE INDEX idx_uri_value ON idx_uri (param, uri);
 CREATE INDEX idx_uri_rid ON idx_uri (rid);
 "#,
     RATE_COUNTERS,
+    COMPOSITE_GROUPS,
 ];
 
 /// As SQLite, with `COLLATE "C"` on text that is range-compared, so that prefix search by
@@ -129,4 +142,5 @@ CREATE INDEX idx_uri_value ON idx_uri (param, uri);
 CREATE INDEX idx_uri_rid ON idx_uri (rid);
 "#,
     RATE_COUNTERS,
+    COMPOSITE_GROUPS,
 ];

@@ -434,6 +434,13 @@ fn where_clause(sql: &mut Sql, dialect: Dialect, base: &str, query: &SearchQuery
 
 /// One filter as a boolean SQL expression about the resource aliased `on`.
 fn filter_sql(sql: &mut Sql, base: &str, on: &str, filter: &Filter) {
+    if let Some((table, letter, param, negate)) = simple_filter(filter) {
+        let alias = sql.alias(letter);
+        in_head(sql, negate, table, &alias, on, param);
+        value_condition(sql, &alias, filter);
+        sql.push(")");
+        return;
+    }
     match filter {
         Filter::Id(ids) => {
             sql.push(&format!("{on}.id IN ("));
@@ -465,147 +472,42 @@ fn filter_sql(sql: &mut Sql, base: &str, on: &str, filter: &Filter) {
             sql.text(param.as_str());
             sql.push(")");
         }
-        Filter::Token { param, values, not } => {
-            let alias = sql.alias("t");
-            in_head(sql, *not, "idx_token", &alias, on, param);
-            any_of(sql, values, |sql, value| {
-                match (&value.system, &value.code) {
-                    (None, Some(code)) => {
-                        sql.push(&format!("{alias}.code = "));
-                        sql.text(code.as_str());
-                    }
-                    (Some(system), Some(code)) if system.is_empty() => {
-                        sql.push(&format!("{alias}.system IS NULL AND {alias}.code = "));
-                        sql.text(code.as_str());
-                    }
-                    (Some(system), Some(code)) => {
-                        sql.push(&format!("{alias}.system = "));
-                        sql.text(system.as_str());
-                        sql.push(&format!(" AND {alias}.code = "));
-                        sql.text(code.as_str());
-                    }
-                    (Some(system), None) => {
-                        sql.push(&format!("{alias}.system = "));
-                        sql.text(system.as_str());
-                    }
-                    (None, None) => {
-                        sql.push("1 = 1");
+        Filter::Composite { values, .. } => {
+            // Each alternative: the parts of one tuple, joined on resource and group.
+            any_of(sql, values, |sql, components| {
+                let aliases: Vec<String> = components.iter().map(|_| sql.alias("k")).collect();
+                let Some(first) = aliases.first() else {
+                    sql.push("1 = 0");
+                    return;
+                };
+                sql.push(&format!("{on}.rid IN (SELECT {first}.rid FROM "));
+                for (index, (component, alias)) in components.iter().zip(&aliases).enumerate() {
+                    let Some((table, _, _, _)) = simple_filter(component) else {
+                        continue;
+                    };
+                    if index == 0 {
+                        sql.push(&format!("{table} {alias}"));
+                    } else {
+                        sql.push(&format!(
+                            " JOIN {table} {alias} ON {alias}.rid = {first}.rid AND {alias}.grp = {first}.grp"
+                        ));
                     }
                 }
-            });
-            sql.push(")");
-        }
-        Filter::TokenText { param, values } => {
-            let alias = sql.alias("t");
-            in_head(sql, false, "idx_token", &alias, on, param);
-            any_of(sql, values, |sql, value| {
-                prefix_condition(sql, &format!("{alias}.text"), value);
-            });
-            sql.push(")");
-        }
-        Filter::String {
-            param,
-            values,
-            mode,
-        } => {
-            let alias = sql.alias("s");
-            in_head(sql, false, "idx_string", &alias, on, param);
-            any_of(sql, values, |sql, value| match mode {
-                StringMode::Prefix => prefix_condition(sql, &format!("{alias}.norm"), value),
-                StringMode::Exact => {
-                    sql.push(&format!("{alias}.exact = "));
-                    sql.text(value.as_str());
-                }
-                StringMode::Contains => {
-                    sql.push(&format!("{alias}.norm LIKE "));
-                    sql.text(format!("%{}%", escape_like(value)));
-                    sql.push(" ESCAPE '\\'");
-                }
-            });
-            sql.push(")");
-        }
-        Filter::Reference { param, values } => {
-            let alias = sql.alias("r");
-            in_head(sql, false, "idx_reference", &alias, on, param);
-            any_of(sql, values, |sql, value| match value {
-                ReferenceValue::Local { resource_type, id } => {
-                    sql.push(&format!("{alias}.target_id = "));
-                    sql.text(id.as_str());
-                    if let Some(resource_type) = resource_type {
-                        sql.push(&format!(" AND {alias}.target_type = "));
-                        sql.text(resource_type.as_str());
+                sql.push(" WHERE ");
+                for (index, (component, alias)) in components.iter().zip(&aliases).enumerate() {
+                    let Some((_, _, param, _)) = simple_filter(component) else {
+                        continue;
+                    };
+                    if index > 0 {
+                        sql.push(" AND ");
                     }
+                    sql.push(&format!("{alias}.param = "));
+                    sql.text(param);
+                    sql.push(" AND ");
+                    value_condition(sql, alias, component);
                 }
-                ReferenceValue::Url(url) => {
-                    sql.push(&format!("{alias}.url = "));
-                    sql.text(url.as_str());
-                }
+                sql.push(")");
             });
-            sql.push(")");
-        }
-        Filter::Date { param, values } => {
-            let alias = sql.alias("d");
-            in_head(sql, false, "idx_date", &alias, on, param);
-            any_of(sql, values, |sql, range| {
-                date_condition(
-                    sql,
-                    &format!("{alias}.low"),
-                    &format!("{alias}.high"),
-                    range,
-                );
-            });
-            sql.push(")");
-        }
-        Filter::Number { param, values } => {
-            let alias = sql.alias("n");
-            in_head(sql, false, "idx_number", &alias, on, param);
-            any_of(sql, values, |sql, range| {
-                number_condition(
-                    sql,
-                    &format!("{alias}.low"),
-                    &format!("{alias}.high"),
-                    range,
-                );
-            });
-            sql.push(")");
-        }
-        Filter::Quantity { param, values } => {
-            let alias = sql.alias("q");
-            in_head(sql, false, "idx_quantity", &alias, on, param);
-            any_of(sql, values, |sql, value| {
-                number_condition(
-                    sql,
-                    &format!("{alias}.low"),
-                    &format!("{alias}.high"),
-                    &value.range,
-                );
-                if let Some(system) = &value.system {
-                    sql.push(&format!(" AND {alias}.system = "));
-                    sql.text(system.as_str());
-                }
-                if let Some(code) = &value.code {
-                    sql.push(&format!(" AND {alias}.code = "));
-                    sql.text(code.as_str());
-                }
-            });
-            sql.push(")");
-        }
-        Filter::Uri {
-            param,
-            values,
-            below,
-        } => {
-            let alias = sql.alias("u");
-            in_head(sql, false, "idx_uri", &alias, on, param);
-            any_of(sql, values, |sql, value| {
-                if *below {
-                    prefix_condition(sql, &format!("{alias}.uri"), value);
-                } else {
-                    sql.push(&format!("{alias}.uri = "));
-                    sql.text(value.as_str());
-                }
-            });
-            sql.push(")");
         }
         Filter::Chain {
             param,
@@ -653,6 +555,148 @@ fn filter_sql(sql: &mut Sql, base: &str, on: &str, filter: &Filter) {
             sql.push(" AND ");
             filter_sql(sql, base, &source, inner);
             sql.push(")");
+        }
+        _ => {}
+    }
+}
+
+/// A filter on one parameter's own index rows: its table, an alias letter, the parameter
+/// (as indexed) and whether the match is negated. `None` for the filters built otherwise.
+fn simple_filter(filter: &Filter) -> Option<(&'static str, &'static str, &str, bool)> {
+    Some(match filter {
+        Filter::Token { param, not, .. } => ("idx_token", "t", param, *not),
+        Filter::TokenText { param, .. } => ("idx_token", "t", param, false),
+        Filter::String { param, .. } => ("idx_string", "s", param, false),
+        Filter::Reference { param, .. } => ("idx_reference", "r", param, false),
+        Filter::Date { param, .. } => ("idx_date", "d", param, false),
+        Filter::Number { param, .. } => ("idx_number", "n", param, false),
+        Filter::Quantity { param, .. } => ("idx_quantity", "q", param, false),
+        Filter::Uri { param, .. } => ("idx_uri", "u", param, false),
+        Filter::Id(_)
+        | Filter::LastUpdated(_)
+        | Filter::Missing { .. }
+        | Filter::Composite { .. }
+        | Filter::Chain { .. }
+        | Filter::Has { .. } => return None,
+    })
+}
+
+/// The condition a simple filter's values put on its index row aliased `alias` (alternatives
+/// ORed).
+fn value_condition(sql: &mut Sql, alias: &str, filter: &Filter) {
+    match filter {
+        Filter::Token { values, .. } => {
+            any_of(sql, values, |sql, value| {
+                match (&value.system, &value.code) {
+                    (None, Some(code)) => {
+                        sql.push(&format!("{alias}.code = "));
+                        sql.text(code.as_str());
+                    }
+                    (Some(system), Some(code)) if system.is_empty() => {
+                        sql.push(&format!("{alias}.system IS NULL AND {alias}.code = "));
+                        sql.text(code.as_str());
+                    }
+                    (Some(system), Some(code)) => {
+                        sql.push(&format!("{alias}.system = "));
+                        sql.text(system.as_str());
+                        sql.push(&format!(" AND {alias}.code = "));
+                        sql.text(code.as_str());
+                    }
+                    (Some(system), None) => {
+                        sql.push(&format!("{alias}.system = "));
+                        sql.text(system.as_str());
+                    }
+                    (None, None) => {
+                        sql.push("1 = 1");
+                    }
+                }
+            });
+        }
+        Filter::TokenText { values, .. } => {
+            any_of(sql, values, |sql, value| {
+                prefix_condition(sql, &format!("{alias}.text"), value);
+            });
+        }
+        Filter::String { values, mode, .. } => {
+            any_of(sql, values, |sql, value| match mode {
+                StringMode::Prefix => prefix_condition(sql, &format!("{alias}.norm"), value),
+                StringMode::Exact => {
+                    sql.push(&format!("{alias}.exact = "));
+                    sql.text(value.as_str());
+                }
+                StringMode::Contains => {
+                    sql.push(&format!("{alias}.norm LIKE "));
+                    sql.text(format!("%{}%", escape_like(value)));
+                    sql.push(" ESCAPE '\\'");
+                }
+            });
+        }
+        Filter::Reference { values, .. } => {
+            any_of(sql, values, |sql, value| match value {
+                ReferenceValue::Local { resource_type, id } => {
+                    sql.push(&format!("{alias}.target_id = "));
+                    sql.text(id.as_str());
+                    if let Some(resource_type) = resource_type {
+                        sql.push(&format!(" AND {alias}.target_type = "));
+                        sql.text(resource_type.as_str());
+                    }
+                }
+                ReferenceValue::Url(url) => {
+                    sql.push(&format!("{alias}.url = "));
+                    sql.text(url.as_str());
+                }
+            });
+        }
+        Filter::Date { values, .. } => {
+            any_of(sql, values, |sql, range| {
+                date_condition(
+                    sql,
+                    &format!("{alias}.low"),
+                    &format!("{alias}.high"),
+                    range,
+                );
+            });
+        }
+        Filter::Number { values, .. } => {
+            any_of(sql, values, |sql, range| {
+                number_condition(
+                    sql,
+                    &format!("{alias}.low"),
+                    &format!("{alias}.high"),
+                    range,
+                );
+            });
+        }
+        Filter::Quantity { values, .. } => {
+            any_of(sql, values, |sql, value| {
+                number_condition(
+                    sql,
+                    &format!("{alias}.low"),
+                    &format!("{alias}.high"),
+                    &value.range,
+                );
+                if let Some(system) = &value.system {
+                    sql.push(&format!(" AND {alias}.system = "));
+                    sql.text(system.as_str());
+                }
+                if let Some(code) = &value.code {
+                    sql.push(&format!(" AND {alias}.code = "));
+                    sql.text(code.as_str());
+                }
+            });
+        }
+        Filter::Uri { values, below, .. } => {
+            any_of(sql, values, |sql, value| {
+                if *below {
+                    prefix_condition(sql, &format!("{alias}.uri"), value);
+                } else {
+                    sql.push(&format!("{alias}.uri = "));
+                    sql.text(value.as_str());
+                }
+            });
+        }
+        _ => {
+            sql.push("1 = 0");
         }
     }
 }

@@ -8,11 +8,12 @@
 //! allows only one writer at a time anyway; on PostgreSQL, where several carehub nodes may write,
 //! correctness rests on the version checks and unique keys below, not on the single writer.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use carehub_fhir::search::{IndexEntry, IndexValue, SearchQuery};
+use carehub_fhir::search::{IndexEntry, IndexValue, SearchQuery, component_param};
 use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
@@ -414,6 +415,39 @@ impl Tx<'_> {
         Ok(Some(tombstone))
     }
 
+    /// Replaces the index rows of up to `limit` live resources of a partition after row
+    /// `after`, in row order; returns how many it indexed and the last row, if there may be more.
+    pub(crate) async fn reindex(
+        &mut self,
+        base: &str,
+        after: i64,
+        limit: i64,
+        index: &(dyn Fn(&Value) -> Vec<IndexEntry> + Send + Sync),
+    ) -> Result<(usize, Option<i64>)> {
+        let rows = sqlx::query(
+            "SELECT c.rid, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
+             WHERE c.base = $1 AND c.rid > $2 AND c.deleted = 0 ORDER BY c.rid LIMIT $3",
+        )
+        .bind(base)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let mut last = None;
+        for row in &rows {
+            let rid: i64 = row.try_get(0)?;
+            let body: Option<String> = row.try_get(1)?;
+            // A body that no longer parses keeps the rows it has rather than losing them.
+            if let Some(resource) = body.and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            {
+                self.replace_index(rid, true, &index(&resource)).await?;
+            }
+            last = Some(rid);
+        }
+        let more = rows.len() as i64 == limit;
+        Ok((rows.len(), last.filter(|_| more)))
+    }
+
     /// The ids of live resources matching a search (for conditional create, update and delete,
     /// and conditional references in transactions), at most `limit`.
     pub async fn search_ids(
@@ -537,10 +571,11 @@ impl Tx<'_> {
     /// Inserts index rows of one or many resources: one multi-row INSERT per table and chunk,
     /// because per-statement overhead, not row count, dominates the cost of a write.
     async fn insert_index(&mut self, rows: &[(i64, &IndexEntry)]) -> Result<()> {
+        let rows = index_rows(rows);
         for table in &TABLES {
-            let rows: Vec<&(i64, &IndexEntry)> = rows
+            let rows: Vec<&IndexRow<'_>> = rows
                 .iter()
-                .filter(|(_, e)| table_for(&e.value) == table.name)
+                .filter(|row| table_for(row.value) == Some(table.name))
                 .collect();
             for chunk in rows.chunks(INSERT_CHUNK) {
                 let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, table.columns);
@@ -560,9 +595,12 @@ impl Tx<'_> {
                     sql.push(')');
                 }
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (rid, entry) in chunk {
-                    query = query.bind(*rid).bind(entry.param.clone());
-                    query = match &entry.value {
+                for row in chunk {
+                    query = query
+                        .bind(row.rid)
+                        .bind(row.param.to_string())
+                        .bind(row.group);
+                    query = match row.value {
                         IndexValue::Token { system, code, text } => query
                             .bind(system.clone())
                             .bind(code.clone())
@@ -591,6 +629,8 @@ impl Tx<'_> {
                             .bind(*low)
                             .bind(*high),
                         IndexValue::Uri(uri) => query.bind(uri.clone()),
+                        // `index_rows` has split tuples into their parts.
+                        IndexValue::Composite(_) => query,
                     };
                 }
                 query.execute(&mut *self.conn).await?;
@@ -795,43 +835,44 @@ struct IndexTable {
 const TABLES: [IndexTable; 7] = [
     IndexTable {
         name: "idx_token",
-        columns: "rid, param, system, code, text",
-        width: 5,
-    },
-    IndexTable {
-        name: "idx_string",
-        columns: "rid, param, norm, exact",
-        width: 4,
-    },
-    IndexTable {
-        name: "idx_reference",
-        columns: "rid, param, target_type, target_id, url",
-        width: 5,
-    },
-    IndexTable {
-        name: "idx_date",
-        columns: "rid, param, low, high",
-        width: 4,
-    },
-    IndexTable {
-        name: "idx_number",
-        columns: "rid, param, low, high",
-        width: 4,
-    },
-    IndexTable {
-        name: "idx_quantity",
-        columns: "rid, param, system, code, low, high",
+        columns: "rid, param, grp, system, code, text",
         width: 6,
     },
     IndexTable {
+        name: "idx_string",
+        columns: "rid, param, grp, norm, exact",
+        width: 5,
+    },
+    IndexTable {
+        name: "idx_reference",
+        columns: "rid, param, grp, target_type, target_id, url",
+        width: 6,
+    },
+    IndexTable {
+        name: "idx_date",
+        columns: "rid, param, grp, low, high",
+        width: 5,
+    },
+    IndexTable {
+        name: "idx_number",
+        columns: "rid, param, grp, low, high",
+        width: 5,
+    },
+    IndexTable {
+        name: "idx_quantity",
+        columns: "rid, param, grp, system, code, low, high",
+        width: 7,
+    },
+    IndexTable {
         name: "idx_uri",
-        columns: "rid, param, uri",
-        width: 3,
+        columns: "rid, param, grp, uri",
+        width: 4,
     },
 ];
 
-fn table_for(value: &IndexValue) -> &'static str {
-    match value {
+/// The table of an index value; none for a composite tuple, whose parts go to their own tables.
+fn table_for(value: &IndexValue) -> Option<&'static str> {
+    Some(match value {
         IndexValue::Token { .. } => "idx_token",
         IndexValue::String { .. } => "idx_string",
         IndexValue::Reference { .. } => "idx_reference",
@@ -839,5 +880,44 @@ fn table_for(value: &IndexValue) -> &'static str {
         IndexValue::Number { .. } => "idx_number",
         IndexValue::Quantity { .. } => "idx_quantity",
         IndexValue::Uri(_) => "idx_uri",
+        IndexValue::Composite(_) => return None,
+    })
+}
+
+/// One row of an index table.
+struct IndexRow<'a> {
+    rid: i64,
+    param: Cow<'a, str>,
+    /// Which tuple of its resource a composite part belongs to.
+    group: Option<i64>,
+    value: &'a IndexValue,
+}
+
+/// The rows of index entries: an ordinary entry is one row, a composite tuple a row per part,
+/// named by [`component_param`] and numbered with a group unique within its resource.
+fn index_rows<'a>(entries: &[(i64, &'a IndexEntry)]) -> Vec<IndexRow<'a>> {
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut group = 0;
+    for (rid, entry) in entries {
+        match &entry.value {
+            IndexValue::Composite(parts) => {
+                group += 1;
+                for (index, part) in parts.iter().enumerate() {
+                    rows.push(IndexRow {
+                        rid: *rid,
+                        param: Cow::Owned(component_param(&entry.param, index)),
+                        group: Some(group),
+                        value: part,
+                    });
+                }
+            }
+            value => rows.push(IndexRow {
+                rid: *rid,
+                param: Cow::Borrowed(&entry.param),
+                group: None,
+                value,
+            }),
+        }
     }
+    rows
 }

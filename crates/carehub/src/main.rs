@@ -16,7 +16,7 @@ use carehub_gateway::identity::{self, Identity, NewSmartcard, RoleProfile};
 use carehub_gateway::limits::{LocalLimiter, RateLimiter, SharedLimiter};
 use carehub_gateway::tls::{LocalCa, TlsSettings};
 use carehub_server::ServerConfig;
-use carehub_store::{Store, StoreConfig};
+use carehub_store::{COMPOSITE_INDEX_SCHEMA, Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
 /// carehub: the NHS integration world in one program.
@@ -489,6 +489,7 @@ async fn up(args: UpArgs) -> Result<()> {
     .await
     .context("opening the database")?;
     let (listener, config) = bind(&args.listen).await?;
+    reindex_if_needed(&store, &config).await?;
     if first_start {
         let pack = seed::PackOptions {
             patients: args.seed_patients,
@@ -650,6 +651,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .await
     .context("opening the database")?;
     let (listener, config) = bind(&args.listen).await?;
+    reindex_if_needed(&store, &config).await?;
     let platform = platform_config(&args.listen)?;
     let tls_dir = args.listen.tls_dir.clone();
     run(
@@ -662,6 +664,29 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls_dir,
     )
     .await
+}
+
+/// A database made before composite search parameters were indexed has none of their rows:
+/// index its FHIR bases again once, so that composite searches find what was stored before.
+async fn reindex_if_needed(store: &Store, config: &ServerConfig) -> Result<()> {
+    if !store.predates(COMPOSITE_INDEX_SCHEMA) {
+        return Ok(());
+    }
+    for base in &config.bases {
+        let indexer = Arc::new(carehub_fhir::search::Indexer::new(base.version));
+        let count = store
+            .reindex(
+                &base.store_key,
+                Arc::new(move |resource| indexer.index(resource)),
+            )
+            .await
+            .with_context(|| format!("indexing {} again", base.path))?;
+        println!(
+            "indexed the {count} resources of {} again (composite search parameters)",
+            base.path
+        );
+    }
+    Ok(())
 }
 
 /// The local CA in `dir`, created on first use (its key readable by the owner only).

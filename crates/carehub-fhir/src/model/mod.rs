@@ -265,6 +265,17 @@ impl Model {
             .iter()
             .find(|param| param.url == url)
     }
+
+    /// The parameter a composite component of `resource_type` names. STU3 names some that its
+    /// definitions do not hold by that URL (`Observation-code`, defined as `clinical-code`);
+    /// those are found by the `{type}-{code}` the URL ends with.
+    pub fn component_param(&self, resource_type: &str, url: &str) -> Option<&SearchParamDef> {
+        self.search_param_by_url(url).or_else(|| {
+            let name = url.rsplit('/').next()?;
+            let code = name.strip_prefix(resource_type)?.strip_prefix('-')?;
+            self.search_param(resource_type, code)
+        })
+    }
 }
 
 /// `quantity` -> `Quantity`, as choice element names in JSON spell the type.

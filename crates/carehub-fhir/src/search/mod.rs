@@ -128,6 +128,15 @@ pub enum Filter {
         /// The filter on the target.
         inner: Box<Filter>,
     },
+    /// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt140`): one element
+    /// of the resource holds a value matching every component at once.
+    Composite {
+        /// The parameter code.
+        param: String,
+        /// Alternatives; each holds one filter per component, in the parameter's order, named
+        /// by [`component_param`].
+        values: Vec<Vec<Filter>>,
+    },
     /// `_has:Observation:patient:code=x`: some resource of `resource_type` refers to this one
     /// through `param` and matches `inner`.
     Has {
@@ -380,4 +389,13 @@ pub enum IndexValue {
     },
     /// A URI.
     Uri(String),
+    /// One element's values for each component of a composite parameter, in order. The store
+    /// keeps each part under [`component_param`] and groups the parts of one tuple.
+    Composite(Vec<IndexValue>),
+}
+
+/// The name a composite parameter's component is indexed and searched under: `code-value-quantity$1`
+/// for the second. `$` cannot appear in a parameter code, so the names never collide.
+pub fn component_param(param: &str, index: usize) -> String {
+    format!("{param}${index}")
 }

@@ -5,10 +5,11 @@
 
 use super::{
     Filter, Include, ParamKind, Prefix, QuantityValue, Range, ReferenceValue, SearchQuery, SortKey,
-    StringMode, Summary, TokenValue, Total, normalize_string,
+    StringMode, Summary, TokenValue, Total, component_param, normalize_string,
 };
 use crate::datetime::{DateKind, PartialDateTime};
 use crate::model::Model;
+use crate::model::data::SearchParamDef;
 use crate::outcome::{Issue, IssueType};
 
 /// Settings that shape parsing.
@@ -377,9 +378,107 @@ fn parse_filter(
             missing,
         });
     }
+    if kind == "composite" {
+        return composite_filter(model, resource_type, param, modifier, value, options)
+            .map_err(bad);
+    }
+    value_filter(model, kind, modifier, code.to_owned(), value, options).map_err(|err| match err {
+        FilterError::Invalid(why) => bad(why),
+        FilterError::Unsupported(why) => {
+            Issue::error(IssueType::NotSupported, why).at(name.to_owned())
+        }
+    })
+}
+
+/// Why a parameter's value could not become a filter.
+enum FilterError {
+    /// The value is malformed, or the modifier does not apply (400).
+    Invalid(String),
+    /// The parameter's type cannot be searched here.
+    Unsupported(String),
+}
+
+impl From<String> for FilterError {
+    fn from(why: String) -> FilterError {
+        FilterError::Invalid(why)
+    }
+}
+
+/// A composite parameter's value: alternatives split on `,`, each split on `$` into one value
+/// per component, each parsed as its component's type.
+fn composite_filter(
+    model: &Model,
+    resource_type: &str,
+    param: &SearchParamDef,
+    modifier: Option<&str>,
+    value: &str,
+    options: &ParseOptions,
+) -> Result<Filter, String> {
+    no_modifier(modifier, "composite")?;
+    let mut components = Vec::with_capacity(param.components.len());
+    for (url, _) in &param.components {
+        let kind = model
+            .component_param(resource_type, url)
+            .map(|component| component.kind.as_str())
+            .filter(|kind| ParamKind::from_code(kind).is_some())
+            .ok_or_else(|| format!("'{}' has a component this server cannot search", param.code))?;
+        components.push(kind);
+    }
+    let mut values = Vec::new();
+    for alternative in split_alternatives(value) {
+        let parts = split_escaped(&alternative, '$');
+        if parts.len() != components.len() {
+            return Err(format!(
+                "'{}' takes {} values joined by '$', not '{}'",
+                param.code,
+                components.len(),
+                unescape(&alternative)
+            ));
+        }
+        let mut filters = Vec::with_capacity(parts.len());
+        for (index, (part, kind)) in parts.iter().zip(&components).enumerate() {
+            if part.is_empty() {
+                return Err(format!(
+                    "component {} of '{}' is empty in '{}'",
+                    index + 1,
+                    param.code,
+                    unescape(&alternative)
+                ));
+            }
+            // The part keeps its escapes (`\$`, `\|`), so it reads as one value.
+            let filter = value_filter(
+                model,
+                kind,
+                None,
+                component_param(&param.code, index),
+                part,
+                options,
+            )
+            .map_err(|err| match err {
+                FilterError::Invalid(why) | FilterError::Unsupported(why) => why,
+            })?;
+            filters.push(filter);
+        }
+        values.push(filters);
+    }
+    Ok(Filter::Composite {
+        param: param.code.clone(),
+        values,
+    })
+}
+
+/// A filter of one of the indexed parameter types, from its modifier and raw value.
+fn value_filter(
+    model: &Model,
+    kind: &str,
+    modifier: Option<&str>,
+    param_code: String,
+    value: &str,
+    options: &ParseOptions,
+) -> Result<Filter, FilterError> {
     let raw_values = split_alternatives(value);
     let values: Vec<String> = raw_values.iter().map(|v| unescape(v)).collect();
-    let param_code = code.to_owned();
+    let code = param_code.as_str();
     match kind {
         "token" => match modifier {
             None | Some("not") => Ok(Filter::Token {
@@ -391,7 +490,7 @@ fn parse_filter(
                 param: param_code,
                 values: values.iter().map(|v| normalize_string(v)).collect(),
             }),
-            Some(other) => Err(bad(format!(
+            Some(other) => Err(FilterError::Invalid(format!(
                 "modifier ':{other}' is not supported on token parameters"
             ))),
         },
@@ -401,7 +500,7 @@ fn parse_filter(
                 Some("exact") => StringMode::Exact,
                 Some("contains") => StringMode::Contains,
                 Some(other) => {
-                    return Err(bad(format!(
+                    return Err(FilterError::Invalid(format!(
                         "modifier ':{other}' is not supported on string parameters"
                     )));
                 }
@@ -421,36 +520,40 @@ fn parse_filter(
                 None => None,
                 Some(t) if model.resource(t).is_some() => Some(t),
                 Some("identifier") => {
-                    return Err(bad(
-                        ":identifier is not supported on reference parameters".into()
+                    return Err(FilterError::Invalid(
+                        ":identifier is not supported on reference parameters".into(),
                     ));
                 }
-                Some(other) => return Err(bad(format!("'{other}' is not a resource type"))),
+                Some(other) => {
+                    return Err(FilterError::Invalid(format!(
+                        "'{other}' is not a resource type"
+                    )));
+                }
             };
             let values = values
                 .iter()
                 .map(|v| parse_reference(model, v, type_modifier, &options.base_url))
                 .collect::<Result<_, _>>()
-                .map_err(bad)?;
+                .map_err(FilterError::Invalid)?;
             Ok(Filter::Reference {
                 param: param_code,
                 values,
             })
         }
         "date" => {
-            no_modifier(modifier, kind).map_err(bad)?;
+            no_modifier(modifier, kind).map_err(FilterError::Invalid)?;
             let values = values
                 .iter()
                 .map(|v| parse_date(v))
                 .collect::<Result<_, _>>()
-                .map_err(bad)?;
+                .map_err(FilterError::Invalid)?;
             Ok(Filter::Date {
                 param: param_code,
                 values,
             })
         }
         "number" => {
-            no_modifier(modifier, kind).map_err(bad)?;
+            no_modifier(modifier, kind).map_err(FilterError::Invalid)?;
             let values = values
                 .iter()
                 .map(|v| {
@@ -458,19 +561,19 @@ fn parse_filter(
                     parse_number(prefix, number)
                 })
                 .collect::<Result<_, _>>()
-                .map_err(bad)?;
+                .map_err(FilterError::Invalid)?;
             Ok(Filter::Number {
                 param: param_code,
                 values,
             })
         }
         "quantity" => {
-            no_modifier(modifier, kind).map_err(bad)?;
+            no_modifier(modifier, kind).map_err(FilterError::Invalid)?;
             let values = raw_values
                 .iter()
                 .map(|v| parse_quantity(v))
                 .collect::<Result<_, _>>()
-                .map_err(bad)?;
+                .map_err(FilterError::Invalid)?;
             Ok(Filter::Quantity {
                 param: param_code,
                 values,
@@ -481,7 +584,7 @@ fn parse_filter(
                 None => false,
                 Some("below") => true,
                 Some(other) => {
-                    return Err(bad(format!(
+                    return Err(FilterError::Invalid(format!(
                         "modifier ':{other}' is not supported on uri parameters"
                     )));
                 }
@@ -492,11 +595,9 @@ fn parse_filter(
                 below,
             })
         }
-        other => Err(Issue::error(
-            IssueType::NotSupported,
-            format!("searching by {other} parameters such as '{code}' is not supported"),
-        )
-        .at(name.to_owned())),
+        other => Err(FilterError::Unsupported(format!(
+            "searching by {other} parameters such as '{code}' is not supported"
+        ))),
     }
 }
 

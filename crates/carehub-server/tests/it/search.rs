@@ -261,3 +261,101 @@ async fn include_star_follows_every_reference() {
         .collect();
     assert_eq!(included, ["Organization"]);
 }
+
+#[tokio::test]
+async fn composite_parameters_match_values_of_one_element() {
+    let app = spawn_app().await;
+    let pressure = |systolic: f64, diastolic: f64| {
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+             "valueQuantity": {"value": systolic, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+             "valueQuantity": {"value": diastolic, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+        ]})
+    };
+    let high = app
+        .create(&app.r4("/Observation"), &pressure(150.0, 95.0))
+        .await;
+    // High diastolic, normal systolic: a search for a high systolic must not pair this
+    // observation's systolic code with its diastolic value.
+    let mixed = app
+        .create(&app.r4("/Observation"), &pressure(120.0, 150.0))
+        .await;
+    let weight = app.create(&app.r4("/Observation"), &json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "valueQuantity": {"value": 72.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}})).await;
+    let id = |resource: &serde_json::Value| resource["id"].as_str().unwrap().to_owned();
+
+    let (status, bundle) = search(
+        &app,
+        "component-code-value-quantity=http://loinc.org|8480-6$gt140",
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(ids(&bundle), [id(&high)]);
+    let (_, bundle) = search(&app, "component-code-value-quantity=8462-4$gt140").await;
+    assert_eq!(ids(&bundle), [id(&mixed)]);
+    // Alternatives are ORed; units narrow.
+    let (_, bundle) = search(&app, "component-code-value-quantity=8480-6$gt140|http://unitsofmeasure.org|mm[Hg],8462-4$gt140&_sort=_id",
+    )
+    .await;
+    let mut expected = vec![id(&high), id(&mixed)];
+    expected.sort();
+    assert_eq!(ids(&bundle), expected);
+    let (_, bundle) = search(&app, "component-code-value-quantity=8480-6$gt140||kg").await;
+    assert!(ids(&bundle).is_empty());
+    // The observation's own code and value; combo- covers both levels.
+    let (_, bundle) = search(&app, "code-value-quantity=http://loinc.org|29463-7$ge72").await;
+    assert_eq!(ids(&bundle), [id(&weight)]);
+    let (_, bundle) = search(&app, "code-value-quantity=29463-7$lt70").await;
+    assert!(ids(&bundle).is_empty());
+    let (_, bundle) = search(
+        &app,
+        "combo-code-value-quantity=29463-7$72.5,8480-6$150&_sort=_id",
+    )
+    .await;
+    let mut expected = vec![id(&high), id(&weight)];
+    expected.sort();
+    assert_eq!(ids(&bundle), expected);
+
+    // An update re-indexes the tuples.
+    let mut lowered = pressure(110.0, 70.0);
+    lowered["id"] = json!(id(&high));
+    let response = app
+        .put(&app.r4(&format!("/Observation/{}", id(&high))), &lowered)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let (_, bundle) = search(&app, "component-code-value-quantity=8480-6$gt140").await;
+    assert!(ids(&bundle).is_empty());
+
+    // Malformed values name the parameter.
+    let (status, outcome) = search(&app, "component-code-value-quantity=8480-6").await;
+    assert_eq!(status, 400);
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert_eq!(
+        outcome["issue"][0]["expression"][0],
+        "component-code-value-quantity"
+    );
+    let capability = app.get_json(&app.r4("/metadata")).await.1;
+    let observation = capability["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap();
+    assert!(
+        observation["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "component-code-value-quantity" && p["type"] == "composite"),
+        "the CapabilityStatement lists composite parameters"
+    );
+}
+
+async fn search(app: &TestApp, query: &str) -> (u16, serde_json::Value) {
+    app.get_json(&app.r4(&format!("/Observation?{query}")))
+        .await
+}

@@ -332,3 +332,102 @@ async fn put_many_creates_in_bulk_and_versions_what_exists() {
     assert_eq!(page.matches.len(), 1);
     assert_eq!(page.matches[0].resource.version, 2);
 }
+
+/// A database from before composite parameters were indexed is migrated, and `reindex` gives
+/// its resources the rows they lack, leaving bodies, versions and deleted resources alone.
+#[tokio::test]
+async fn an_older_database_is_migrated_and_indexed_again() {
+    use carehub_fhir::FhirVersion;
+    use carehub_fhir::search::{Indexer, ParseOptions, parse_query};
+    use carehub_store::COMPOSITE_INDEX_SCHEMA;
+    use sqlx::Connection;
+
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.unwrap();
+    assert!(!store.predates(COMPOSITE_INDEX_SCHEMA), "a new database");
+    let weight = |value: f64| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": "kg"}})
+    };
+    for (id, value) in [("w1", 60.0), ("w2", 90.0), ("gone", 95.0)] {
+        let resource = weight(value);
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    // Written as an older carehub did: without composite rows.
+                    tx.put("b", "Observation", id, resource, &[], Expect::Any)
+                        .await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .write(|tx| {
+            Box::pin(async move { tx.delete("b", "Observation", "gone", Expect::Any).await })
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    // Back to the schema before composite groups.
+    let mut conn = sqlx::AnyConnection::connect(&database.config.url)
+        .await
+        .unwrap();
+    for table in [
+        "token",
+        "string",
+        "reference",
+        "date",
+        "number",
+        "quantity",
+        "uri",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE idx_{table} DROP COLUMN grp"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM carehub_schema WHERE version >= {COMPOSITE_INDEX_SCHEMA}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Store::open(&database.config).await.unwrap();
+    assert!(store.predates(COMPOSITE_INDEX_SCHEMA));
+    let query = parse_query(
+        FhirVersion::R4.model(),
+        "Observation",
+        &[("code-value-quantity".to_owned(), "29463-7$gt80".to_owned())],
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    assert!(store.search("b", &query).await.unwrap().matches.is_empty());
+    let indexer = std::sync::Arc::new(Indexer::new(FhirVersion::R4));
+    let indexed = store
+        .reindex(
+            "b",
+            std::sync::Arc::new(move |resource| indexer.index(resource)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(indexed, 2, "live resources only");
+    let found = store.search("b", &query).await.unwrap();
+    let ids: Vec<&str> = found
+        .matches
+        .iter()
+        .map(|m| m.resource.id.as_str())
+        .collect();
+    assert_eq!(ids, ["w2"]);
+    assert_eq!(found.matches[0].resource.version, 1, "versions unchanged");
+    store.close().await;
+    let store = Store::open(&database.config).await.unwrap();
+    assert!(!store.predates(COMPOSITE_INDEX_SCHEMA), "migrated once");
+}

@@ -248,3 +248,86 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn composite_values_split_into_one_filter_per_component() {
+    let query = parse(
+        "Observation",
+        &[(
+            "component-code-value-quantity",
+            "http://loinc.org|8480-6$gt140|http://unitsofmeasure.org|mm[Hg],8462-4$lt90",
+        )],
+    )
+    .unwrap();
+    let [Filter::Composite { param, values }] = query.filters.as_slice() else {
+        panic!("{:?}", query.filters);
+    };
+    assert_eq!(param, "component-code-value-quantity");
+    assert_eq!(values.len(), 2);
+    let [
+        Filter::Token {
+            param,
+            values: codes,
+            ..
+        },
+        Filter::Quantity {
+            param: quantity_param,
+            values: quantities,
+        },
+    ] = values[0].as_slice()
+    else {
+        panic!("{:?}", values[0]);
+    };
+    assert_eq!(param, "component-code-value-quantity$0");
+    assert_eq!(quantity_param, "component-code-value-quantity$1");
+    assert_eq!(codes[0].system.as_deref(), Some("http://loinc.org"));
+    assert_eq!(codes[0].code.as_deref(), Some("8480-6"));
+    assert_eq!(quantities[0].range.prefix, Prefix::Gt);
+    assert_eq!(quantities[0].code.as_deref(), Some("mm[Hg]"));
+    let [
+        Filter::Token { values: codes, .. },
+        Filter::Quantity {
+            values: quantities, ..
+        },
+    ] = values[1].as_slice()
+    else {
+        panic!("{:?}", values[1]);
+    };
+    assert_eq!(codes[0].system, None);
+    assert_eq!(quantities[0].range.prefix, Prefix::Lt);
+}
+
+#[test]
+fn composite_values_keep_escaped_dollars_and_reject_wrong_arity() {
+    let query = parse(
+        "Observation",
+        &[("code-value-string", "http://example.org|a$costs \\$5")],
+    )
+    .unwrap();
+    let [Filter::Composite { values, .. }] = query.filters.as_slice() else {
+        panic!("{:?}", query.filters);
+    };
+    let [_, Filter::String { values: text, .. }] = values[0].as_slice() else {
+        panic!("{:?}", values[0]);
+    };
+    assert_eq!(text, &["costs $5".to_owned()]);
+
+    let issues = parse("Observation", &[("code-value-quantity", "8480-6")]).unwrap_err();
+    assert!(
+        issues[0]
+            .diagnostics
+            .contains("takes 2 values joined by '$'"),
+        "{issues:?}"
+    );
+    let issues = parse(
+        "Observation",
+        &[("code-value-quantity", "8480-6$notanumber")],
+    )
+    .unwrap_err();
+    assert!(issues[0].diagnostics.contains("not a number"), "{issues:?}");
+    let issues = parse("Observation", &[("code-value-quantity:missing", "true")]).unwrap_err();
+    assert!(
+        issues[0].diagnostics.contains("not supported on composite"),
+        "{issues:?}"
+    );
+}
