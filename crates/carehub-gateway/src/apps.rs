@@ -11,6 +11,13 @@ use sha2::{Digest, Sha256};
 /// The store partition of platform records.
 pub const PLATFORM: &str = "platform";
 
+/// How old a copy of a credential (API key, application, access token, smartcard, client
+/// certificate) a request may be checked against. Reading them from the database on every
+/// request was most of the gateway's cost; a change made through this process (the admin API)
+/// is seen at once regardless, and one made from the command line or another node within this
+/// long.
+pub const CREDENTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A registered application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
@@ -169,7 +176,7 @@ impl Apps {
     pub async fn by_key(&self, key: &str) -> Result<Option<App>, AppError> {
         let Some(pointer) = self
             .store
-            .read_fresh(PLATFORM, "ApiKey", &key_hash(key))
+            .read_recent(PLATFORM, "ApiKey", &key_hash(key), CREDENTIAL_MAX_AGE)
             .await?
         else {
             return Ok(None);
@@ -187,7 +194,11 @@ impl Apps {
 
     /// An application by id.
     pub async fn get(&self, id: &str) -> Result<Option<App>, AppError> {
-        let Some(record) = self.store.read_fresh(PLATFORM, "App", id).await? else {
+        let Some(record) = self
+            .store
+            .read_recent(PLATFORM, "App", id, CREDENTIAL_MAX_AGE)
+            .await?
+        else {
             return Ok(None);
         };
         if record.is_deleted() {

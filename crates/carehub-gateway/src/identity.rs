@@ -353,7 +353,11 @@ impl Identity {
 
     /// A card by id.
     pub async fn card(&self, id: &str) -> Result<Option<Smartcard>, IdentityError> {
-        match self.store.read_fresh(PLATFORM, "Smartcard", id).await? {
+        let record = self
+            .store
+            .read_recent(PLATFORM, "Smartcard", id, crate::apps::CREDENTIAL_MAX_AGE)
+            .await?;
+        match record {
             Some(record) if !record.is_deleted() => Ok(Some(parse(record.body.as_deref())?)),
             _ => Ok(None),
         }

@@ -18,7 +18,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::apps::{App, Apps, PLATFORM, key_hash};
+use crate::apps::{App, Apps, CREDENTIAL_MAX_AGE, PLATFORM, key_hash};
 use crate::identity::{Identity, UserIdentity, now_secs};
 
 /// Access tokens live this long (the NHS platform's `expires_in: "599"`).
@@ -490,7 +490,12 @@ pub(crate) fn token_response(body: Value) -> Response {
 /// The live access token a bearer string stands for, if any.
 pub(crate) async fn lookup(store: &Store, token: &str) -> Result<Option<AccessToken>, StoreError> {
     let Some(record) = store
-        .read(PLATFORM, "AccessToken", &key_hash(token))
+        .read_recent(
+            PLATFORM,
+            "AccessToken",
+            &key_hash(token),
+            CREDENTIAL_MAX_AGE,
+        )
         .await?
     else {
         return Ok(None);

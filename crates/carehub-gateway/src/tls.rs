@@ -216,7 +216,15 @@ pub async fn bound_app(
     store: &Store,
     serial: &str,
 ) -> Result<Option<(String, Option<String>)>, StoreError> {
-    let Some(record) = store.read_fresh(PLATFORM, "Certificate", serial).await? else {
+    let Some(record) = store
+        .read_recent(
+            PLATFORM,
+            "Certificate",
+            serial,
+            crate::apps::CREDENTIAL_MAX_AGE,
+        )
+        .await?
+    else {
         return Ok(None);
     };
     let Some(body) = record

@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use carehub_fhir::FhirVersion;
 use carehub_fhir::datetime::format_instant;
 use carehub_fhir::search::{IndexEntry, Indexer};
-use carehub_store::{Expect, Store, StoreError, Tx};
+use carehub_store::{NewResource, Store, StoreError, Tx};
 use serde_json::{Value, json};
 
 /// The store partition of AuditEvents.
@@ -195,8 +195,14 @@ pub async fn record_in(
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {
     if let Some((id, event, index)) = audit {
-        tx.put(AUDIT_BASE, "AuditEvent", &id, event, &index, Expect::Absent)
-            .await?;
+        // The id is a fresh UUID: nothing to look for before inserting it.
+        let event = NewResource {
+            resource_type: "AuditEvent".into(),
+            id,
+            resource: event,
+            index,
+        };
+        tx.create_many(AUDIT_BASE, vec![event]).await?;
     }
     Ok(())
 }
@@ -206,10 +212,14 @@ pub async fn record(
     store: &Store,
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {
-    if audit.is_none() {
+    let Some((id, event, index)) = audit else {
         return Ok(());
-    }
-    store
-        .write(move |tx| Box::pin(async move { record_in(tx, audit).await }))
-        .await
+    };
+    let event = NewResource {
+        resource_type: "AuditEvent".into(),
+        id,
+        resource: event,
+        index,
+    };
+    store.append(AUDIT_BASE, vec![event]).await
 }

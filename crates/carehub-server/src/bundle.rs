@@ -316,7 +316,7 @@ async fn run_transaction(
                         if let Some(items) = bulk.take() {
                             let (positions, resources): (Vec<usize>, Vec<NewResource>) =
                                 items.into_iter().unzip();
-                            let stored = tx.put_many(&key, resources, Expect::Absent).await?;
+                            let stored = tx.create_many(&key, resources).await?;
                             // Their response entries are built after the commit, off the writer.
                             created.extend(positions.into_iter().zip(stored));
                         }

@@ -1,9 +1,14 @@
-//! A cache of current versions for reads on the embedded database.
+//! A cache of current versions.
 //!
 //! With SQLite, carehub is the only process writing the file, and every write passes through the
 //! one writer, so the writer can keep an in-memory copy of what it committed exact. A read that
-//! hits the cache costs a hash lookup instead of a database round trip. It is not used on
-//! PostgreSQL, where other nodes write too.
+//! hits the cache costs a hash lookup instead of a database round trip. Exact reads do not use it
+//! on PostgreSQL, where other nodes write too.
+//!
+//! Each entry also remembers when it was last taken from the database or written by this
+//! process, which serves reads that accept a copy up to some age ([`crate::Store::read_recent`]):
+//! credentials, which another process (the command line, another node) may revoke, on both
+//! databases.
 //!
 //! The race to avoid: a reader fetches version N from the database, a write commits version
 //! N+1, and the reader then caches N over it. Every commit bumps an epoch before it touches the
@@ -12,15 +17,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::Versioned;
 
 const SHARDS: usize = 16;
 
+/// A cached version and when it was known to be current.
+type Entry = (Arc<Versioned>, Instant);
+
 /// Current versions by (base, type, id).
 #[derive(Debug)]
 pub(crate) struct ReadCache {
-    shards: Vec<RwLock<HashMap<String, Arc<Versioned>>>>,
+    shards: Vec<RwLock<HashMap<String, Entry>>>,
     per_shard: usize,
     epoch: AtomicU64,
 }
@@ -40,7 +49,7 @@ impl ReadCache {
         }
     }
 
-    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<Versioned>>> {
+    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Entry>> {
         // FNV-1a: cheap, and good enough to spread keys over a few shards.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in key.bytes() {
@@ -52,7 +61,22 @@ impl ReadCache {
 
     pub(crate) fn get(&self, base: &str, resource_type: &str, id: &str) -> Option<Arc<Versioned>> {
         let key = key(base, resource_type, id);
-        self.shard(&key).read().ok()?.get(&key).cloned()
+        let map = self.shard(&key).read().ok()?;
+        map.get(&key).map(|(version, _)| Arc::clone(version))
+    }
+
+    /// The cached version, if it was known to be current no longer than `max_age` ago.
+    pub(crate) fn get_recent(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        max_age: Duration,
+    ) -> Option<Arc<Versioned>> {
+        let key = key(base, resource_type, id);
+        let map = self.shard(&key).read().ok()?;
+        let (version, known) = map.get(&key)?;
+        (known.elapsed() <= max_age).then(|| Arc::clone(version))
     }
 
     /// The epoch to pass to [`ReadCache::fill`] after reading the database.
@@ -73,7 +97,8 @@ impl ReadCache {
             // Crude but bounded: start the shard afresh rather than track recency.
             map.clear();
         }
-        map.entry(key).or_insert_with(|| Arc::new(version.clone()));
+        // Replacing what is there refreshes when the version was last known to be current.
+        map.insert(key, (Arc::new(version.clone()), Instant::now()));
     }
 
     /// Records what a commit wrote; called by the writer after the commit, before it answers.
@@ -90,7 +115,7 @@ impl ReadCache {
             if map.len() >= self.per_shard {
                 map.clear();
             }
-            map.insert(key, Arc::new(version.clone()));
+            map.insert(key, (Arc::new(version.clone()), Instant::now()));
         }
     }
 }

@@ -125,7 +125,8 @@ pub struct StoreConfig {
     pub url: String,
     /// Pool size for reads (the writer holds one more).
     pub max_connections: u32,
-    /// Current versions kept in memory for reads (SQLite only); 0 turns the cache off.
+    /// Current versions kept in memory: for every read on SQLite, and for reads that accept a
+    /// recent copy ([`Store::read_recent`]) on both databases; 0 turns the cache off.
     pub cache_capacity: usize,
 }
 
@@ -147,6 +148,9 @@ pub struct Store {
     dialect: Dialect,
     writer: writer::Handle,
     cache: Option<Arc<cache::ReadCache>>,
+    /// Whether the cache follows every write to the database (SQLite: one process, one
+    /// writer), so that plain reads may trust it.
+    cache_is_exact: bool,
     /// The schema version the database had before this open migrated it (0: a new database).
     schema_on_open: i64,
 }
@@ -190,8 +194,10 @@ impl Store {
             .connect_with(options)
             .await?;
         let schema_on_open = migrate(&pool, dialect).await?;
-        // Only SQLite has a single writer whose commits the cache can follow exactly.
-        let cache = (dialect == Dialect::Sqlite && config.cache_capacity > 0)
+        // Only SQLite has a single writer whose commits the cache can follow exactly; on
+        // PostgreSQL the cache serves only reads that accept a recent copy.
+        let cache_is_exact = dialect == Dialect::Sqlite;
+        let cache = (config.cache_capacity > 0)
             .then(|| Arc::new(cache::ReadCache::new(config.cache_capacity)));
         let writer = writer::spawn(pool.clone(), dialect, cache.clone());
         Ok(Store {
@@ -199,6 +205,7 @@ impl Store {
             dialect,
             writer,
             cache,
+            cache_is_exact,
             schema_on_open,
         })
     }
@@ -248,6 +255,14 @@ impl Store {
         self.writer.run(work).await
     }
 
+    /// Adds new resources whose ids the caller has just made up (random UUIDs) to `base`,
+    /// outside any unit of work: append-only records such as the AuditEvents of reads. All the
+    /// appends queued for one commit are written together in a few multi-row statements, so
+    /// under load they cost the writer little more than one. Returns once they are durable.
+    pub async fn append(&self, base: &str, items: Vec<NewResource>) -> Result<()> {
+        self.writer.append(base, items).await
+    }
+
     /// The current version of a resource, including a tombstone if it was deleted.
     pub async fn read(
         &self,
@@ -255,7 +270,8 @@ impl Store {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<Versioned>> {
-        let epoch = match &self.cache {
+        let exact_cache = self.cache.as_ref().filter(|_| self.cache_is_exact);
+        let epoch = match exact_cache {
             Some(cache) => {
                 if let Some(hit) = cache.get(base, resource_type, id) {
                     return Ok(Some((*hit).clone()));
@@ -265,15 +281,41 @@ impl Store {
             None => None,
         };
         let found = self.read_row(base, resource_type, id).await?;
-        if let (Some(cache), Some(epoch), Some(version)) = (&self.cache, epoch, &found) {
+        if let (Some(cache), Some(epoch), Some(version)) = (exact_cache, epoch, &found) {
+            cache.fill(epoch, base, version);
+        }
+        Ok(found)
+    }
+
+    /// The current version of a resource as this process knew it at most `max_age` ago: for
+    /// records read on every request that another process may change under this one
+    /// (credentials revoked from the command line or on another node). A change made through
+    /// this store is seen at once; one made elsewhere within `max_age`. Absent records are not
+    /// cached, so a newly registered credential works at once everywhere.
+    pub async fn read_recent(
+        &self,
+        base: &str,
+        resource_type: &str,
+        id: &str,
+        max_age: std::time::Duration,
+    ) -> Result<Option<Versioned>> {
+        let Some(cache) = &self.cache else {
+            return self.read_row(base, resource_type, id).await;
+        };
+        if let Some(hit) = cache.get_recent(base, resource_type, id, max_age) {
+            return Ok(Some((*hit).clone()));
+        }
+        let epoch = cache.epoch();
+        let found = self.read_row(base, resource_type, id).await?;
+        if let Some(version) = &found {
             cache.fill(epoch, base, version);
         }
         Ok(found)
     }
 
     /// As [`Store::read`], always from the database: for records that another process may
-    /// change under this one (credentials revoked or keys registered from the command line
-    /// while the server runs), where a cached copy could let a revoked key through.
+    /// change under this one and that must never be stale (signing keys, object-store
+    /// secrets), where [`Store::read_recent`] does not fit.
     pub async fn read_fresh(
         &self,
         base: &str,

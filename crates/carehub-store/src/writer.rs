@@ -4,9 +4,12 @@
 //! queued (up to [`MAX_BATCH`]), opens one database transaction, runs each unit inside its own
 //! savepoint (rolling back only that unit if it fails), commits once, and only then tells each
 //! caller its result. Under load many requests share one fsync; with one client it is an ordinary
-//! transaction per request. One writer also serialises conflicting writes on SQLite, which
-//! allows only one writer at a time anyway; on PostgreSQL, where several carehub nodes may write,
-//! correctness rests on the version checks and unique keys below, not on the single writer.
+//! transaction per request. Appends (new records with fresh ids that no unit reads, such as the
+//! AuditEvents of reads) skip the savepoints: all those queued for one commit are written
+//! together in a few multi-row statements. One writer also serialises conflicting writes on
+//! SQLite, which allows only one writer at a time anyway; on PostgreSQL, where several carehub
+//! nodes may write, correctness rests on the version checks and unique keys below, not on the
+//! single writer.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -35,10 +38,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Finish = Box<dyn FnOnce(Option<StoreError>) + Send>;
 type Job = Box<dyn for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, (bool, Finish)> + Send>;
 
+/// What the writer is asked to do.
+enum Work {
+    /// A unit of work, in its own savepoint.
+    Unit(Job),
+    /// New resources with fresh ids for one partition, written with the other appends of the
+    /// same commit; told the commit's outcome.
+    Append {
+        base: String,
+        items: Vec<NewResource>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
 /// Sends work to the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct Handle {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 /// The version a write expects to find.
@@ -94,10 +110,23 @@ impl Handle {
             })
         });
         self.jobs
-            .send(job)
+            .send(Work::Unit(job))
             .await
             .map_err(|_| E::from(StoreError::Closed))?;
         answer.await.map_err(|_| E::from(StoreError::Unavailable))?
+    }
+
+    /// Writes new resources (fresh ids) in the next commit, batched with the other appends of
+    /// that commit; returns once they are durable.
+    pub(crate) async fn append(&self, base: &str, items: Vec<NewResource>) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let work = Work::Append {
+            base: base.to_owned(),
+            items,
+            reply,
+        };
+        self.jobs.send(work).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Unavailable)?
     }
 
     pub(crate) async fn close(&self) {
@@ -110,7 +139,7 @@ impl Handle {
 }
 
 pub(crate) fn spawn(pool: AnyPool, dialect: Dialect, cache: Option<Arc<ReadCache>>) -> Handle {
-    let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+    let (jobs, queue) = mpsc::channel::<Work>(4 * MAX_BATCH);
     tokio::spawn(run_writer(pool, dialect, cache, queue));
     Handle { jobs }
 }
@@ -119,11 +148,11 @@ async fn run_writer(
     pool: AnyPool,
     dialect: Dialect,
     cache: Option<Arc<ReadCache>>,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: mpsc::Receiver<Work>,
 ) {
     let mut clock = 0i64;
     let mut connection: Option<PoolConnection<Any>> = None;
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Work> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -161,23 +190,93 @@ async fn run_batch(
     dialect: Dialect,
     clock: &mut i64,
     cache: Option<&ReadCache>,
-    batch: &mut Vec<Job>,
+    batch: &mut Vec<Work>,
 ) -> std::result::Result<(), sqlx::Error> {
     let mut written: Vec<(String, Versioned)> = Vec::new();
+    let mut units = Vec::with_capacity(batch.len());
+    let mut appends: Vec<(String, Vec<NewResource>, oneshot::Sender<Result<()>>)> = Vec::new();
+    for work in batch.drain(..) {
+        match work {
+            Work::Unit(job) => units.push(job),
+            Work::Append { base, items, reply } => appends.push((base, items, reply)),
+        }
+    }
     let begin = match dialect {
         // IMMEDIATE takes the write lock now, so a unit never fails half-way on a lock upgrade.
         Dialect::Sqlite => "BEGIN IMMEDIATE",
         Dialect::Postgres => "BEGIN",
     };
-    if let Err(err) = sqlx::raw_sql(begin).execute(&mut *conn).await {
-        batch.clear();
-        return Err(err);
+    sqlx::raw_sql(begin).execute(&mut *conn).await?;
+    let mut finishes: Vec<Finish> = Vec::with_capacity(units.len() + appends.len());
+    if !appends.is_empty() {
+        // Alone in the commit, the appends need no savepoint: if they fail, nothing else is
+        // lost by rolling the transaction back. Beside units, a savepoint keeps a failure of
+        // theirs from taking the units down.
+        let guarded = !units.is_empty();
+        if guarded && let Err(err) = sqlx::raw_sql("SAVEPOINT appends").execute(&mut *conn).await {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            return Err(err);
+        }
+        let mut tx = Tx {
+            conn: &mut *conn,
+            dialect,
+            written: &mut written,
+            clock: &mut *clock,
+        };
+        let mut outcome = Ok(());
+        // One bulk write per partition for all the appends of this commit.
+        let mut by_base: Vec<(&str, Vec<NewResource>)> = Vec::new();
+        for (base, items, _) in &mut appends {
+            let items = std::mem::take(items);
+            match by_base.iter_mut().find(|(b, _)| *b == base.as_str()) {
+                Some((_, all)) => all.extend(items),
+                None => by_base.push((base.as_str(), items)),
+            }
+        }
+        for (base, items) in by_base {
+            outcome = tx.create_many(base, items).await.map(|_| ());
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let end = match (&outcome, guarded) {
+            (Ok(()), true) => "RELEASE SAVEPOINT appends",
+            (Err(_), true) => "ROLLBACK TO SAVEPOINT appends; RELEASE SAVEPOINT appends",
+            (Ok(()), false) => "",
+            (Err(_), false) => "ROLLBACK",
+        };
+        if let Err(err) = outcome {
+            written.clear();
+            for (_, _, reply) in appends {
+                let _ = reply.send(Err(err.clone()));
+            }
+            if !guarded {
+                let _ = sqlx::raw_sql(end).execute(&mut *conn).await;
+                return Ok(());
+            }
+        } else {
+            for (_, _, reply) in appends {
+                finishes.push(Box::new(move |commit_error| {
+                    let _ = reply.send(commit_error.map_or(Ok(()), Err));
+                }));
+            }
+        }
+        if guarded && let Err(err) = sqlx::raw_sql(end).execute(&mut *conn).await {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            let error = StoreError::from(err);
+            for finish in finishes {
+                finish(Some(error.clone()));
+            }
+            // The units, not run, are dropped: their callers hear the store is unavailable.
+            return Err(sqlx::Error::Protocol(
+                "appends savepoint release failed".into(),
+            ));
+        }
     }
-    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-    // A batch of one needs no savepoint: the transaction itself is the unit.
-    let single = batch.len() == 1;
+    // A batch of one unit needs no savepoint: the transaction itself is the unit.
+    let single = units.len() == 1 && finishes.is_empty();
     let mut single_failed = false;
-    for job in batch.drain(..) {
+    for job in units {
         if !single && let Err(err) = sqlx::raw_sql("SAVEPOINT unit").execute(&mut *conn).await {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
             let error = StoreError::from(err);
@@ -579,7 +678,7 @@ impl Tx<'_> {
                 .collect();
             for chunk in rows.chunks(INSERT_CHUNK) {
                 let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, table.columns);
-                let mut placeholder = 0;
+                let mut params = Placeholders::new(self.dialect);
                 for row in 0..chunk.len() {
                     if row > 0 {
                         sql.push_str(", ");
@@ -589,8 +688,7 @@ impl Tx<'_> {
                         if column > 0 {
                             sql.push_str(", ");
                         }
-                        placeholder += 1;
-                        sql.push_str(&format!("${placeholder}"));
+                        params.push_next(&mut sql);
                     }
                     sql.push(')');
                 }
@@ -649,6 +747,28 @@ impl Tx<'_> {
         items: Vec<NewResource>,
         expect: Expect,
     ) -> Result<Vec<Versioned>> {
+        self.write_many(base, items, expect, true).await
+    }
+
+    /// Creates resources whose ids the server has just made up (random UUIDs), so none can
+    /// exist yet: as [`Tx::put_many`] without looking for existing ones, which saves a
+    /// statement per unit of work. Should an id exist after all, the store's unique key refuses
+    /// the write and the unit fails with [`StoreError::AlreadyExists`].
+    pub async fn create_many(
+        &mut self,
+        base: &str,
+        items: Vec<NewResource>,
+    ) -> Result<Vec<Versioned>> {
+        self.write_many(base, items, Expect::Absent, false).await
+    }
+
+    async fn write_many(
+        &mut self,
+        base: &str,
+        items: Vec<NewResource>,
+        expect: Expect,
+        look_for_existing: bool,
+    ) -> Result<Vec<Versioned>> {
         // Which ids exist already: one `id IN (...)` per type and chunk, which the
         // (base, rtype, id) key answers directly.
         let mut existing = std::collections::HashSet::new();
@@ -660,14 +780,21 @@ impl Tx<'_> {
                 .or_default()
                 .push(item.id.as_str());
         }
-        for (resource_type, ids) in by_type {
+        for (resource_type, ids) in by_type.into_iter().filter(|_| look_for_existing) {
             for chunk in ids.chunks(INSERT_CHUNK) {
-                let placeholders: Vec<String> =
-                    (0..chunk.len()).map(|n| format!("${}", n + 3)).collect();
-                let sql = format!(
-                    "SELECT id FROM current WHERE base = $1 AND rtype = $2 AND id IN ({})",
-                    placeholders.join(", ")
-                );
+                let mut params = Placeholders::new(self.dialect);
+                let mut sql = String::from("SELECT id FROM current WHERE base = ");
+                params.push_next(&mut sql);
+                sql.push_str(" AND rtype = ");
+                params.push_next(&mut sql);
+                sql.push_str(" AND id IN (");
+                for index in 0..chunk.len() {
+                    if index > 0 {
+                        sql.push_str(", ");
+                    }
+                    params.push_next(&mut sql);
+                }
+                sql.push(')');
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(base.to_owned())
                     .bind(resource_type.to_owned());
@@ -716,22 +843,27 @@ impl Tx<'_> {
             let mut sql = String::from(
                 "INSERT INTO current (base, rtype, id, version, last_updated, deleted) VALUES ",
             );
+            let mut params = Placeholders::new(self.dialect);
             for index in 0..chunk.len() {
                 if index > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "($1, ${}, ${}, 1, ${}, 0)",
-                    2 + 3 * index,
-                    3 + 3 * index,
-                    4 + 3 * index
-                ));
+                sql.push('(');
+                params.push_next(&mut sql);
+                sql.push_str(", ");
+                params.push_next(&mut sql);
+                sql.push_str(", ");
+                params.push_next(&mut sql);
+                sql.push_str(", 1, ");
+                params.push_next(&mut sql);
+                sql.push_str(", 0)");
             }
             sql.push_str(" RETURNING rid, rtype, id");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(base.to_owned());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (offset, item) in chunk.iter().enumerate() {
                 let (last_updated, _) = &bodies[chunk_index * INSERT_CHUNK + offset];
                 query = query
+                    .bind(base.to_owned())
                     .bind(item.resource_type.clone())
                     .bind(item.id.clone())
                     .bind(*last_updated);
@@ -767,16 +899,18 @@ impl Tx<'_> {
             let mut sql = String::from(
                 "INSERT INTO history (rid, version, last_updated, deleted, body) VALUES ",
             );
+            let mut params = Placeholders::new(self.dialect);
             for index in 0..chunk.len() {
                 if index > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, 1, ${}, 0, ${})",
-                    1 + 3 * index,
-                    2 + 3 * index,
-                    3 + 3 * index
-                ));
+                sql.push('(');
+                params.push_next(&mut sql);
+                sql.push_str(", 1, ");
+                params.push_next(&mut sql);
+                sql.push_str(", 0, ");
+                params.push_next(&mut sql);
+                sql.push(')');
             }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (offset, item) in chunk.iter().enumerate() {
@@ -820,6 +954,31 @@ pub struct NewResource {
     pub resource: Value,
     /// Its search index entries.
     pub index: Vec<IndexEntry>,
+}
+
+/// Writes the placeholders of a statement whose values are bound in the order they appear.
+/// SQLite gets anonymous `?`: sqlx looks up each numbered parameter's name by a scan of the
+/// statement's name list, which made binding a 200-row INSERT quadratic in its parameters.
+struct Placeholders {
+    dialect: Dialect,
+    count: usize,
+}
+
+impl Placeholders {
+    fn new(dialect: Dialect) -> Placeholders {
+        Placeholders { dialect, count: 0 }
+    }
+
+    fn push_next(&mut self, sql: &mut String) {
+        self.count += 1;
+        match self.dialect {
+            Dialect::Sqlite => sql.push('?'),
+            Dialect::Postgres => {
+                use std::fmt::Write;
+                let _ = write!(sql, "${}", self.count);
+            }
+        }
+    }
 }
 
 /// Rows per multi-row INSERT, well under SQLite's limit on bound values.

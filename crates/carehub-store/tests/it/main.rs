@@ -271,6 +271,206 @@ async fn reads_follow_writes_through_the_cache() {
     assert_eq!(last, 30);
 }
 
+/// Appends (fresh ids, no unit of work) share commits with units, are durable and indexed
+/// like any write, and one that collides with a stored id fails without touching what is stored
+/// or the units beside it.
+#[tokio::test]
+async fn appends_share_commits_with_units_and_fail_alone() {
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.unwrap();
+    let event = |id: String| carehub_store::NewResource {
+        resource_type: "AuditEvent".into(),
+        resource: json!({"resourceType": "AuditEvent", "outcome": "0"}),
+        index: token(&id),
+        id,
+    };
+    let mut tasks = Vec::new();
+    for n in 0..60 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 3 == 0 {
+                let id = format!("u{n}");
+                store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            tx.put(
+                                "b",
+                                "Patient",
+                                &id,
+                                json!({"resourceType": "Patient"}),
+                                &[],
+                                Expect::Absent,
+                            )
+                            .await
+                            .map(|_| ())
+                        })
+                    })
+                    .await
+            } else {
+                store.append("a", vec![event(format!("e{n}"))]).await
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    for n in 0..60 {
+        let (base, resource_type, id) = if n % 3 == 0 {
+            ("b", "Patient", format!("u{n}"))
+        } else {
+            ("a", "AuditEvent", format!("e{n}"))
+        };
+        let found = store.read(base, resource_type, &id).await.unwrap().unwrap();
+        assert_eq!(found.version, 1, "{id}");
+    }
+    let mut query = carehub_fhir::search::parse_query(
+        carehub_fhir::FhirVersion::R4.model(),
+        "AuditEvent",
+        &[("_id".into(), "e7".into())],
+        &carehub_fhir::search::ParseOptions::default(),
+    )
+    .unwrap();
+    query.total = carehub_fhir::search::Total::None;
+    assert_eq!(store.search("a", &query).await.unwrap().matches.len(), 1);
+
+    // An id that exists already: the append fails, the stored record keeps its body.
+    let mut clash = event("e1".into());
+    clash.resource = json!({"resourceType": "AuditEvent", "outcome": "8"});
+    let beside = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write(|tx| {
+                    Box::pin(async move {
+                        tx.put(
+                            "b",
+                            "Patient",
+                            "beside",
+                            json!({"resourceType": "Patient"}),
+                            &[],
+                            Expect::Absent,
+                        )
+                        .await
+                        .map(|_| ())
+                    })
+                })
+                .await
+        })
+    };
+    let failed = store.append("a", vec![clash]).await;
+    assert!(
+        matches!(failed, Err(StoreError::AlreadyExists { .. })),
+        "{failed:?}"
+    );
+    beside.await.unwrap().unwrap();
+    let kept = store.read("a", "AuditEvent", "e1").await.unwrap().unwrap();
+    assert!(kept.body.as_deref().unwrap().contains(r#""outcome":"0""#));
+    assert!(
+        store
+            .read("b", "Patient", "beside")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// `read_recent` sees this store's own writes at once, and another process's (here a second
+/// store over the same database) once its copy is older than the age asked for.
+#[tokio::test]
+async fn recent_reads_see_own_writes_at_once_and_others_after_max_age() {
+    use std::time::Duration;
+    let database = fresh_database().await;
+    let here = Store::open(&database.config).await.unwrap();
+    let elsewhere = Store::open(&database.config).await.unwrap();
+    let put = |store: &Store, active: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.put(
+                            "p",
+                            "ApiKey",
+                            "k",
+                            json!({"active": active}),
+                            &[],
+                            Expect::Any,
+                        )
+                        .await
+                    })
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let long = Duration::from_secs(3600);
+    put(&here, true).await;
+    assert_eq!(
+        here.read_recent("p", "ApiKey", "k", long)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    put(&here, false).await;
+    assert_eq!(
+        here.read_recent("p", "ApiKey", "k", long)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    // Revoked from elsewhere: seen once the cached copy is too old for the caller.
+    elsewhere
+        .write(|tx| Box::pin(async move { tx.delete("p", "ApiKey", "k", Expect::Any).await }))
+        .await
+        .unwrap();
+    let fresh = here
+        .read_recent("p", "ApiKey", "k", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fresh.is_deleted());
+    assert!(
+        here.read_recent("p", "ApiKey", "k", long)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_deleted()
+    );
+    // Absent records are not cached: one registered elsewhere works at once.
+    assert!(
+        here.read_recent("p", "ApiKey", "new", long)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    elsewhere
+        .write(|tx| {
+            Box::pin(async move {
+                tx.put(
+                    "p",
+                    "ApiKey",
+                    "new",
+                    json!({"active": true}),
+                    &[],
+                    Expect::Absent,
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap();
+    assert!(
+        here.read_recent("p", "ApiKey", "new", long)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// Bulk writes store new resources in a few statements and existing ones as new versions, and
 /// both are found by their index entries.
 #[tokio::test]
