@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 pub const PLATFORM: &str = "platform";
 
 /// How old a copy of a credential (API key, application, access token, smartcard, client
-/// certificate) a request may be checked against. Reading them from the database on every
-/// request was most of the gateway's cost; a change made through this process (the admin API)
-/// is seen at once regardless, and one made from the command line or another node within this
-/// long.
+/// certificate) a request to an API may be checked against. Reading them from the database on
+/// every request was most of the gateway's cost; a change made through this process (the admin
+/// API) is seen at once regardless, and one made from the command line or another node within
+/// this long. Issuing tokens and signing in read afresh, so that a key registered a moment ago
+/// from the command line works at once.
 pub const CREDENTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A registered application.
@@ -172,13 +173,36 @@ impl Apps {
         Ok((app, key))
     }
 
-    /// The application an API key belongs to, if it is a live key.
+    /// The application an API key belongs to, if it is a live key, read afresh.
     pub async fn by_key(&self, key: &str) -> Result<Option<App>, AppError> {
-        let Some(pointer) = self
-            .store
-            .read_recent(PLATFORM, "ApiKey", &key_hash(key), CREDENTIAL_MAX_AGE)
-            .await?
-        else {
+        self.find_by_key(key, None).await
+    }
+
+    /// As [`Apps::by_key`], from copies at most [`CREDENTIAL_MAX_AGE`] old: for checking the
+    /// credentials of each request to an API.
+    pub async fn by_key_recent(&self, key: &str) -> Result<Option<App>, AppError> {
+        self.find_by_key(key, Some(CREDENTIAL_MAX_AGE)).await
+    }
+
+    /// A platform record, afresh or from a copy at most `max_age` old.
+    async fn record(
+        &self,
+        kind: &str,
+        id: &str,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Option<carehub_store::Versioned>, StoreError> {
+        match max_age {
+            Some(max_age) => self.store.read_recent(PLATFORM, kind, id, max_age).await,
+            None => self.store.read_fresh(PLATFORM, kind, id).await,
+        }
+    }
+
+    async fn find_by_key(
+        &self,
+        key: &str,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Option<App>, AppError> {
+        let Some(pointer) = self.record("ApiKey", &key_hash(key), max_age).await? else {
             return Ok(None);
         };
         if pointer.is_deleted() {
@@ -189,16 +213,25 @@ impl Apps {
         let Some(app_id) = body.get("app").and_then(Value::as_str) else {
             return Err(AppError::Corrupt("ApiKey without app".into()));
         };
-        self.get(app_id).await
+        self.find(app_id, max_age).await
     }
 
-    /// An application by id.
+    /// An application by id, read afresh.
     pub async fn get(&self, id: &str) -> Result<Option<App>, AppError> {
-        let Some(record) = self
-            .store
-            .read_recent(PLATFORM, "App", id, CREDENTIAL_MAX_AGE)
-            .await?
-        else {
+        self.find(id, None).await
+    }
+
+    /// As [`Apps::get`], from a copy at most [`CREDENTIAL_MAX_AGE`] old.
+    pub async fn get_recent(&self, id: &str) -> Result<Option<App>, AppError> {
+        self.find(id, Some(CREDENTIAL_MAX_AGE)).await
+    }
+
+    async fn find(
+        &self,
+        id: &str,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Option<App>, AppError> {
+        let Some(record) = self.record("App", id, max_age).await? else {
             return Ok(None);
         };
         if record.is_deleted() {

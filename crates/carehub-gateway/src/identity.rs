@@ -351,8 +351,18 @@ impl Identity {
         Ok(card)
     }
 
-    /// A card by id.
+    /// A card by id, read afresh.
     pub async fn card(&self, id: &str) -> Result<Option<Smartcard>, IdentityError> {
+        let record = self.store.read_fresh(PLATFORM, "Smartcard", id).await?;
+        match record {
+            Some(record) if !record.is_deleted() => Ok(Some(parse(record.body.as_deref())?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// As [`Identity::card`], from a copy at most [`crate::apps::CREDENTIAL_MAX_AGE`] old: for
+    /// checking, on each request, that a signed-in user's card has not been withdrawn.
+    pub async fn card_recent(&self, id: &str) -> Result<Option<Smartcard>, IdentityError> {
         let record = self
             .store
             .read_recent(PLATFORM, "Smartcard", id, crate::apps::CREDENTIAL_MAX_AGE)

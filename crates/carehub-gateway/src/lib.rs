@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod testing;
 pub mod tls;
+pub mod trace;
 mod upstream;
 mod user_restricted;
 
@@ -584,11 +585,25 @@ fn reject(request: &Request, err: ApiError) -> Response {
 }
 
 /// The gateway in front of one product: ids, lifecycle, credentials, limits, then the product.
-async fn guard(
-    State(state): State<Arc<ProductState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn guard(State(state): State<Arc<ProductState>>, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let span = trace::request_span(
+        &state.product.environment,
+        &state.product.api,
+        request.method().as_str(),
+        // The path as the caller sent it, not the part below the product's mount point.
+        request
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or(request.uri().path(), |original| original.path()),
+        request.headers(),
+    );
+    let response = guarded(state, request, next).instrument(span.clone()).await;
+    trace::record_outcome(&span, response.status().as_u16());
+    response
+}
+
+async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let product = &state.product;
     let version = state.version;
@@ -902,7 +917,7 @@ async fn by_certificate(
     };
     let app = state
         .apps
-        .get(&app_id)
+        .get_recent(&app_id)
         .await
         .map_err(|e| ApiError::fault(e.to_string()))?
         .ok_or_else(|| {
@@ -950,7 +965,7 @@ async fn authenticate_credentials(
         (Some(key), true) => {
             let app = state
                 .apps
-                .by_key(key)
+                .by_key_recent(key)
                 .await
                 .map_err(|e| ApiError::fault(e.to_string()))?;
             match app {
@@ -1070,7 +1085,7 @@ async fn bearer(state: &ProductState, authorization: &str) -> Result<Authenticat
     if let Some(user) = &found.user {
         let card = state
             .identity
-            .card(&user.id)
+            .card_recent(&user.id)
             .await
             .map_err(|e| ApiError::fault(e.to_string()))?;
         if card.is_none() {
@@ -1123,6 +1138,12 @@ fn log_line(
     request_id: &str,
     correlation_id: Option<&str>,
 ) {
+    trace::record_caller(
+        &tracing::Span::current(),
+        app.map(|a| a.id.as_str()),
+        request_id,
+        correlation_id,
+    );
     let environment = state.product.environment.clone();
     let api = state.product.api.clone();
     state.metrics.increment(

@@ -527,7 +527,8 @@ pub(crate) async fn lookup(store: &Store, token: &str) -> Result<Option<AccessTo
     }))
 }
 
-/// The application a token was issued to.
+/// The application a token was issued to (a copy at most [`CREDENTIAL_MAX_AGE`] old: this is
+/// read on every request with the token).
 pub(crate) async fn token_app(apps: &Apps, token: &AccessToken) -> Option<App> {
-    apps.get(&token.app_id).await.ok().flatten()
+    apps.get_recent(&token.app_id).await.ok().flatten()
 }

@@ -162,6 +162,7 @@ async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Res
         uuid::Uuid::new_v4()
     );
     put(&mut headers, "nhsd-correlation-id", &correlation);
+    crate::trace::inject_current(&mut headers);
     if let Some(app) = &context.app {
         put(&mut headers, "nhsd-application-id", &app.id);
         put(

@@ -61,7 +61,8 @@ enum Command {
 enum AppsCommand {
     /// Register an application in one environment and print its API key (shown only once).
     Create(AppCreateArgs),
-    /// Revoke an API key; the application stays registered.
+    /// Revoke an API key (a running server refuses it within a second); the application stays
+    /// registered.
     Revoke(AppRevokeArgs),
     /// Make an RSA key pair for an application's signed-JWT authentication: the public key is
     /// registered with carehub, the private key written to a file for the application.
@@ -94,7 +95,7 @@ enum UsersCommand {
     List(UsersListArgs),
     /// Issue a virtual smartcard.
     Create(UserCreateArgs),
-    /// Withdraw a smartcard; its tokens stop working at once.
+    /// Withdraw a smartcard; its tokens stop working within a second on a running server.
     Revoke(UserRevokeArgs),
     /// Sign a user in at the identity provider from the command line (card, role, passcode)
     /// and print the ID token, for the separate flow's token exchange.
@@ -311,10 +312,18 @@ struct Listen {
     /// Database connections for reads (the writer uses one more).
     #[arg(long, env = "CAREHUB_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
-    /// Resources whose current version is kept in memory for reads, on SQLite (where carehub
-    /// is the only writer); 0 turns the cache off. Ignored on PostgreSQL.
+    /// Resources whose current version is kept in memory: for every read on SQLite (where
+    /// carehub is the only writer), and for credentials (copies at most a second old) on both
+    /// databases; 0 turns the cache off.
     #[arg(long, env = "CAREHUB_READ_CACHE", default_value_t = 20_000)]
     cache_capacity: usize,
+    /// Send OpenTelemetry traces to this OTLP/HTTP collector (JSON bodies to
+    /// `<URL>/v1/traces`, e.g. http://127.0.0.1:4318): a span per request through the gateway,
+    /// a child of the caller's W3C `traceparent`, and the parent of requests forwarded to
+    /// fronted servers. The standard OTEL_EXPORTER_OTLP_TRACES_HEADERS, _TIMEOUT and
+    /// OTEL_BSP_* variables tune the exporter. Off when unset.
+    #[arg(long, env = "CAREHUB_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// A TOML file of environments, APIs and products (see docs/platform.md); without it,
     /// `sandbox`, `int` and `admin`, with the FHIR APIs in `int`.
     #[arg(long, env = "CAREHUB_PLATFORM")]
@@ -441,21 +450,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     let cli = parse_cli()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAREHUB_LOG")
-                // One JSON line per request through the gateway, warnings from the rest.
-                .unwrap_or_else(|_| "warn,carehub::access=info".into()),
-        )
-        .json()
-        // Logs go to stderr; stdout is for what the command tells its user (URLs, keys).
-        .with_writer(std::io::stderr)
-        .init();
+    let otlp_endpoint = match &cli.command {
+        Command::Up(args) => args.listen.otlp_endpoint.as_deref(),
+        Command::Serve(args) => args.listen.otlp_endpoint.as_deref(),
+        _ => None,
+    };
+    let tracer_provider = init_tracing(otlp_endpoint)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Serve(args) => serve(args).await,
@@ -465,7 +470,70 @@ fn main() -> Result<()> {
             Command::Certs(CertsCommand::Issue(args)) => certs_issue(args).await,
             Command::BenchBaseline(args) => bench_baseline(args).await,
         }
-    })
+    });
+    if let Some(provider) = tracer_provider {
+        // Sends the spans still queued before the process ends.
+        if let Err(err) = provider.shutdown() {
+            eprintln!("carehub: exporting the last traces failed: {err}");
+        }
+    }
+    outcome
+}
+
+/// JSON logs on stderr, and, with a collector, the gateway's request spans exported over OTLP.
+fn init_tracing(
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        // Logs go to stderr; stdout is for what the command tells its user (URLs, keys).
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAREHUB_LOG")
+                // One JSON line per request through the gateway, warnings from the rest.
+                .unwrap_or_else(|_| "warn,carehub::access=info".into()),
+        );
+    let Some(endpoint) = otlp_endpoint else {
+        tracing_subscriber::registry().with(logs).init();
+        return Ok(None);
+    };
+    let endpoint = endpoint.trim_end_matches('/');
+    let traces_url = if endpoint.ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}/v1/traces")
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        .with_endpoint(&traces_url)
+        .build()
+        .with_context(|| format!("setting up the OTLP exporter for {traces_url}"))?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("carehub")
+                .build(),
+        )
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("carehub"))
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(carehub_gateway::trace::TARGET, tracing::Level::INFO),
+        );
+    tracing_subscriber::registry().with(logs).with(spans).init();
+    Ok(Some(provider))
 }
 
 fn sqlite_url(data_dir: &std::path::Path) -> Result<String> {

@@ -295,3 +295,156 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
     drop(running);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// With a collector configured, each request through the gateway is a span exported over
+/// OTLP/HTTP (JSON), a child of the caller's `traceparent`, and the parent of the request that
+/// the gateway forwards to a fronted server.
+#[tokio::test]
+async fn requests_are_traced_to_an_otlp_collector_and_the_trace_reaches_the_upstream() {
+    use std::sync::{Arc, Mutex};
+
+    let exported: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let collector = {
+        let exported = exported.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let exported = exported.clone();
+                async move {
+                    if let Ok(json) = serde_json::from_slice(&body) {
+                        exported.lock().unwrap().push(json);
+                    }
+                    "{}"
+                }
+            }),
+        )
+    };
+    let seen_by_upstream: Arc<Mutex<Vec<String>>> = Arc::default();
+    let upstream = {
+        let seen = seen_by_upstream.clone();
+        axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                if let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+                    seen.lock().unwrap().push(value.to_owned());
+                }
+                (
+                    [("content-type", "application/fhir+json")],
+                    r#"{"resourceType":"Patient","id":"x"}"#,
+                )
+            }
+        })
+    };
+    let serve = |router: axum::Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        port
+    };
+    let collector_port = serve(collector).await;
+    let upstream_port = serve(upstream).await;
+
+    let data_dir = std::env::temp_dir().join(format!("carehub-otel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let platform = data_dir.join("platform.toml");
+    std::fs::write(
+        &platform,
+        format!(
+            r#"
+[[environments]]
+name = "int"
+
+[[apis]]
+name = "team-fhir"
+path = "team/FHIR/R4"
+fhir = "R4"
+upstream = "http://127.0.0.1:{upstream_port}/R4"
+
+[[products]]
+api = "team-fhir"
+environment = "int"
+access = ["open"]
+audit = false
+"#
+        ),
+    )
+    .unwrap();
+    let mut command = carehub();
+    command
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--seed-patients",
+            "1",
+            "--otlp-endpoint",
+        ])
+        .arg(format!("http://127.0.0.1:{collector_port}"))
+        .arg("--platform")
+        .arg(&platform)
+        .arg("--data-dir")
+        .arg(data_dir.join("data"))
+        // Export every 100 ms rather than every 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let running = start(command);
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let answer = reqwest::Client::new()
+        .get(format!("{}/int/team/FHIR/R4/Patient/x", running.url))
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 200);
+
+    // The batch exporter sends within a moment; wait for it, up to a generous limit.
+    let mut span = None;
+    for _ in 0..200 {
+        let found = exported.lock().unwrap().iter().find_map(|body| {
+            body["resourceSpans"]
+                .as_array()?
+                .iter()
+                .flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten())
+                .flat_map(|s| s["spans"].as_array().into_iter().flatten())
+                .find(|span| span["traceId"] == trace_id)
+                .cloned()
+        });
+        if found.is_some() {
+            span = found;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let span = span.expect("the request's span reached the collector");
+    assert_eq!(span["parentSpanId"], caller_span, "{span}");
+    assert_eq!(span["name"], "GET /int/team-fhir", "{span}");
+    let attribute = |key: &str| {
+        span["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        attribute("http.response.status_code").contains("200"),
+        "{span}"
+    );
+    assert!(
+        attribute("url.path").contains("/int/team/FHIR/R4/Patient/x"),
+        "{span}"
+    );
+    assert!(attribute("carehub.request_id").len() > 30, "{span}");
+
+    // The fronted server saw the same trace, with the gateway's span as its parent.
+    let span_id = span["spanId"].as_str().expect("span id");
+    assert_eq!(
+        seen_by_upstream.lock().unwrap().as_slice(),
+        [format!("00-{trace_id}-{span_id}-01")]
+    );
+    drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
