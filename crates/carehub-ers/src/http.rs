@@ -329,11 +329,13 @@ async fn unknown_endpoint(method: Method, uri: axum::http::Uri) -> Response {
 // ---------------------------------------------------------------------------------------
 // Requests and responses
 
-fn fhir_json(status: StatusCode, body: &Value, version: Option<i64>) -> Response {
+fn fhir_json(status: StatusCode, body: &impl serde::Serialize, version: Option<i64>) -> Response {
+    // Only a map with non-string keys fails to serialise, and no answer here has one.
+    let text = serde_json::to_string(body).unwrap_or_default();
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/fhir+json")],
-        body.to_string(),
+        text,
     )
         .into_response();
     if let Some(version) = version

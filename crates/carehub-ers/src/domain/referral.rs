@@ -1211,10 +1211,54 @@ pub fn read_cancel(body: &Value) -> Result<(String, Option<String>), ErsError> {
     Ok((reason.code.to_owned(), comment))
 }
 
+/// A referral for unit tests: awaiting nothing in particular, one shortlisted service.
+#[cfg(test)]
+pub(crate) fn sample(state: State) -> Referral {
+    Referral {
+        ubrn: "100000000001".into(),
+        request_id: "r.test".into(),
+        patient: "9912003888".into(),
+        state,
+        reason: None,
+        criteria: SearchCriteria {
+            priority: "ROUTINE".into(),
+            specialty: Some("CARDIOLOGY".into()),
+            clinic_type: None,
+            clinical_term: None,
+            named_clinician: None,
+            wait_limit: None,
+            distance_limit: None,
+            postcode: None,
+            age_and_gender_appropriate: false,
+            organisation: None,
+        },
+        shortlist: vec![Shortlisted {
+            service: "20001".into(),
+            name: "Heart Failure Clinic".into(),
+            provider: "R1A14".into(),
+        }],
+        selected: None,
+        selected_provider: None,
+        letter_intention: "NEED_TO_ADD_LATER".into(),
+        reminder_days: 0,
+        pathway_start: None,
+        referrer_organisation: "B82617".into(),
+        created_by: "555000000001".into(),
+        referring_clinician: "555000000001".into(),
+        commissioning_organisation: "B82617".into(),
+        appointment: None,
+        reviewed: false,
+        letters: Vec::new(),
+        provider_files: Vec::new(),
+        access_code: None,
+        created: String::new(),
+        updated: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::service::SearchCriteria;
 
     fn caller(function: BusinessFunction, organisation: &str) -> Caller {
         Caller {
@@ -1227,46 +1271,7 @@ mod tests {
     }
 
     fn referral(state: State) -> Referral {
-        Referral {
-            ubrn: "100000000001".into(),
-            request_id: "r.test".into(),
-            patient: "9912003888".into(),
-            state,
-            reason: None,
-            criteria: SearchCriteria {
-                priority: "ROUTINE".into(),
-                specialty: Some("CARDIOLOGY".into()),
-                clinic_type: None,
-                clinical_term: None,
-                named_clinician: None,
-                wait_limit: None,
-                distance_limit: None,
-                postcode: None,
-                age_and_gender_appropriate: false,
-                organisation: None,
-            },
-            shortlist: vec![Shortlisted {
-                service: "20001".into(),
-                name: "Heart Failure Clinic".into(),
-                provider: "R1A14".into(),
-            }],
-            selected: None,
-            selected_provider: None,
-            letter_intention: "NEED_TO_ADD_LATER".into(),
-            reminder_days: 0,
-            pathway_start: None,
-            referrer_organisation: "B82617".into(),
-            created_by: "555000000001".into(),
-            referring_clinician: "555000000001".into(),
-            commissioning_organisation: "B82617".into(),
-            appointment: None,
-            reviewed: false,
-            letters: Vec::new(),
-            provider_files: Vec::new(),
-            access_code: None,
-            created: String::new(),
-            updated: String::new(),
-        }
+        super::sample(state)
     }
 
     fn cancel(reason: &str) -> Change {

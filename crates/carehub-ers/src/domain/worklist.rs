@@ -1,7 +1,11 @@
 //! Worklists (A008): which referrals each list holds for the caller's organisation, the
 //! filters of provider lists, and the `eRS-FetchWorklist-List-1` view.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value as Json;
 
 use super::access::Caller;
 use super::codes::{self, BusinessFunction};
@@ -139,7 +143,7 @@ fn assigned(params: &Params<'_>, name: &str) -> Result<Option<bool>, ErsError> {
     let Some(value) = params.value(name, "CodeableConcept")? else {
         return Ok(None);
     };
-    match value.pointer("/coding/0/code").and_then(Value::as_str) {
+    match value.pointer("/coding/0/code").and_then(Json::as_str) {
         Some("ASSIGNED") => Ok(Some(true)),
         Some("NOT_ASSIGNED") => Ok(Some(false)),
         Some(other) => Err(ErsError::invalid_code(
@@ -153,9 +157,17 @@ fn assigned(params: &Params<'_>, name: &str) -> Result<Option<bool>, ErsError> {
     }
 }
 
+/// The patients a provider's list holds once each in `contained`, however many of their
+/// referrals it lists.
+#[derive(Debug, Default)]
+struct Contained<'r> {
+    ids: std::collections::HashSet<String>,
+    patients: Vec<ContainedPatient<'r>>,
+}
+
 impl Request {
     /// Reads an `eRS-FetchWorklist-Parameters-1` for `caller`.
-    pub fn read(body: &Value, caller: &Caller) -> Result<Request, ErsError> {
+    pub fn read(body: &Json, caller: &Caller) -> Result<Request, ErsError> {
         let params = Params::read(
             body,
             &[
@@ -181,7 +193,7 @@ impl Request {
         let specialty = params
             .value("specialty", "CodeableConcept")?
             .and_then(|v| v.pointer("/coding/0/code"))
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .map(str::to_owned);
         let clinician_assigned = assigned(&params, "clinicianAssignedIndicator")?;
         let clinician = params.identifier("clinician")?.map(|(_, id)| id.to_owned());
@@ -307,134 +319,170 @@ impl Request {
     }
 
     /// The `eRS-FetchWorklist-List-1` of `referrals` (each with its version), each item with
-    /// the fields its list type carries.
-    pub fn to_fhir(&self, referrals: &[(&Referral, i64)], stu3_base: &str) -> Value {
-        let mut contained = Vec::new();
-        let entries: Vec<Value> = referrals
+    /// the fields its list type carries. Built as typed parts and written straight out: a list
+    /// can hold tens of thousands of referrals, and a tree of JSON values for it cost most of
+    /// the request.
+    pub fn to_fhir<'r>(&self, referrals: &[(&'r Referral, i64)], stu3_base: &str) -> View<'r> {
+        let mut contained = Contained::default();
+        let specialty_system = format!("{stu3_base}/CodeSystem/SPECIALTY");
+        let entries = referrals
             .iter()
             .map(|(referral, version)| {
                 let parts = if self.list.for_provider() {
-                    self.provider_item(referral, *version, stu3_base, &mut contained)
+                    self.provider_item(referral, *version, &specialty_system, &mut contained)
                 } else {
                     self.referrer_item(referral, stu3_base)
                 };
-                json!({
-                    "item": {"reference": format!("ReferralRequest/{}", referral.ubrn)},
-                    "extension": [{"url": self.list.item_extension(), "extension": parts}],
-                })
+                (referral.ubrn.as_str(), parts)
             })
             .collect();
-        let mut list = json!({
-            "resourceType": "List",
-            "meta": {"profile": [format!("{SD}eRS-FetchWorklist-List-1")]},
-            "status": "current",
-            "mode": "snapshot",
-            "entry": entries,
-        });
-        if !contained.is_empty() {
-            list["contained"] = Value::Array(contained);
+        View {
+            item_url: self.list.item_extension(),
+            entries,
+            contained: contained.patients,
         }
-        list
     }
 
-    fn priority(referral: &Referral) -> Value {
-        json!({"url": "priority", "valueCodeableConcept": {"coding": [{"system": codes::PRIORITY_SYSTEM, "code": referral.criteria.priority}]}})
+    fn priority(referral: &Referral) -> Part<'_> {
+        Part::new(
+            "priority",
+            Value::Concept(Coding::new(
+                codes::PRIORITY_SYSTEM,
+                &referral.criteria.priority,
+            )),
+        )
     }
 
     /// REFERRALS_FOR_REVIEW and APPOINTMENT_SLOT_ISSUES items.
-    fn provider_item(
+    fn provider_item<'r>(
         &self,
-        referral: &Referral,
+        referral: &'r Referral,
         version: i64,
-        stu3_base: &str,
-        contained: &mut Vec<Value>,
-    ) -> Vec<Value> {
-        let specialty = referral.criteria.specialty.clone().unwrap_or_default();
+        specialty_system: &str,
+        contained: &mut Contained<'r>,
+    ) -> Vec<Part<'r>> {
+        let specialty = referral.criteria.specialty.as_deref().unwrap_or_default();
         let mut parts = vec![
             Request::priority(referral),
-            json!({"url": "specialty", "valueCodeableConcept": {"coding": [{"system": format!("{stu3_base}/CodeSystem/SPECIALTY"), "code": specialty}]}}),
+            Part::new(
+                "specialty",
+                Value::Concept(Coding::new(specialty_system.to_owned(), specialty)),
+            ),
         ];
         if self.list == ListType::ReferralsForReview {
             let id = format!("Patient-{}", referral.patient);
-            if !contained.iter().any(|c: &Value| c["id"] == json!(id)) {
-                contained.push(json!({"resourceType": "Patient", "id": id,
-                    "meta": {"profile": [format!("{SD}eRS-Patient-1")]},
-                    "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": referral.patient}]}));
+            if contained.ids.insert(id.clone()) {
+                contained.patients.push(ContainedPatient {
+                    id: id.clone(),
+                    patient: &referral.patient,
+                });
             }
-            parts
-                .push(json!({"url": "patient", "valueReference": {"reference": format!("#{id}")}}));
+            parts.push(Part::new("patient", Value::Contained(format!("#{id}"))));
         } else {
-            parts.push(json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}));
+            parts.push(Part::new(
+                "patient",
+                Value::Identifier(NHS_NUMBER_SYSTEM, &referral.patient, None),
+            ));
         }
         if let Some(clinician) = &referral.criteria.named_clinician {
-            parts.push(json!({"url": "namedClinician", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": clinician}}}));
+            parts.push(Part::new(
+                "namedClinician",
+                Value::Identifier(SDS_USER_SYSTEM, clinician, None),
+            ));
         }
         // e-RS derives the pathway start from the referral when the referrer gave none.
-        let start = referral
-            .pathway_start
-            .clone()
-            .unwrap_or_else(|| referral.created.clone());
-        parts.push(json!({"url": "eReferralPathwayStart", "valueDateTime": start}));
-        parts.push(json!({"url": "clinicalInfoPrinted", "valueBoolean": false}));
+        let start = referral.pathway_start.as_ref().unwrap_or(&referral.created);
+        parts.push(Part::new("eReferralPathwayStart", Value::DateTime(start)));
+        parts.push(Part::new("clinicalInfoPrinted", Value::Boolean(false)));
         if self.list == ListType::ReferralsForReview {
             let status = if referral.reviewed {
                 "PRIORITY_AND_LETTER_CHANGED"
             } else {
                 "NEVER_REVIEWED"
             };
-            parts.push(json!({"url": "requestContextStatus", "valueCodeableConcept": {"coding": [{
-                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestContextStatus-1", "code": status}]}}));
+            parts.push(Part::new(
+                "requestContextStatus",
+                Value::Concept(Coding::new(
+                    "https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestContextStatus-1",
+                    status,
+                )),
+            ));
         } else if let Some(reason) = &referral.reason {
-            parts.push(json!({"url": "reason", "valueCodeableConcept": {"coding": [{
-                "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1", "code": reason.code}]}}));
+            parts.push(Part::new(
+                "reason",
+                Value::Concept(Coding::new(
+                    "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1",
+                    &reason.code,
+                )),
+            ));
         }
-        let service = referral.selected.clone().unwrap_or_default();
+        let service = referral.selected.as_deref().unwrap_or_default();
         let name = referral
             .shortlist
             .iter()
             .find(|s| s.service == service)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        parts.push(json!({"url": "service", "valueReference": {"identifier": {"system": SERVICE_SYSTEM, "value": service}, "display": name}}));
+            .map_or("", |s| s.name.as_str());
+        parts.push(Part::new(
+            "service",
+            Value::Identifier(SERVICE_SYSTEM, service, Some(name)),
+        ));
         if self.list == ListType::ReferralsForReview {
-            parts.push(json!({"url": "referralRequestVersion", "valueInteger": version}));
+            parts.push(Part::new("referralRequestVersion", Value::Integer(version)));
         }
         parts
     }
 
     /// Items of the referrer's lists.
-    fn referrer_item(&self, referral: &Referral, stu3_base: &str) -> Vec<Value> {
+    fn referrer_item<'r>(&self, referral: &'r Referral, stu3_base: &str) -> Vec<Part<'r>> {
         let context = match (&referral.criteria.specialty, &referral.criteria.clinic_type) {
-            (Some(s), Some(c)) => format!(
+            (Some(s), Some(c)) => Cow::Owned(format!(
                 "{} - {}",
                 codes::specialty_display(s).unwrap_or(s),
                 codes::clinic_type_display(c).unwrap_or(c)
+            )),
+            (Some(s), None) => Cow::Borrowed(codes::specialty_display(s).unwrap_or(s)),
+            _ => Cow::Borrowed(
+                referral
+                    .criteria
+                    .clinical_term
+                    .as_deref()
+                    .unwrap_or_default(),
             ),
-            (Some(s), None) => codes::specialty_display(s).unwrap_or(s).to_owned(),
-            _ => referral.criteria.clinical_term.clone().unwrap_or_default(),
         };
         let mut parts = vec![
-            json!({"url": "patient", "valueReference": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": referral.patient}}}),
+            Part::new(
+                "patient",
+                Value::Identifier(NHS_NUMBER_SYSTEM, &referral.patient, None),
+            ),
             Request::priority(referral),
-            json!({"url": "referralCreated", "valueDateTime": referral.created}),
-            json!({"url": "clinicalContext", "valueString": context}),
-            json!({"url": "referrer", "valueReference": {"identifier": {"system": SDS_USER_SYSTEM, "value": referral.referring_clinician}}}),
+            Part::new("referralCreated", Value::DateTime(&referral.created)),
+            Part::new("clinicalContext", Value::Text(context)),
+            Part::new(
+                "referrer",
+                Value::Identifier(SDS_USER_SYSTEM, &referral.referring_clinician, None),
+            ),
         ];
         if self.list == ListType::LettersOutstanding {
             // The letter is due within the reminder period of the referral's creation.
-            let due = referral.created.get(..10).unwrap_or_default().to_owned();
-            parts.push(json!({"url": "letterDue", "valueDate": due}));
+            let due = referral.created.get(..10).unwrap_or_default();
+            parts.push(Part::new("letterDue", Value::Date(due)));
             return parts;
         }
         let (state_code, state_display) = referral.state.coding();
         let updated = if referral.updated.is_empty() {
-            referral.created.clone()
+            &referral.created
         } else {
-            referral.updated.clone()
+            &referral.updated
         };
-        parts.push(json!({"url": "referralLastUpdated", "valueDateTime": updated}));
-        parts.push(json!({"url": "status", "valueCoding": {
-            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1", "code": state_code, "display": state_display}}));
+        parts.push(Part::new("referralLastUpdated", Value::DateTime(updated)));
+        parts.push(Part::new(
+            "status",
+            Value::Coding(Coding {
+                system: Cow::Borrowed("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralState-1"),
+                code: state_code,
+                display: Some(state_display),
+            }),
+        ));
         let reason_applies = match self.list {
             ListType::RejectedTriageResponse => referral.state == State::TriageResponse,
             ListType::AssessmentReturnedCancelledDna => referral.state == State::CancelledReferral,
@@ -446,14 +494,275 @@ impl Request {
         };
         if reason_applies && let Some(reason) = &referral.reason {
             let system = if reason.kind.contains("://") {
-                reason.kind.clone()
+                Cow::Borrowed(reason.kind.as_str())
             } else {
-                format!("{stu3_base}/CodeSystem/{}", reason.kind)
+                Cow::Owned(format!("{stu3_base}/CodeSystem/{}", reason.kind))
             };
-            parts.push(
-                json!({"url": "reason", "valueCoding": {"system": system, "code": reason.code}}),
-            );
+            parts.push(Part::new(
+                "reason",
+                Value::Coding(Coding::new(system, &reason.code)),
+            ));
         }
         parts
+    }
+}
+
+/// A fetched worklist, ready to be written as an `eRS-FetchWorklist-List-1`.
+#[derive(Debug)]
+pub struct View<'r> {
+    item_url: String,
+    /// Each referral's UBRN and the extensions of its item.
+    entries: Vec<(&'r str, Vec<Part<'r>>)>,
+    contained: Vec<ContainedPatient<'r>>,
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Entries<'v, 'r>(&'v View<'r>);
+        impl Serialize for Entries<'_, '_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.entries.iter().map(|(ubrn, parts)| Entry {
+                    item: Reference {
+                        reference: format!("ReferralRequest/{ubrn}"),
+                    },
+                    extension: [ItemExtension {
+                        url: &self.0.item_url,
+                        extension: parts,
+                    }],
+                }))
+            }
+        }
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("resourceType", "List")?;
+        map.serialize_entry(
+            "meta",
+            &Meta {
+                profile: [concat!(
+                    "https://fhir.nhs.uk/STU3/StructureDefinition/",
+                    "eRS-FetchWorklist-List-1"
+                )],
+            },
+        )?;
+        map.serialize_entry("status", "current")?;
+        map.serialize_entry("mode", "snapshot")?;
+        map.serialize_entry("entry", &Entries(self))?;
+        if !self.contained.is_empty() {
+            map.serialize_entry("contained", &self.contained)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    item: Reference,
+    extension: [ItemExtension<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Reference {
+    reference: String,
+}
+
+#[derive(Serialize)]
+struct ItemExtension<'a> {
+    url: &'a str,
+    extension: &'a [Part<'a>],
+}
+
+#[derive(Serialize)]
+struct Meta {
+    profile: [&'static str; 1],
+}
+
+/// A patient held once in the list's `contained`.
+#[derive(Debug)]
+struct ContainedPatient<'r> {
+    id: String,
+    patient: &'r str,
+}
+
+impl Serialize for ContainedPatient<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("resourceType", "Patient")?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry(
+            "meta",
+            &Meta {
+                profile: ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-Patient-1"],
+            },
+        )?;
+        map.serialize_entry(
+            "identifier",
+            &[Identifier {
+                system: NHS_NUMBER_SYSTEM,
+                value: self.patient,
+            }],
+        )?;
+        map.end()
+    }
+}
+
+/// One extension of a worklist item: its name and a value of one FHIR type.
+#[derive(Debug)]
+struct Part<'r> {
+    url: &'static str,
+    value: Value<'r>,
+}
+
+impl<'r> Part<'r> {
+    fn new(url: &'static str, value: Value<'r>) -> Part<'r> {
+        Part { url, value }
+    }
+}
+
+/// The values worklist items carry.
+#[derive(Debug)]
+enum Value<'r> {
+    /// `valueCodeableConcept` with one coding.
+    Concept(Coding<'r>),
+    /// `valueCoding`.
+    Coding(Coding<'r>),
+    /// `valueReference` to a contained resource (`#id`).
+    Contained(String),
+    /// `valueReference` by identifier (system, value), with a display when given.
+    Identifier(&'static str, &'r str, Option<&'r str>),
+    /// `valueDateTime`.
+    DateTime(&'r str),
+    /// `valueDate`.
+    Date(&'r str),
+    /// `valueBoolean`.
+    Boolean(bool),
+    /// `valueInteger`.
+    Integer(i64),
+    /// `valueString`.
+    Text(Cow<'r, str>),
+}
+
+#[derive(Debug, Serialize)]
+struct Coding<'r> {
+    system: Cow<'r, str>,
+    code: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'r str>,
+}
+
+impl<'r> Coding<'r> {
+    fn new(system: impl Into<Cow<'r, str>>, code: &'r str) -> Coding<'r> {
+        Coding {
+            system: system.into(),
+            code,
+            display: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Identifier<'r> {
+    system: &'static str,
+    value: &'r str,
+}
+
+impl Serialize for Part<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Concept<'c, 'r> {
+            coding: [&'c Coding<'r>; 1],
+        }
+        #[derive(Serialize)]
+        struct ByIdentifier<'r> {
+            identifier: Identifier<'r>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            display: Option<&'r str>,
+        }
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("url", self.url)?;
+        match &self.value {
+            Value::Concept(coding) => {
+                map.serialize_entry("valueCodeableConcept", &Concept { coding: [coding] })?
+            }
+            Value::Coding(coding) => map.serialize_entry("valueCoding", coding)?,
+            Value::Contained(reference) => map.serialize_entry(
+                "valueReference",
+                &Reference {
+                    reference: reference.clone(),
+                },
+            )?,
+            Value::Identifier(system, value, display) => map.serialize_entry(
+                "valueReference",
+                &ByIdentifier {
+                    identifier: Identifier { system, value },
+                    display: *display,
+                },
+            )?,
+            Value::DateTime(text) => map.serialize_entry("valueDateTime", text)?,
+            Value::Date(text) => map.serialize_entry("valueDate", text)?,
+            Value::Boolean(flag) => map.serialize_entry("valueBoolean", flag)?,
+            Value::Integer(number) => map.serialize_entry("valueInteger", number)?,
+            Value::Text(text) => map.serialize_entry("valueString", text)?,
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::referral::sample;
+
+    #[test]
+    fn a_review_list_contains_each_patient_once_however_many_referrals() {
+        let request = Request {
+            list: ListType::ReferralsForReview,
+            service: None,
+            specialty: None,
+            clinician_assigned: None,
+            clinician: None,
+        };
+        let referrals: Vec<Referral> = (0..3)
+            .map(|n| {
+                let mut referral = sample(State::AwaitingTriage);
+                referral.ubrn = format!("10000000000{n}");
+                // Two referrals of one patient, one of another.
+                referral.patient = if n < 2 { "9912003888" } else { "9912003889" }.into();
+                referral.selected = Some("20001".into());
+                referral.selected_provider = Some("R1A14".into());
+                referral
+            })
+            .collect();
+        let held: Vec<(&Referral, i64)> = referrals.iter().map(|r| (r, 1)).collect();
+        let list =
+            serde_json::to_value(request.to_fhir(&held, "https://example.org/STU3")).unwrap();
+        let contained: Vec<&str> = list["contained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(contained, ["Patient-9912003888", "Patient-9912003889"]);
+        let patients: Vec<&str> = list["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                entry["extension"][0]["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|part| part["url"] == "patient")
+                    .unwrap()["valueReference"]["reference"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            patients,
+            [
+                "#Patient-9912003888",
+                "#Patient-9912003888",
+                "#Patient-9912003889"
+            ]
+        );
     }
 }
