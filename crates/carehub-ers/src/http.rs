@@ -2989,7 +2989,7 @@ async fn advice_worklist(
         .and_then(|v| v.pointer("/coding/0/code"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let all = ers.repo.advices().await?;
+    let all = ers.repo.advices_awaiting(&caller.organisation).await?;
     let mut held: Vec<&(AdviceRequest, i64)> = all
         .iter()
         .filter(|(a, _)| {

@@ -462,9 +462,60 @@ impl Repo {
         }
     }
 
-    /// Every advice request, with its version (for the A&G worklist).
-    pub async fn advices(&self) -> Result<Vec<(AdviceRequest, i64)>, RepoError> {
-        self.all_of("AdviceRequest", Vec::new()).await
+    /// The advice requests awaiting `organisation`'s response (the A&G worklist), by the
+    /// index every advice request is written with.
+    pub async fn advices_awaiting(
+        &self,
+        organisation: &str,
+    ) -> Result<Vec<(AdviceRequest, i64)>, RepoError> {
+        self.index_advices_once().await?;
+        self.all_of(
+            "AdviceRequest",
+            vec![carehub_fhir::search::Filter::Token {
+                param: "worklist".into(),
+                values: vec![carehub_fhir::search::TokenValue {
+                    system: Some(organisation.to_ascii_uppercase()),
+                    code: Some(ADVICE_WORKLIST.into()),
+                }],
+                not: false,
+            }],
+        )
+        .await
+    }
+
+    /// Advice requests stored before they were indexed by worklist have no index rows: give
+    /// them theirs once per partition (versions unchanged), then mark it done. Running it
+    /// twice, on two nodes at once say, does no harm.
+    async fn index_advices_once(&self) -> Result<(), RepoError> {
+        const MARK: &str = "advice-worklist-index";
+        let mark = self.store.read(&self.key, "Migration", MARK).await?;
+        if mark.is_some_and(|mark| !mark.is_deleted()) {
+            return Ok(());
+        }
+        let index: carehub_store::IndexFn = std::sync::Arc::new(|body: &Value| {
+            serde_json::from_value::<AdviceRequest>(body.clone())
+                .map(|advice| advice_index(&advice))
+                .unwrap_or_default()
+        });
+        self.store
+            .reindex_type(&self.key, "AdviceRequest", index)
+            .await?;
+        let key = self.key.clone();
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.put(
+                    &key,
+                    "Migration",
+                    MARK,
+                    json!({"done": true}),
+                    &[],
+                    Expect::Any,
+                )
+                .await?;
+                Ok::<_, RepoError>(())
+            })
+        })
+        .await
     }
 
     /// Allocates a UBRN and stores the advice request `build` makes with it.
@@ -486,7 +537,7 @@ impl Repo {
                         "AdviceRequest",
                         &advice.ubrn,
                         body,
-                        &[],
+                        &advice_index(&advice),
                         Expect::Absent,
                     )
                     .await?;
@@ -539,7 +590,7 @@ impl Repo {
                         "AdviceRequest",
                         &ubrn,
                         body,
-                        &[],
+                        &advice_index(&advice),
                         Expect::Version(version),
                     )
                     .await?;
@@ -871,6 +922,25 @@ fn now_text() -> String {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     carehub_fhir::datetime::format_instant(micros)
+}
+
+/// The code under which advice requests awaiting a provider's response are indexed.
+const ADVICE_WORKLIST: &str = "ADVICE_AND_GUIDANCE_REQUESTS";
+
+/// The index entries of an advice request: on its provider's worklist while the provider is to
+/// answer (`worklist` = organisation|ADVICE_AND_GUIDANCE_REQUESTS).
+fn advice_index(advice: &AdviceRequest) -> Vec<carehub_fhir::search::IndexEntry> {
+    if advice.category != crate::domain::advice::Category::ProviderResponseRequired {
+        return Vec::new();
+    }
+    vec![carehub_fhir::search::IndexEntry {
+        param: "worklist".into(),
+        value: carehub_fhir::search::IndexValue::Token {
+            system: Some(advice.provider.to_ascii_uppercase()),
+            code: Some(ADVICE_WORKLIST.into()),
+            text: None,
+        },
+    }]
 }
 
 /// The index entries of a referral: the worklists it is on (`worklist` = organisation|list).

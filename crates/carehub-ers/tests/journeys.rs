@@ -1320,6 +1320,88 @@ fn attached_file(name: &str, kind: &str, file: &str) -> Value {
     }})
 }
 
+/// The provider's A&G worklist reads only the requests awaiting that provider, by an index; a
+/// request stored before that index existed (here: its index rows taken away, and the
+/// migration mark with them) is indexed on the next fetch and listed.
+#[tokio::test]
+async fn the_advice_worklist_finds_requests_stored_before_it_was_indexed() {
+    let env = spawn().await;
+    let Sides { referrer, provider } = sides(&env).await;
+    let (status, _, created) = env
+        .post(
+            &referrer,
+            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
+            None,
+            &advice_body(&["20002"], false, "Is this murmur innocent?"),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let ubrn = created["parameter"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"resourceType": "Parameters", "parameter": [{"name": "listType", "valueCodeableConcept": {"coding": [{
+        "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-CommunicationListSelector-1", "code": "ADVICE_AND_GUIDANCE_REQUESTS"}]}}]});
+    let listed = |list: &Value| {
+        list["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["item"]["reference"] == format!("CommunicationRequest/{ubrn}"))
+    };
+    let path = "/STU3/CommunicationRequest/$ers.fetchworklist";
+    let (status, _, list) = env.post(&provider, path, None, &body).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(listed(&list), "{list}");
+    // The referrer's organisation is not the provider: nothing awaits it.
+    let (status, _, list) = env.post(&referrer, path, None, &body).await;
+    assert!(status == 403 || !listed(&list), "{status} {list}");
+
+    // As an older database holds it: no index rows, no migration mark.
+    let stored = env
+        .store
+        .read("ers-int", "AdviceRequest", &ubrn)
+        .await
+        .unwrap()
+        .unwrap();
+    let document: Value = serde_json::from_str(stored.body.as_deref().unwrap()).unwrap();
+    let id = ubrn.clone();
+    env.store
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.put(
+                    "ers-int",
+                    "AdviceRequest",
+                    &id,
+                    document,
+                    &[],
+                    carehub_store::Expect::Any,
+                )
+                .await?;
+                tx.delete(
+                    "ers-int",
+                    "Migration",
+                    "advice-worklist-index",
+                    carehub_store::Expect::Any,
+                )
+                .await?;
+                Ok::<_, carehub_store::StoreError>(())
+            })
+        })
+        .await
+        .unwrap();
+    let (status, _, list) = env.post(&provider, path, None, &body).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(listed(&list), "{list}");
+    let mark = env
+        .store
+        .read("ers-int", "Migration", "advice-worklist-index")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!mark.is_deleted());
+}
+
 #[tokio::test]
 async fn advice_and_guidance_carries_files_both_ways() {
     let env = spawn().await;

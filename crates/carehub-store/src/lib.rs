@@ -224,15 +224,38 @@ impl Store {
     /// Computes the index rows of every live resource of a partition again, a few hundred per
     /// unit of work, and returns how many were indexed. Bodies and versions do not change.
     pub async fn reindex(&self, base: &str, index: IndexFn) -> Result<usize> {
+        self.reindex_where(base, None, index).await
+    }
+
+    /// As [`Store::reindex`], for the resources of one type only.
+    pub async fn reindex_type(
+        &self,
+        base: &str,
+        resource_type: &str,
+        index: IndexFn,
+    ) -> Result<usize> {
+        self.reindex_where(base, Some(resource_type), index).await
+    }
+
+    async fn reindex_where(
+        &self,
+        base: &str,
+        resource_type: Option<&str>,
+        index: IndexFn,
+    ) -> Result<usize> {
         const CHUNK: i64 = 500;
         let mut after = 0;
         let mut total = 0;
         loop {
             let base = base.to_owned();
+            let resource_type = resource_type.map(str::to_owned);
             let index = index.clone();
             let (count, last) = self
                 .write(move |tx| {
-                    Box::pin(async move { tx.reindex(&base, after, CHUNK, &*index).await })
+                    Box::pin(async move {
+                        tx.reindex(&base, resource_type.as_deref(), after, CHUNK, &*index)
+                            .await
+                    })
                 })
                 .await?;
             total += count;

@@ -519,19 +519,36 @@ impl Tx<'_> {
     pub(crate) async fn reindex(
         &mut self,
         base: &str,
+        resource_type: Option<&str>,
         after: i64,
         limit: i64,
         index: &(dyn Fn(&Value) -> Vec<IndexEntry> + Send + Sync),
     ) -> Result<(usize, Option<i64>)> {
-        let rows = sqlx::query(
-            "SELECT c.rid, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
-             WHERE c.base = $1 AND c.rid > $2 AND c.deleted = 0 ORDER BY c.rid LIMIT $3",
-        )
-        .bind(base)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *self.conn)
-        .await?;
+        let rows = match resource_type {
+            None => {
+                sqlx::query(
+                    "SELECT c.rid, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
+                     WHERE c.base = $1 AND c.rid > $2 AND c.deleted = 0 ORDER BY c.rid LIMIT $3",
+                )
+                .bind(base)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.conn)
+                .await?
+            }
+            Some(resource_type) => {
+                sqlx::query(
+                    "SELECT c.rid, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
+                     WHERE c.base = $1 AND c.rtype = $2 AND c.rid > $3 AND c.deleted = 0 ORDER BY c.rid LIMIT $4",
+                )
+                .bind(base)
+                .bind(resource_type)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.conn)
+                .await?
+            }
+        };
         let mut last = None;
         for row in &rows {
             let rid: i64 = row.try_get(0)?;
