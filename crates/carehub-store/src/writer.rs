@@ -245,8 +245,11 @@ async fn run_batch(
             (Ok(()), false) => "",
             (Err(_), false) => "ROLLBACK",
         };
+        // Appends stay out of the read cache: they are seldom read back, and under a load of
+        // audited reads they would push out what is read on every request (credentials, hot
+        // resources). A read of one finds it in the database.
+        written.clear();
         if let Err(err) = outcome {
-            written.clear();
             for (_, _, reply) in appends {
                 let _ = reply.send(Err(err.clone()));
             }
