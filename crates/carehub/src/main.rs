@@ -320,8 +320,9 @@ struct Listen {
     /// Send OpenTelemetry traces to this OTLP/HTTP collector (JSON bodies to
     /// `<URL>/v1/traces`, e.g. http://127.0.0.1:4318): a span per request through the gateway,
     /// a child of the caller's W3C `traceparent`, and the parent of requests forwarded to
-    /// fronted servers. The standard OTEL_EXPORTER_OTLP_TRACES_HEADERS, _TIMEOUT and
-    /// OTEL_BSP_* variables tune the exporter. Off when unset.
+    /// fronted servers. The standard OTEL_EXPORTER_OTLP_TRACES_HEADERS, _TIMEOUT, OTEL_BSP_*
+    /// and OTEL_TRACES_SAMPLER (with _ARG, e.g. `traceidratio` and `0.1`) variables tune the
+    /// exporter and sampling. Off when unset.
     #[arg(long, env = "CAREHUB_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
     /// A TOML file of environments, APIs and products (see docs/platform.md); without it,
