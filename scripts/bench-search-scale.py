@@ -19,12 +19,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench import row, wrk  # noqa: E402
+from bench import identifier_search_script, row, wrk  # noqa: E402
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 
@@ -84,20 +83,11 @@ def main():
             try:
                 base = f"http://127.0.0.1:{port}/fhir/R4"
                 wait_ready(f"{base}/metadata")
-                with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-                    quoted = ",".join(f'"{i}"' for i in ids)
-                    script.write(
-                        f"local ids = {{{quoted}}}\n"
-                        "local n = 0\n"
-                        "request = function()\n"
-                        "  n = n + 1\n"
-                        "  local id = ids[(n % #ids) + 1]\n"
-                        f"  return wrk.format('GET', '{base}/Patient?identifier={NHS_NUMBER}|' .. id)\n"
-                        "end\n")
+                script = identifier_search_script(base, ids)
                 for connections in [int(c) for c in args.connections.split(",")]:
                     row(f"{patients:,}", connections,
-                        *wrk(f"{base}/Patient", connections, args.duration, script.name))
-                os.remove(script.name)
+                        *wrk(f"{base}/Patient", connections, args.duration, script))
+                os.remove(script)
             finally:
                 server.terminate()
                 server.wait()

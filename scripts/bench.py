@@ -64,6 +64,23 @@ def row(name, connections, rate, percentiles, errors=0, unit="req/s"):
     print(f"| {name} | {connections} | {rate:,.0f} {unit}{note} | {p('50%')} | {p('90%')} | {p('99%')} |")
 
 
+def identifier_search_script(base, identifiers):
+    """A wrk Lua script (its path; the caller removes it) that searches `base` for a different
+    NHS number of `identifiers` on each request."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        quoted = ",".join(f'"{i}"' for i in identifiers)
+        script.write(
+            f"local ids = {{{quoted}}}\n"
+            "local n = 0\n"
+            "request = function()\n"
+            "  n = n + 1\n"
+            "  local id = ids[(n % #ids) + 1]\n"
+            f"  return wrk.format('GET', '{base}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|' .. id)\n"
+            "end\n"
+        )
+        return script.name
+
+
 def patient(nhs_number):
     return {
         "resourceType": "Patient",
@@ -123,18 +140,7 @@ def main():
             identifiers = [line.strip() for line in handle if line.strip()]
     if not identifiers:
         identifiers = ["9990000018"]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        quoted = ",".join(f'"{i}"' for i in identifiers[:100000])
-        script.write(
-            f"local ids = {{{quoted}}}\n"
-            "local n = 0\n"
-            "request = function()\n"
-            "  n = n + 1\n"
-            "  local id = ids[(n % #ids) + 1]\n"
-            f"  return wrk.format('GET', '{base}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|' .. id)\n"
-            "end\n"
-        )
-        search_script = script.name
+    search_script = identifier_search_script(base, identifiers[:100000])
     for c in (1, 16):
         row(f"search identifier ({len(identifiers)} ids)", c, *wrk(f"{base}/Patient", c, args.duration, search_script))
     os.remove(search_script)

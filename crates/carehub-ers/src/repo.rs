@@ -279,18 +279,8 @@ impl Repo {
         list: &str,
         organisation: &str,
     ) -> Result<Vec<(Referral, i64)>, RepoError> {
-        self.all_of(
-            "Referral",
-            vec![carehub_fhir::search::Filter::Token {
-                param: "worklist".into(),
-                values: vec![carehub_fhir::search::TokenValue {
-                    system: Some(organisation.to_ascii_uppercase()),
-                    code: Some(list.into()),
-                }],
-                not: false,
-            }],
-        )
-        .await
+        self.all_of("Referral", vec![on_worklist(organisation, list)])
+            .await
     }
 
     /// Every referral, with its version (for worklists).
@@ -471,14 +461,7 @@ impl Repo {
         self.index_advices_once().await?;
         self.all_of(
             "AdviceRequest",
-            vec![carehub_fhir::search::Filter::Token {
-                param: "worklist".into(),
-                values: vec![carehub_fhir::search::TokenValue {
-                    system: Some(organisation.to_ascii_uppercase()),
-                    code: Some(ADVICE_WORKLIST.into()),
-                }],
-                not: false,
-            }],
+            vec![on_worklist(organisation, ADVICE_WORKLIST)],
         )
         .await
     }
@@ -922,6 +905,18 @@ fn now_text() -> String {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     carehub_fhir::datetime::format_instant(micros)
+}
+
+/// The search filter for records on `organisation`'s worklist `list` (by their `worklist` index).
+fn on_worklist(organisation: &str, list: &str) -> carehub_fhir::search::Filter {
+    carehub_fhir::search::Filter::Token {
+        param: "worklist".into(),
+        values: vec![carehub_fhir::search::TokenValue {
+            system: Some(organisation.to_ascii_uppercase()),
+            code: Some(list.into()),
+        }],
+        not: false,
+    }
 }
 
 /// The code under which advice requests awaiting a provider's response are indexed.

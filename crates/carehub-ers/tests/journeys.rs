@@ -1320,6 +1320,23 @@ fn attached_file(name: &str, kind: &str, file: &str) -> Value {
     }})
 }
 
+/// Asks the cardiology A&G service (20002) a question as `referrer` (A044); the request's UBRN.
+async fn ask_advice(env: &Env, referrer: &As, authorised: bool, question: &str) -> String {
+    let (status, _, created) = env
+        .post(
+            referrer,
+            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
+            None,
+            &advice_body(&["20002"], authorised, question),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    created["parameter"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The provider's A&G worklist reads only the requests awaiting that provider, by an index; a
 /// request stored before that index existed (here: its index rows taken away, and the
 /// migration mark with them) is indexed on the next fetch and listed.
@@ -1327,19 +1344,7 @@ fn attached_file(name: &str, kind: &str, file: &str) -> Value {
 async fn the_advice_worklist_finds_requests_stored_before_it_was_indexed() {
     let env = spawn().await;
     let Sides { referrer, provider } = sides(&env).await;
-    let (status, _, created) = env
-        .post(
-            &referrer,
-            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
-            None,
-            &advice_body(&["20002"], false, "Is this murmur innocent?"),
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
-    let ubrn = created["parameter"][0]["resource"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ubrn = ask_advice(&env, &referrer, false, "Is this murmur innocent?").await;
     let body = json!({"resourceType": "Parameters", "parameter": [{"name": "listType", "valueCodeableConcept": {"coding": [{
         "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-CommunicationListSelector-1", "code": "ADVICE_AND_GUIDANCE_REQUESTS"}]}}]});
     let listed = |list: &Value| {
@@ -1511,19 +1516,7 @@ async fn advice_and_guidance_carries_files_both_ways() {
 async fn a_conversion_takes_files_for_the_guidance_and_for_the_referral() {
     let env = spawn().await;
     let Sides { referrer, provider } = sides(&env).await;
-    let (status, _, created) = env
-        .post(
-            &referrer,
-            "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
-            None,
-            &advice_body(&["20002"], true, "Please see"),
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
-    let ubrn = created["parameter"][0]["resource"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ubrn = ask_advice(&env, &referrer, true, "Please see").await;
     let upload = |body: &'static [u8]| {
         let request = provider
             .apply(env.client.post(env.url("/STU3/Binary")))

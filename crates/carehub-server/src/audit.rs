@@ -189,20 +189,24 @@ fn base64_text(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
 }
 
+/// An AuditEvent as the store takes it.
+fn stored((id, event, index): (String, Value, Vec<IndexEntry>)) -> NewResource {
+    NewResource {
+        resource_type: "AuditEvent".into(),
+        id,
+        resource: event,
+        index,
+    }
+}
+
 /// Writes an AuditEvent inside a unit of work (for writes).
 pub async fn record_in(
     tx: &mut Tx<'_>,
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {
-    if let Some((id, event, index)) = audit {
+    if let Some(audit) = audit {
         // The id is a fresh UUID: nothing to look for before inserting it.
-        let event = NewResource {
-            resource_type: "AuditEvent".into(),
-            id,
-            resource: event,
-            index,
-        };
-        tx.create_many(AUDIT_BASE, vec![event]).await?;
+        tx.create_many(AUDIT_BASE, vec![stored(audit)]).await?;
     }
     Ok(())
 }
@@ -212,14 +216,8 @@ pub async fn record(
     store: &Store,
     audit: Option<(String, Value, Vec<IndexEntry>)>,
 ) -> Result<(), StoreError> {
-    let Some((id, event, index)) = audit else {
-        return Ok(());
-    };
-    let event = NewResource {
-        resource_type: "AuditEvent".into(),
-        id,
-        resource: event,
-        index,
-    };
-    store.append(AUDIT_BASE, vec![event]).await
+    match audit {
+        Some(audit) => store.append(AUDIT_BASE, vec![stored(audit)]).await,
+        None => Ok(()),
+    }
 }
