@@ -16,8 +16,10 @@ use carehub_gateway::identity::{Identity, Smartcard};
 use carehub_gateway::{Mount, RequestContext};
 use carehub_server::audit::{self, Interaction};
 use carehub_server::error::Category;
+use carehub_store::StoreError;
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::domain::access::{
     self, Caller, ContextHeaders, Endpoint, HeldRole, Principal, endpoints,
 };
@@ -61,7 +63,7 @@ type Shared = Arc<Ers>;
 
 /// The routers of e-RS in one stateful environment: the API relative to its mount path, and
 /// the object store that signed download URLs point at.
-pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
+pub(crate) fn router(mount: &Mount, clock: Clock) -> carehub_gateway::ProductRouter {
     // `/int/referrals/FHIR` -> `/int/referrals/ObjectStore`
     let parent = mount.path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
     let object_path = format!("{parent}/ObjectStore");
@@ -70,7 +72,8 @@ pub(crate) fn router(mount: &Mount) -> carehub_gateway::ProductRouter {
             Repo::new(mount.store.clone(), &mount.store_key).stateless()
         } else {
             Repo::new(mount.store.clone(), &mount.store_key)
-        },
+        }
+        .with_clock(clock),
         identity: Identity::new(mount.store.clone(), &mount.public_url),
         environment: mount.environment.clone(),
         url: mount.url.clone(),
@@ -180,6 +183,23 @@ impl From<RepoError> for Failure {
     fn from(err: RepoError) -> Failure {
         match err {
             RepoError::Ers(error) => error.into(),
+            // The unit of work read the record at the version the caller named, and another
+            // request (on another node: one node's writes never overlap) wrote it before this
+            // one could: what e-RS answers with 423 Locked while it holds a record for an update.
+            RepoError::Store(
+                StoreError::VersionConflict {
+                    resource_type, id, ..
+                }
+                | StoreError::AlreadyExists { resource_type, id },
+            ) => ErsError::new(
+                Class::Locked,
+                "INVALID_STATE",
+                format!(
+                    "{resource_type} {id} was changed by another request while this one was being \
+                     worked out, and nothing was changed by this one. Read it again and retry"
+                ),
+            )
+            .into(),
             RepoError::Store(store) => match carehub_server::error::ApiError::from(store) {
                 e if e.category == Category::Unavailable => ErsError::new(
                     Class::Unprocessable,
@@ -236,6 +256,7 @@ impl Failure {
             Class::NotFound => Category::NotFound,
             Class::Conflict => Category::Conflict,
             Class::PreconditionFailed => Category::PreconditionFailed,
+            Class::Locked => Category::Locked,
             Class::Unprocessable => Category::Unprocessable,
             Class::TooManyRequests => Category::TooManyRequests,
         }
@@ -847,11 +868,9 @@ async fn referral_type_operation(
     }
 }
 
+/// The system's time, for stamping answers (the rules read the repository's clock).
 fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    crate::clock::system_micros()
 }
 
 async fn create_referral(
@@ -866,7 +885,7 @@ async fn create_referral(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let new = NewReferral::read(&body, now_micros())?;
+    let new = NewReferral::read(&body, ers.repo.now())?;
     ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
@@ -895,6 +914,7 @@ async fn create_referral(
     let url = ers.url.clone();
     let audit_caller = ctx.audit.clone();
     let build_caller = caller.clone();
+    let created_at = carehub_fhir::datetime::format_instant(ers.repo.now());
     let (created, version) = ers
         .repo
         .create_referral(
@@ -902,7 +922,7 @@ async fn create_referral(
                 let refs: Vec<&Service> = shortlisted.iter().collect();
                 let mut referral =
                     Referral::create(ubrn, new, &refs, &build_caller, clinician, commissioner);
-                referral.created = carehub_fhir::datetime::format_instant(now_micros());
+                referral.created = created_at;
                 referral
             },
             move |referral| {
@@ -1650,7 +1670,7 @@ async fn fetch_worklist(
         && let (Some(app), Some(service)) = (&ctx.platform.app, &request.service)
     {
         // Applications may fetch a service's worklist at most twice a day, as e-RS allows.
-        let day = carehub_fhir::datetime::format_instant(now_micros());
+        let day = carehub_fhir::datetime::format_instant(ers.repo.now());
         let calls = ers
             .repo
             .count_call(&format!(
@@ -1836,7 +1856,7 @@ async fn slots(
             .into());
         }
     }
-    let now = now_micros();
+    let now = ers.repo.now();
     let mut free = Vec::new();
     if service.priorities.iter().any(|p| p == priority) {
         let pas = pas(&ers);
@@ -1971,7 +1991,7 @@ async fn create_appointment(
         )
     })?;
     let directly_bookable = service.bookable == service::BookableType::DirectlyBookable;
-    let now = now_micros();
+    let now = ers.repo.now();
     let pas = pas(&ers);
     let (state, reason, slot, clinician) = match &new.request {
         appointment::Request::Book {
@@ -2394,7 +2414,7 @@ async fn upload_file(
         uploaded_by: caller.user.clone().unwrap_or_default(),
         organisation: caller.organisation.clone(),
         referral,
-        created: carehub_fhir::datetime::format_instant(now_micros()),
+        created: carehub_fhir::datetime::format_instant(ers.repo.now()),
     };
     let id = file.id.clone();
     let record = ers.audit_record(
@@ -2930,7 +2950,7 @@ async fn create_advice(
     })?;
     let service = chosen[0].clone();
     let attachments = unattached_files(ers, &caller, std::mem::take(&mut new.files)).await?;
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let (created, version) = ers
         .repo
         .create_advice(
@@ -3220,7 +3240,7 @@ async fn respond_to_advice(
     let mut response = advice::Response::read(&body)?;
     advice_for(ers, &caller, ubrn).await?;
     let attachments = uploaded_for(ers, ubrn, std::mem::take(&mut response.files)).await?;
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let (updated, version, _) = ers
         .repo
         .update_advice(
@@ -3283,7 +3303,7 @@ async fn convert_advice(
         std::mem::take(&mut conversion.review_files),
     )
     .await?;
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let ubrn = conversion.ubrn.clone();
     let expected = conversion.version;
     let (_, _, created) = ers
@@ -3476,7 +3496,7 @@ async fn service_requests(
     let encoded =
         percent_encoding::utf8_percent_encode(&identifier, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -3668,7 +3688,7 @@ async fn create_and_send_for_triage(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let new = NewReferral::read(&body, now_micros())?;
+    let new = NewReferral::read(&body, ers.repo.now())?;
     ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
@@ -3692,7 +3712,7 @@ async fn create_and_send_for_triage(
             None,
         )
     })?;
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let (created, version) = ers
         .repo
         .create_referral_with_appointment(
@@ -3759,7 +3779,7 @@ async fn change_shortlist_and_send_for_triage(
             None,
         )
     })?;
-    let now = carehub_fhir::datetime::format_instant(now_micros());
+    let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let shortlisted = vec![Shortlisted {
         service: service.id.clone(),
         name: service.name.clone(),
@@ -3809,4 +3829,44 @@ async fn change_shortlist_and_send_for_triage(
         ],
     });
     Ok(fhir_json(StatusCode::OK, &parameters, Some(version)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(failure: Failure) -> (StatusCode, Value) {
+        let response = failure.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn a_write_that_loses_a_race_for_a_record_is_423_locked() {
+        let raced = RepoError::Store(StoreError::VersionConflict {
+            resource_type: "Referral".into(),
+            id: "100000000001".into(),
+            expected: 3,
+            current: 4,
+        });
+        let (status, outcome) = answer(raced.into()).await;
+        assert_eq!(status, StatusCode::LOCKED);
+        let issue = &outcome["issue"][0];
+        assert_eq!(issue["code"], "lock-error");
+        assert_eq!(issue["details"]["coding"][0]["code"], "INVALID_STATE");
+        let diagnostics = issue["diagnostics"].as_str().expect("diagnostics");
+        assert!(
+            diagnostics.contains("100000000001") && diagnostics.contains("retry"),
+            "{diagnostics}"
+        );
+
+        let created_twice = RepoError::Store(StoreError::AlreadyExists {
+            resource_type: "Counter".into(),
+            id: "ubrn".into(),
+        });
+        assert_eq!(answer(created_twice.into()).await.0, StatusCode::LOCKED);
+    }
 }

@@ -7,6 +7,7 @@
 //! carehub store; `http` is the product's HTTP face, mounted by the gateway (which has already
 //! authenticated the caller, applied limits and started the audit record).
 
+pub mod clock;
 pub mod domain;
 mod http;
 pub mod repo;
@@ -21,5 +22,10 @@ pub const SERVICE: &str = "ers";
 
 /// The product factory the binary registers with the gateway.
 pub fn product() -> ProductFactory {
-    Arc::new(http::router)
+    product_with_clock(clock::Clock::system())
+}
+
+/// The product, reading time from `clock` (tests start it at a known hour of the week).
+pub fn product_with_clock(clock: clock::Clock) -> ProductFactory {
+    Arc::new(move |mount| http::router(mount, clock))
 }

@@ -8,6 +8,7 @@ use carehub_server::audit;
 use carehub_store::{Expect, Store, StoreError};
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::domain::advice::AdviceRequest;
 use crate::domain::appointment::{self, Appointment};
 use crate::domain::attachment::StoredFile;
@@ -48,6 +49,8 @@ pub struct Repo {
     pas: String,
     /// A sandbox: changes are worked out and answered, then rolled back.
     stateless: bool,
+    /// The time the records are stamped with and slots are worked out from.
+    clock: Clock,
 }
 
 /// Appointment ids given out in this store start here.
@@ -66,7 +69,19 @@ impl Repo {
             // `ers-int` keeps its slots in the PAS of the same environment, `pas-int`.
             pas: format!("pas-{}", key.strip_prefix("ers-").unwrap_or(key)),
             stateless: false,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same records, read and stamped by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Repo {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the repository's clock, in microseconds since the epoch.
+    pub fn now(&self) -> i64 {
+        self.clock.now_micros()
     }
 
     /// The same records, but every change is worked out (with every rule and the answer it
@@ -311,6 +326,7 @@ impl Repo {
         audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
     ) -> Result<(Appointment, i64, Referral, i64), RepoError> {
         let key = self.key.clone();
+        let clock = self.clock;
         let pas = self.pas.clone();
         let ubrn = ubrn.to_owned();
         self.unit(move |tx| {
@@ -337,7 +353,7 @@ impl Repo {
                     .into());
                 }
                 appointment.referral_version = version + 1;
-                referral.updated = now_text();
+                referral.updated = clock.now_text();
                 let referral_body = serde_json::to_value(&referral)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 let stored_referral = tx
@@ -384,6 +400,7 @@ impl Repo {
         audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
     ) -> Result<(Appointment, i64), RepoError> {
         let key = self.key.clone();
+        let clock = self.clock;
         let pas = self.pas.clone();
         let id = id.to_owned();
         self.unit(move |tx| {
@@ -410,7 +427,7 @@ impl Repo {
                     carehub_pas::release_in(tx, &pas, slot).await?;
                 }
                 appointment.referral_version = referral_version + 1;
-                referral.updated = now_text();
+                referral.updated = clock.now_text();
                 let referral_body = serde_json::to_value(&referral)
                     .map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 tx.put(
@@ -752,6 +769,7 @@ impl Repo {
         audit: impl FnOnce(&Referral) -> AuditRecord + Send + 'static,
     ) -> Result<(Referral, i64), RepoError> {
         let key = self.key.clone();
+        let clock = self.clock;
         let pas = self.pas.clone();
         let ubrn = ubrn.to_owned();
         self.unit(move |tx| {
@@ -759,7 +777,7 @@ impl Repo {
                 let (mut referral, version) = read_referral_in(tx, &key, &ubrn, expected).await?;
                 let was_booked = referral.state == State::Booked;
                 change(&mut referral)?;
-                referral.updated = now_text();
+                referral.updated = clock.now_text();
                 // A referral that leaves BOOKED (rejected, cancelled) gives up its slot, and
                 // its appointment is cancelled with it.
                 if was_booked
@@ -897,14 +915,6 @@ async fn take_next(
     tx.put(key, "Counter", name, json!({"next": next + 1}), &[], expect)
         .await?;
     Ok(next)
-}
-
-fn now_text() -> String {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
-    carehub_fhir::datetime::format_instant(micros)
 }
 
 /// The search filter for records on `organisation`'s worklist `list` (by their `worklist` index).

@@ -55,6 +55,64 @@ fn task_codes(bundle: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Two nodes of a cluster, each with its own writer, take the same change to one referral at
+/// once: one change is kept, each of the others is refused with 409 (it read the new version
+/// already) or 423 Locked (it lost the race while holding the old one), and none is a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_changes_to_one_referral_keep_one_and_refuse_the_others() {
+    let env = spawn().await;
+    let ada = ada(&env).await;
+    let nodes = [env.url.clone(), env.another_node().await];
+    let (ubrn, _) = create_cardiology(&env, &ada, &["20001", "20002"]).await;
+    let path = format!("/int/referrals/FHIR/STU3/ReferralRequest/{ubrn}/$ers.changeShortlist");
+    let changes = (0..8).map(|n| {
+        let first = if n % 2 == 0 { "20001" } else { "20002" };
+        let second = if n % 2 == 0 { "20002" } else { "20001" };
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "shortlist", "resource": shortlist(criteria("ROUTINE", "CARDIOLOGY", Some("HEART_FAILURE")), &[first, second])},
+            {"name": "intentionToAddReferralLetter", "valueCoding": {"system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralLetterIntention-1", "code": "NOT_INTENDING_TO_ADD"}},
+            {"name": "firstReminderLetterFollowUpDays", "valueUnsignedInt": 7},
+        ]});
+        let request = ada
+            .apply(env.client.post(format!("{}{path}", nodes[n % 2])))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "W/\"1\"")
+            .body(body.to_string());
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json");
+            (status, body)
+        }
+    });
+    let sent: Vec<_> = changes.map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for answer in sent {
+        answers.push(answer.await.expect("request task"));
+    }
+    let kept: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(kept.len(), 1, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(matches!(status, 200 | 409 | 423), "{status} {body}");
+        if *status == 423 {
+            assert_eq!(body["issue"][0]["code"], "lock-error", "{body}");
+        }
+    }
+    // The kept change is the referral now, at version 2, as a node that joins after the race
+    // reads it (each node caches what it wrote itself).
+    let reader = env.another_node().await;
+    let read = ada.apply(env.client.get(format!(
+        "{reader}/int/referrals/FHIR/STU3/ReferralRequest/{ubrn}"
+    )));
+    let (status, etag, read) = common::answer(read.send().await.expect("GET")).await;
+    assert_eq!((status, etag.as_deref()), (200, Some("W/\"2\"")));
+    assert_eq!(read["contained"][1], kept[0]["contained"][1]);
+}
+
 #[tokio::test]
 async fn a_referrer_searches_refers_reworks_the_shortlist_and_cancels() {
     let env = spawn().await;
@@ -552,11 +610,8 @@ async fn reference_data_and_healthcare_services() {
 #[tokio::test]
 async fn the_seeded_referrals_show_every_state_through_the_api() {
     let env = spawn().await;
-    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-int");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-int").with_clock(env.clock);
+    let now = env.clock.now_micros();
     let seeded = carehub_ers::seed::seed_referrals(&repo, now).await.unwrap();
     assert_eq!(seeded.len(), 11);
     assert!(

@@ -8,11 +8,8 @@ use serde_json::{Value, json};
 
 async fn sandbox() -> Env {
     let env = spawn().await;
-    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-sandbox");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-sandbox").with_clock(env.clock);
+    let now = env.clock.now_micros();
     assert!(carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
     carehub_gateway::identity::seed(&env.identity, "sandbox")
         .await

@@ -30,6 +30,9 @@ pub enum Category {
     Conflict,
     /// A precondition (`If-Match`, conditional create or update) failed (412).
     PreconditionFailed,
+    /// Another request is changing the same resource at this moment: read it again and retry
+    /// (423, as e-RS answers simultaneous updates).
+    Locked,
     /// The body is larger than allowed (413).
     TooLarge,
     /// The body's media type is not supported (415).
@@ -63,6 +66,7 @@ impl Category {
             Category::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Category::Conflict => StatusCode::CONFLICT,
             Category::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Category::Locked => StatusCode::LOCKED,
             Category::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Category::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Category::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,

@@ -16,6 +16,9 @@ pub enum Class {
     Conflict,
     /// 412: `If-Match` is missing or not a weak ETag.
     PreconditionFailed,
+    /// 423: another request changed the record while this one was being worked out (e-RS
+    /// locks a record for the length of a request that updates it).
+    Locked,
     /// 422: well-formed, but breaks a business rule.
     Unprocessable,
     /// 429: a limit of the endpoint itself (not the platform's quota) was reached.
@@ -100,6 +103,7 @@ impl ErsError {
             (Class::Forbidden, _) => "forbidden",
             (Class::NotFound, _) => "not-found",
             (Class::Conflict | Class::PreconditionFailed, _) => "conflict",
+            (Class::Locked, _) => "lock-error",
             (Class::TooManyRequests, _) => "throttled",
             (_, "MISSING_VALUE" | "MISSING_HEADER") => "required",
             (

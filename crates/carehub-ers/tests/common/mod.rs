@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use carehub_ers::clock::Clock;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::{self, Identity};
@@ -34,6 +35,9 @@ pub const PATIENT: &str = "9912003888";
 
 pub struct Env {
     pub url: String,
+    /// The time e-RS reads: the next Monday 07:00 UTC when the test started, an hour before
+    /// the first clinic, so the free slots are the same whenever a test runs.
+    pub clock: Clock,
     pub client: reqwest::Client,
     pub apps: Apps,
     pub identity: Identity,
@@ -45,8 +49,9 @@ pub struct Env {
 }
 
 pub async fn spawn() -> Env {
-    let products =
-        carehub_gateway::Products::new().with(carehub_ers::SERVICE, carehub_ers::product());
+    let clock = Clock::starting_at(Clock::next_monday_at(7));
+    let products = carehub_gateway::Products::new()
+        .with(carehub_ers::SERVICE, carehub_ers::product_with_clock(clock));
     // The NHS limits (a spike arrest of 720 a minute) would throttle a test's rapid calls.
     let served =
         carehub_gateway::testing::serve(PlatformConfig::default(), &products, true, true).await;
@@ -60,7 +65,7 @@ pub async fn spawn() -> Env {
     carehub_spine::pds::seed::seed(&pds)
         .await
         .expect("PDS seeded");
-    let repo = carehub_ers::repo::Repo::new(store.clone(), "ers-int");
+    let repo = carehub_ers::repo::Repo::new(store.clone(), "ers-int").with_clock(clock);
     carehub_ers::seed::seed(&repo)
         .await
         .expect("directory seeded");
@@ -76,6 +81,7 @@ pub async fn spawn() -> Env {
     apps.set_asid(&app.id, "200000001234").await.expect("asid");
     Env {
         url,
+        clock,
         client: reqwest::Client::new(),
         apps,
         identity,
@@ -88,6 +94,29 @@ pub async fn spawn() -> Env {
 }
 
 impl Env {
+    /// Another node of the same platform over the same database, with a store (and so a
+    /// writer) of its own, as a second process of a cluster would have: its base URL.
+    pub async fn another_node(&self) -> String {
+        let store = Store::open(&self._served.database().config)
+            .await
+            .expect("second store opens");
+        let mut platform = PlatformConfig::default();
+        for product in &mut platform.products {
+            product.ratelimiting = Default::default();
+        }
+        let products = carehub_gateway::Products::new().with(
+            carehub_ers::SERVICE,
+            carehub_ers::product_with_clock(self.clock),
+        );
+        carehub_gateway::testing::node(
+            &platform,
+            store,
+            std::sync::Arc::new(carehub_gateway::limits::LocalLimiter::default()),
+            &products,
+        )
+        .await
+    }
+
     fn assertion(&self, api_key: &str, key: &keys::SigningKey) -> String {
         keys::client_assertion(
             &key.private_pem,
