@@ -513,6 +513,70 @@ async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_sear
             Some("int")
         );
     }
+
+    // A transaction of creates only is written with its AuditEvent, which names what it made
+    // (from an application of its own: the first has used its quota).
+    let (_, key) = app
+        .apps
+        .create("Bulk-Loader", "int", "B82001")
+        .await
+        .unwrap();
+    let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:5e1c0000-0000-4000-8000-00000000a001",
+         "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "gender": "female"}},
+        {"request": {"method": "POST", "url": "Observation"},
+         "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "pulse"},
+                      "subject": {"reference": "urn:uuid:5e1c0000-0000-4000-8000-00000000a001"}}},
+    ]});
+    let answer: Value = app
+        .client
+        .post(&base)
+        .header("apikey", &key)
+        .header("content-type", "application/fhir+json")
+        .body(transaction.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let location = answer["entry"][0]["response"]["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let made = location.split("/_history").next().unwrap();
+    let made = &made[made.find("Patient/").unwrap()..];
+    let bundle: Value = app
+        .client
+        .get(format!(
+            "{}/admin/audit/R4/AuditEvent?patient={made}",
+            app.url
+        ))
+        .header("apikey", &admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = &bundle["entry"][0]["resource"];
+    assert_eq!(
+        bundle["entry"].as_array().map(Vec::len),
+        Some(1),
+        "{bundle}"
+    );
+    assert_eq!(event["subtype"][0]["code"], "transaction", "{event}");
+    let named: Vec<&str> = event["entity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"]["reference"].as_str())
+        .collect();
+    assert!(named.contains(&made), "{event}");
+    assert!(
+        named.iter().any(|r| r.starts_with("Observation/")),
+        "{event}"
+    );
 }
 
 #[tokio::test]

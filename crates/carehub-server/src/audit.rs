@@ -190,7 +190,7 @@ fn base64_text(text: &str) -> String {
 }
 
 /// An AuditEvent as the store takes it.
-fn stored((id, event, index): (String, Value, Vec<IndexEntry>)) -> NewResource {
+pub fn stored((id, event, index): (String, Value, Vec<IndexEntry>)) -> NewResource {
     NewResource {
         resource_type: "AuditEvent".into(),
         id,

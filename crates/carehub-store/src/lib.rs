@@ -285,7 +285,21 @@ impl Store {
     /// appends queued for one commit are written together in a few multi-row statements, so
     /// under load they cost the writer little more than one. Returns once they are durable.
     pub async fn append(&self, base: &str, items: Vec<NewResource>) -> Result<()> {
-        self.writer.append(base, items).await
+        self.writer
+            .append(vec![(base.to_owned(), items)])
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`Store::append`], for new resources of several partitions that must be stored
+    /// together or not at all (a transaction of plain creates and its AuditEvent): they go into
+    /// one commit with the other appends queued for it, without a unit of work of their own.
+    /// Returns what was stored, per part and in the order given, once it is durable.
+    pub async fn append_all(
+        &self,
+        parts: Vec<(String, Vec<NewResource>)>,
+    ) -> Result<Vec<Vec<Versioned>>> {
+        self.writer.append(parts).await
     }
 
     /// The current version of a resource, including a tombstone if it was deleted.

@@ -42,12 +42,11 @@ type Job = Box<dyn for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, (bool, Finish
 enum Work {
     /// A unit of work, in its own savepoint.
     Unit(Job),
-    /// New resources with fresh ids for one partition, written with the other appends of the
-    /// same commit; told the commit's outcome.
+    /// New resources with fresh ids, per partition, written with the other appends of the
+    /// same commit (all of them or none); told what was stored once the commit is durable.
     Append {
-        base: String,
-        items: Vec<NewResource>,
-        reply: oneshot::Sender<Result<()>>,
+        parts: Vec<(String, Vec<NewResource>)>,
+        reply: oneshot::Sender<Result<Vec<Vec<Versioned>>>>,
     },
 }
 
@@ -116,15 +115,15 @@ impl Handle {
         answer.await.map_err(|_| E::from(StoreError::Unavailable))?
     }
 
-    /// Writes new resources (fresh ids) in the next commit, batched with the other appends of
-    /// that commit; returns once they are durable.
-    pub(crate) async fn append(&self, base: &str, items: Vec<NewResource>) -> Result<()> {
+    /// Writes new resources (fresh ids) of one or more partitions in the next commit, batched
+    /// with the other appends of that commit; returns what was stored, per part and in order,
+    /// once it is durable.
+    pub(crate) async fn append(
+        &self,
+        parts: Vec<(String, Vec<NewResource>)>,
+    ) -> Result<Vec<Vec<Versioned>>> {
         let (reply, answer) = oneshot::channel();
-        let work = Work::Append {
-            base: base.to_owned(),
-            items,
-            reply,
-        };
+        let work = Work::Append { parts, reply };
         self.jobs.send(work).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Unavailable)?
     }
@@ -194,11 +193,15 @@ async fn run_batch(
 ) -> std::result::Result<(), sqlx::Error> {
     let mut written: Vec<(String, Versioned)> = Vec::new();
     let mut units = Vec::with_capacity(batch.len());
-    let mut appends: Vec<(String, Vec<NewResource>, oneshot::Sender<Result<()>>)> = Vec::new();
+    let mut appends: Vec<AppendWork> = Vec::new();
     for work in batch.drain(..) {
         match work {
             Work::Unit(job) => units.push(job),
-            Work::Append { base, items, reply } => appends.push((base, items, reply)),
+            Work::Append { parts, reply } => appends.push(AppendWork {
+                stored: parts.iter().map(|_| Vec::new()).collect(),
+                parts,
+                reply,
+            }),
         }
     }
     let begin = match dialect {
@@ -225,18 +228,41 @@ async fn run_batch(
         };
         let mut outcome = Ok(());
         // One bulk write per partition for all the appends of this commit.
-        let mut by_base: Vec<(&str, Vec<NewResource>)> = Vec::new();
-        for (base, items, _) in &mut appends {
-            let items = std::mem::take(items);
-            match by_base.iter_mut().find(|(b, _)| *b == base.as_str()) {
-                Some((_, all)) => all.extend(items),
-                None => by_base.push((base.as_str(), items)),
+        let mut by_base: Vec<PartitionAppends> = Vec::new();
+        for (which, append) in appends.iter_mut().enumerate() {
+            for (part, (base, items)) in append.parts.iter_mut().enumerate() {
+                let items = std::mem::take(items);
+                let owner = (which, part, items.len());
+                match by_base.iter_mut().find(|p| &p.base == base) {
+                    Some(partition) => {
+                        partition.items.extend(items);
+                        partition.owners.push(owner);
+                    }
+                    None => by_base.push(PartitionAppends {
+                        base: std::mem::take(base),
+                        items,
+                        owners: vec![owner],
+                    }),
+                }
             }
         }
-        for (base, items) in by_base {
-            outcome = tx.create_many(base, items).await.map(|_| ());
-            if outcome.is_err() {
-                break;
+        for PartitionAppends {
+            base,
+            items,
+            owners,
+        } in by_base
+        {
+            match tx.create_many(&base, items).await {
+                Ok(stored) => {
+                    let mut stored = stored.into_iter();
+                    for (which, part, count) in owners {
+                        appends[which].stored[part].extend(stored.by_ref().take(count));
+                    }
+                }
+                Err(err) => {
+                    outcome = Err(err);
+                    break;
+                }
             }
         }
         let end = match (&outcome, guarded) {
@@ -250,17 +276,17 @@ async fn run_batch(
         // resources). A read of one finds it in the database.
         written.clear();
         if let Err(err) = outcome {
-            for (_, _, reply) in appends {
-                let _ = reply.send(Err(err.clone()));
+            for append in appends {
+                let _ = append.reply.send(Err(err.clone()));
             }
             if !guarded {
                 let _ = sqlx::raw_sql(end).execute(&mut *conn).await;
                 return Ok(());
             }
         } else {
-            for (_, _, reply) in appends {
+            for AppendWork { reply, stored, .. } in appends {
                 finishes.push(Box::new(move |commit_error| {
-                    let _ = reply.send(commit_error.map_or(Ok(()), Err));
+                    let _ = reply.send(commit_error.map_or(Ok(stored), Err));
                 }));
             }
         }
@@ -342,6 +368,21 @@ async fn run_batch(
         finish(error.clone());
     }
     commit.map(|_| ())
+}
+
+/// The appends of one partition in a commit, written together, and whose they are: for each
+/// run of `items` in order, the append, the part of it and how many.
+struct PartitionAppends {
+    base: String,
+    items: Vec<NewResource>,
+    owners: Vec<(usize, usize, usize)>,
+}
+
+/// An append waiting for its commit: what it asked to write, and what was stored of each part.
+struct AppendWork {
+    parts: Vec<(String, Vec<NewResource>)>,
+    stored: Vec<Vec<Versioned>>,
+    reply: oneshot::Sender<Result<Vec<Vec<Versioned>>>>,
 }
 
 /// The current row of a resource, if it has one.

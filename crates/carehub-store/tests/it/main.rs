@@ -631,3 +631,65 @@ async fn an_older_database_is_migrated_and_indexed_again() {
     let store = Store::open(&database.config).await.unwrap();
     assert!(!store.predates(COMPOSITE_INDEX_SCHEMA), "migrated once");
 }
+
+/// Appends of several partitions at once (a transaction of creates and its AuditEvent) are
+/// merged with the other appends of their commit, yet each caller gets back exactly what it
+/// wrote, part by part and in order.
+#[tokio::test]
+async fn appends_of_several_parts_come_back_to_their_callers_in_order() {
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.unwrap();
+    let new = |resource_type: &str, id: String| carehub_store::NewResource {
+        resource_type: resource_type.into(),
+        resource: json!({"resourceType": resource_type}),
+        index: token(&id),
+        id,
+    };
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        let patients: Vec<_> = (0..3)
+            .map(|k| new("Patient", format!("p{n}-{k}")))
+            .collect();
+        let events = vec![new("AuditEvent", format!("e{n}"))];
+        tasks.push(tokio::spawn(async move {
+            let parts = vec![("b".to_owned(), patients), ("a".to_owned(), events)];
+            (n, store.append_all(parts).await.unwrap())
+        }));
+    }
+    for task in tasks {
+        let (n, stored) = task.await.unwrap();
+        let ids: Vec<Vec<&str>> = stored
+            .iter()
+            .map(|part| part.iter().map(|v| v.id.as_str()).collect())
+            .collect();
+        let patients = [format!("p{n}-0"), format!("p{n}-1"), format!("p{n}-2")];
+        assert_eq!(
+            ids,
+            vec![
+                patients.iter().map(String::as_str).collect(),
+                vec![format!("e{n}").as_str()]
+            ]
+        );
+        assert!(
+            stored
+                .iter()
+                .flatten()
+                .all(|v| v.version == 1 && v.body.is_some())
+        );
+        for id in &patients {
+            assert!(
+                store.read("b", "Patient", id).await.unwrap().is_some(),
+                "{id}"
+            );
+        }
+        let event = format!("e{n}");
+        assert!(
+            store
+                .read("a", "AuditEvent", &event)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
