@@ -143,7 +143,13 @@ pub(crate) fn router(mount: &Mount, clock: Clock) -> carehub_gateway::ProductRou
         .route("/R4/PractitionerRole", get(business_functions))
         .route("/R4/Practitioner", get(on_behalf_of_users))
         .route("/R4/HealthcareService", get(search_services_r4))
-        .route("/R4/HealthcareService/{id}", get(read_service_r4))
+        .route("/R4/HealthcareService/{id}", get(read_service_r4));
+    let api = if ers.sandbox {
+        api.route_layer(axum::middleware::from_fn(no_scenario))
+    } else {
+        api
+    };
+    let api = api
         .fallback(unknown_endpoint)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(ers);
@@ -297,6 +303,10 @@ impl IntoResponse for Failure {
             (Shape::R4, Category::Unprocessable) => {
                 ("https://fhir.nhs.uk/CodeSystem/ers-error-codes", error.code)
             }
+            (Shape::R4, _) if error.code == "SANDBOX_ERROR" => (
+                "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode",
+                "SANDBOX_ERROR",
+            ),
             (Shape::R4, Category::Unauthorized) => (
                 "https://fhir.nhs.uk/CodeSystem/NHSD-API-ErrorOrWarningCode",
                 "ACCESS_DENIED",
@@ -329,11 +339,50 @@ impl IntoResponse for Failure {
             outcome["meta"] = json!({"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-OperationOutcome-1"]});
             outcome["issue"][0]["details"]["coding"][0]["display"] = json!(error.display());
         }
-        fhir_json(category.status(), &outcome, None)
+        let mut response = fhir_json(category.status(), &outcome, None);
+        if self.shape == Shape::Stu3 && category == Category::NotFound {
+            response
+                .extensions_mut()
+                .insert(UnknownRecord(error.diagnostics.clone()));
+        }
+        response
     }
 }
 
 type Answer = Result<Response, Failure>;
+
+/// Marks an STU3 answer that names a record nobody holds, so that the sandbox can answer it as
+/// a request no scenario matches.
+#[derive(Debug, Clone)]
+struct UnknownRecord(String);
+
+/// In the sandbox, a request for a record that no scenario holds answers as the official
+/// sandbox does: `SANDBOX_ERROR`, 400 where A015, A025 and A029 answer so and 422 elsewhere
+/// (an unknown code system stays 404). What the sandbox does hold answers by the rules.
+async fn no_scenario(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let Some(UnknownRecord(why)) = response.extensions().get::<UnknownRecord>().cloned() else {
+        return response;
+    };
+    if path.contains("/STU3/CodeSystem/") {
+        return response;
+    }
+    let class = if ["/STU3/Slot", "/STU3/Communication", "/STU3/Task"]
+        .iter()
+        .any(|search| path.ends_with(search))
+    {
+        Class::BadRequest
+    } else {
+        Class::Unprocessable
+    };
+    Failure::from(ErsError::new(
+        class,
+        "SANDBOX_ERROR",
+        format!("No sandbox scenario matches this request: {why}"),
+    ))
+    .into_response()
+}
 
 async fn unknown_endpoint(method: Method, uri: axum::http::Uri) -> Response {
     Failure::from(ErsError::new(
@@ -424,6 +473,7 @@ fn if_match_for(endpoint: &Endpoint, headers: &HeaderMap) -> Result<i64, Failure
         .strip_prefix("W/\"")
         .and_then(|v| v.strip_suffix('"'))
         .and_then(|v| v.parse::<i64>().ok())
+        .filter(|&version| version >= 1)
         .ok_or_else(|| {
             ErsError::new(
                 Class::BadRequest,
@@ -490,6 +540,25 @@ fn holds(card: &Smartcard, function: &str, organisation: &str) -> bool {
 }
 
 impl Ers {
+    /// The version a write's `If-Match` names (see [`if_match_for`]); in the sandbox, whatever
+    /// is current, as the official sandbox checks no versions.
+    fn if_match(&self, endpoint: &Endpoint, headers: &HeaderMap) -> Result<i64, Failure> {
+        if self.sandbox {
+            return Ok(crate::repo::CURRENT_VERSION);
+        }
+        if_match_for(endpoint, headers)
+    }
+
+    /// The version a request body names (`incomingReferral`, `createFrom`); in the sandbox,
+    /// whatever is current.
+    fn named_version(&self, version: i64) -> i64 {
+        if self.sandbox {
+            crate::repo::CURRENT_VERSION
+        } else {
+            version
+        }
+    }
+
     /// Traces the patient on PDS, as e-RS does before it searches or refers: an NHS number
     /// PDS does not hold, or holds for a patient who has died, is `PATIENT_ERROR`. The sandbox
     /// answers from its scenarios and traces nobody.
@@ -885,7 +954,7 @@ async fn create_referral(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let new = NewReferral::read(&body, ers.repo.now())?;
+    let new = NewReferral::read(&body, (!ers.sandbox).then(|| ers.repo.now()))?;
     ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
@@ -1047,7 +1116,7 @@ async fn change_shortlist(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A031, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A031, headers)?;
+    let expected = ers.if_match(&endpoints::A031, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1106,7 +1175,7 @@ async fn cancel_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A036, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A036, headers)?;
+    let expected = ers.if_match(&endpoints::A036, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1514,7 +1583,7 @@ async fn accept_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A013, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A013, headers)?;
+    let expected = ers.if_match(&endpoints::A013, headers)?;
     let (changed, version) = change_referral(
         ers,
         &ctx,
@@ -1541,7 +1610,7 @@ async fn reject_referral(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A014, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A014, headers)?;
+    let expected = ers.if_match(&endpoints::A014, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1594,7 +1663,7 @@ async fn record_review_outcome(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A028, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A028, headers)?;
+    let expected = ers.if_match(&endpoints::A028, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -1660,12 +1729,24 @@ async fn fetch_worklist(
     body: &Bytes,
 ) -> Answer {
     let ctx = context(extensions)?;
-    let caller = ers.caller(&endpoints::A008, &ctx, headers).await?;
+    let mut caller = ers.caller(&endpoints::A008, &ctx, headers).await?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let request = worklist::Request::read(&body, &caller)?;
+    let request = match worklist::Request::read(&body, &caller) {
+        // The official sandbox answers any list when no business function is sent; ours then
+        // fetches a provider's list as the provider's clinician.
+        Err(refused)
+            if ers.sandbox
+                && refused.class == Class::Forbidden
+                && header_text(headers, access::FUNCTION_HEADER).is_none() =>
+        {
+            caller.function = BusinessFunction::ServiceProviderClinician;
+            worklist::Request::read(&body, &caller)?
+        }
+        read => read?,
+    };
     if caller.function == BusinessFunction::ProviderAuthorisedApplication
         && let (Some(app), Some(service)) = (&ctx.platform.app, &request.service)
     {
@@ -1748,16 +1829,21 @@ async fn slots(
 ) -> Answer {
     let ctx = context(&extensions)?;
     ers.caller(&endpoints::A015, &ctx, &headers).await?;
-    let commissioner = header_text(&headers, COMM_RULE_HEADER)
+    // The official sandbox neither asks for nor checks the commissioning organisation.
+    let commissioner = match header_text(&headers, COMM_RULE_HEADER)
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            bad(
+    {
+        Some(ods) => Some(ods.to_ascii_uppercase()),
+        None if ers.sandbox => None,
+        None => {
+            return Err(bad(
                 "MISSING_HEADER",
                 format!("Missing or Empty {COMM_RULE_HEADER} header."),
             )
-        })?
-        .to_ascii_uppercase();
+            .into());
+        }
+    };
     let pairs = query_pairs(query.as_deref());
     let known = [
         "schedule.actor:HealthcareService",
@@ -1838,7 +1924,10 @@ async fn slots(
         )
         .into());
     }
-    if !service.commissioned_by.is_empty() && !service.commissioned_by.contains(&commissioner) {
+    if let Some(commissioner) = &commissioner
+        && !service.commissioned_by.is_empty()
+        && !service.commissioned_by.contains(commissioner)
+    {
         return Err(bad(
             "INVALID_STATE",
             format!("Service {service_id} is not commissioned for {commissioner}"),
@@ -2139,7 +2228,7 @@ async fn create_appointment(
         .repo
         .create_appointment(
             &new.ubrn,
-            new.version,
+            ers.named_version(new.version),
             slot,
             move |referral, id| {
                 referral.apply(
@@ -2282,7 +2371,7 @@ async fn cancel_appointment(
 ) -> Answer {
     let ctx = context(&extensions)?;
     let caller = ers.caller(&endpoints::A034, &ctx, &headers).await?;
-    let expected = if_match_for(&endpoints::A034, &headers)?;
+    let expected = ers.if_match(&endpoints::A034, &headers)?;
     let body = match json_body(&headers, &body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -2736,7 +2825,7 @@ async fn maintain_letter(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A012, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A012, headers)?;
+    let expected = ers.if_match(&endpoints::A012, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -3013,7 +3102,7 @@ async fn advice_worklist(
     let mut held: Vec<&(AdviceRequest, i64)> = all
         .iter()
         .filter(|(a, _)| {
-            a.provider.eq_ignore_ascii_case(&caller.organisation)
+            caller.acts_at(&a.provider)
                 && a.category == advice::Category::ProviderResponseRequired
                 && service.as_ref().is_none_or(|s| &a.service == s)
                 && specialty
@@ -3232,7 +3321,7 @@ async fn respond_to_advice(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A026, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A026, headers)?;
+    let expected = ers.if_match(&endpoints::A026, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -3305,7 +3394,7 @@ async fn convert_advice(
     .await?;
     let now = carehub_fhir::datetime::format_instant(ers.repo.now());
     let ubrn = conversion.ubrn.clone();
-    let expected = conversion.version;
+    let expected = ers.named_version(conversion.version);
     let (_, _, created) = ers
         .repo
         .update_advice(
@@ -3493,6 +3582,15 @@ async fn service_requests(
         ));
         patient = Some(found.patient.clone());
     }
+    if entries.is_empty() && ers.sandbox {
+        // The official sandbox answers a UBRN none of its scenarios holds with 400.
+        return Err(Failure::from(ErsError::new(
+            Class::BadRequest,
+            "SANDBOX_ERROR",
+            format!("No sandbox scenario matches this request: no referral or advice request has UBRN {ubrn}"),
+        ))
+        .r4());
+    }
     let encoded =
         percent_encoding::utf8_percent_encode(&identifier, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
@@ -3549,7 +3647,7 @@ async fn action_later(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A022, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A022, headers)?;
+    let expected = ers.if_match(&endpoints::A022, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
@@ -3688,7 +3786,7 @@ async fn create_and_send_for_triage(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
-    let new = NewReferral::read(&body, ers.repo.now())?;
+    let new = NewReferral::read(&body, (!ers.sandbox).then(|| ers.repo.now()))?;
     ers.trace_patient(&new.patient).await?;
     let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
         ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
@@ -3753,7 +3851,7 @@ async fn change_shortlist_and_send_for_triage(
 ) -> Answer {
     let ctx = context(extensions)?;
     let caller = ers.caller(&endpoints::A032, &ctx, headers).await?;
-    let expected = if_match_for(&endpoints::A032, headers)?;
+    let expected = ers.if_match(&endpoints::A032, headers)?;
     let body = match json_body(headers, body) {
         Ok(body) => body,
         Err(response) => return Ok(response),

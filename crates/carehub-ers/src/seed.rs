@@ -659,70 +659,248 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
     Ok(seeded)
 }
 
-/// The scenario data of the sandbox, under the official sandbox's keys: services (`11002`,
-/// `11010`, `11014`, `11016`, `11017`, slot services `11000`-`14000`, R4 services `1`-`4`),
-/// referrals `000000070000`-`000000070005`, `000000070011`, `000000070012` at version 5,
-/// appointments `70000`-`70007`, advice requests `000000070000`-`000000070004`, and a referral
-/// letter. The content is carehub's own; only the keys are the official ones. Seeded once.
-pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
-    if repo.service("11002").await?.is_some() {
-        return Ok(false);
-    }
-    const TRIAGE_CLINIC: &str = "R1A14";
-    let dbs = |id: &str, name: &str, clinicians: &[&str]| {
-        let mut s = service(
-            id,
-            name,
-            TRUST,
-            "CARDIOLOGY",
-            &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
-            &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
-            BookableType::DirectlyBookable,
-            false,
-            false,
-            10,
-            5,
+/// The trust of the sandbox's triage services.
+const TRIAGE_CLINIC: &str = "R1A14";
+/// The sandbox's second provider: the organisation A030 names for providers, and the one the
+/// spec's examples search within (`organisation` `R69`).
+pub const EXAMPLE_PROVIDER: &str = "R69";
+/// The named clinician of the spec's examples (A010, A011, A016, A021): a consultant at
+/// `11004`, `11008` and the twenty heart failure clinics `12000`-`12019`.
+pub const EXAMPLE_CLINICIAN: &str = "021600556514";
+/// The advice request of the spec's path examples (A024, A026, A043).
+pub const EXAMPLE_ADVICE: &str = "000049146177";
+
+/// A directly bookable cardiology service of the sandbox at [`TRUST`].
+fn sandbox_dbs(id: &str, name: &str, clinicians: &[&str]) -> Service {
+    let mut s = service(
+        id,
+        name,
+        TRUST,
+        "CARDIOLOGY",
+        &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
+        &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
+        BookableType::DirectlyBookable,
+        false,
+        false,
+        10,
+        5,
+    );
+    s.clinicians = clinicians.iter().map(|c| (*c).to_owned()).collect();
+    s
+}
+
+/// An indirectly bookable cardiology triage service of the sandbox.
+fn sandbox_triage(id: &str, name: &str) -> Service {
+    service(
+        id,
+        name,
+        TRIAGE_CLINIC,
+        "CARDIOLOGY",
+        &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
+        &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
+        BookableType::IndirectlyBookable,
+        true,
+        true,
+        20,
+        8,
+    )
+}
+
+/// Moves a service to [`EXAMPLE_PROVIDER`]'s site, `wait_days` and `distance` away.
+fn at_example_provider(mut s: Service, wait_days: u32, distance: u32) -> Service {
+    s.provider = EXAMPLE_PROVIDER.into();
+    s.site = "R6901".into();
+    s.site_name = "Northgate Heart Centre".into();
+    s.wait_days = wait_days;
+    s.distance = distance;
+    s
+}
+
+/// The services the spec's example requests name beyond the scenario services, each shaped so
+/// that its example passes the rules (the shortlist checks of A011, A021, A031 and A032, the
+/// searches of A010, the slots of A015):
+/// - `10000`: A015's "no slots". The test PAS runs a clinic for every linked service, so it takes
+///   no priority: its clinics publish no slot for any `appointmentType`, and no search finds it.
+/// - `11001`, `11003`, `11008`: directly bookable, with `11000` and `11002` the five services of
+///   A031's multiple-services shortlist (urgent heart failure); `11008` has the named clinician
+///   (A016's booking with a named clinician), `11021` needs a referral letter (A016's deferral).
+/// - `11004`: a routine triage service with the named clinician (A021, A032, A031's shortlist
+///   with a document); `50001` a triage service (A016's triage deferral); `51002` a triage
+///   service at [`EXAMPLE_PROVIDER`] (the mixed shortlists of A011 and A031).
+/// - `12000`-`12019`: twenty routine heart failure clinics at [`EXAMPLE_PROVIDER`] with the named
+///   clinician, within 50 days' wait and 123 miles (A011's twenty-service shortlist); `12000` is
+///   also A015's slot service.
+fn example_services() -> Vec<Service> {
+    let mut no_slots = sandbox_dbs("10000", "Slot Service Without Free Slots", &[]);
+    no_slots.priorities = Vec::new();
+    let mut nurse_clinic = sandbox_dbs("11001", "Heart Failure Nurse Clinic", &[]);
+    (nurse_clinic.wait_days, nurse_clinic.distance) = (6, 4);
+    let mut community = sandbox_dbs("11003", "Community Cardiology Clinic", &[]);
+    (community.wait_days, community.distance) = (14, 9);
+    let mut assessment = sandbox_triage("11004", "Routine Cardiology Referral Assessment Service");
+    assessment.priorities = vec!["ROUTINE".into()];
+    assessment.advice = false;
+    assessment.clinicians = vec![EXAMPLE_CLINICIAN.into()];
+    let consultant = sandbox_dbs(
+        "11008",
+        "Consultant-Led Cardiology Clinic",
+        &[EXAMPLE_CLINICIAN],
+    );
+    let mut letter_first = sandbox_dbs("11021", "Cardiology Clinic (Referral Letter First)", &[]);
+    (letter_first.wait_days, letter_first.distance) = (25, 7);
+    let mut triage = sandbox_triage("50001", "Cardiology Triage Clinic");
+    triage.advice = false;
+    let mut heart_triage = at_example_provider(
+        sandbox_triage("51002", "Heart Failure Triage Service"),
+        20,
+        30,
+    );
+    heart_triage.advice = false;
+    let mut services = vec![
+        no_slots,
+        nurse_clinic,
+        community,
+        assessment,
+        consultant,
+        letter_first,
+        triage,
+        heart_triage,
+    ];
+    services.extend((0..20u32).map(|n| {
+        let mut clinic = at_example_provider(
+            sandbox_dbs(
+                &(12000 + n).to_string(),
+                &format!("Heart Failure Clinic {}", n + 1),
+                &[EXAMPLE_CLINICIAN],
+            ),
+            18 + n,
+            10 + 5 * n,
         );
-        s.clinicians = clinicians.iter().map(|c| (*c).to_owned()).collect();
-        s
-    };
-    let ibs_triage = |id: &str, name: &str| {
-        service(
-            id,
-            name,
-            TRIAGE_CLINIC,
-            "CARDIOLOGY",
-            &["HEART_FAILURE", "LIPID_MANAGEMENT", "CHEST_PAIN"],
-            &["ROUTINE", "URGENT", "TWO_WEEK_WAIT"],
-            BookableType::IndirectlyBookable,
-            true,
-            true,
-            20,
-            8,
-        )
-    };
-    let mut advice_only = ibs_triage("11014", "Advice Only");
+        clinic.clinic_types = vec!["HEART_FAILURE".into()];
+        clinic.priorities = vec!["ROUTINE".into()];
+        clinic
+    }));
+    services
+}
+
+/// The sandbox's services: the scenario services and [`example_services`].
+fn sandbox_services() -> Vec<Service> {
+    let mut advice_only = sandbox_triage("11014", "Advice Only");
     advice_only.appointments = false;
     advice_only.triage = false;
-    let services = vec![
-        dbs("11002", "Good Cardiology Business Service", &[]),
-        dbs("11010", "Excellent Cardiology Business Service", &[]),
+    let mut services = vec![
+        sandbox_dbs("11002", "Good Cardiology Business Service", &[]),
+        sandbox_dbs("11010", "Excellent Cardiology Business Service", &[]),
         advice_only,
-        ibs_triage("11016", "Triage-Related Indirect Business Service"),
-        ibs_triage("11017", "Triage-Related Indirect Business Service 2"),
-        dbs("11000", "Slot Service With Many Slots", &[]),
-        dbs("12000", "Slot Service", &[]),
-        dbs("13000", "Slot Service With Two Clinics", &["921600556513"]),
-        dbs(
+        sandbox_triage("11016", "Triage-Related Indirect Business Service"),
+        sandbox_triage("11017", "Triage-Related Indirect Business Service 2"),
+        sandbox_dbs("11000", "Slot Service With Many Slots", &[]),
+        sandbox_dbs("13000", "Slot Service With Two Clinics", &["921600556513"]),
+        sandbox_dbs(
             "14000",
             "Slot Service With A Named Clinician",
             &["921600556514"],
         ),
-        dbs("1", "Direct Service With Minimal", &[]),
-        dbs("2", "Direct SVC 1", &[]),
-        dbs("3", "Direct SVC 2", &[]),
-        ibs_triage("4", "Triage SVC 1"),
+        sandbox_dbs("1", "Direct Service With Minimal", &[]),
+        sandbox_dbs("2", "Direct SVC 1", &[]),
+        sandbox_dbs("3", "Direct SVC 2", &[]),
+        sandbox_triage("4", "Triage SVC 1"),
     ];
+    services.extend(example_services());
+    services
+}
+
+/// An advice request of the sandbox at `11014`, after `replies` answers from the provider (the
+/// last with advice, any before asking for more); with none, the provider's turn.
+fn sandbox_advice(
+    ubrn: &str,
+    replies: usize,
+    service: &Service,
+    created: &str,
+) -> Result<AdviceRequest, RepoError> {
+    let referrer = caller(BusinessFunction::ReferringClinician, GP, ADA);
+    let provider = caller(
+        BusinessFunction::ServiceProviderClinician,
+        TRIAGE_CLINIC,
+        NAMED_CLINICIAN,
+    );
+    let new = NewAdvice {
+        patient: PATIENT.into(),
+        authorised_to_convert: ubrn != "000000070000",
+        criteria: criteria("CARDIOLOGY", Some("HEART_FAILURE")),
+        service: service.id.clone(),
+        request: "Please advise on managing this patient's raised cholesterol.".into(),
+        referring_clinician: None,
+        files: Vec::new(),
+    };
+    let mut advice = AdviceRequest::create(
+        ubrn.into(),
+        new,
+        service,
+        &referrer,
+        ADA.into(),
+        Vec::new(),
+        created.to_owned(),
+    );
+    for n in 0..replies {
+        let outcome = if n + 1 == replies {
+            "RETURN_TO_REFERRER_WITH_ADVICE"
+        } else {
+            "REQUIRE_FURTHER_INFORMATION"
+        };
+        // The conversation goes both ways: a referrer's follow-up is the provider's turn again.
+        advice.category = crate::domain::advice::Category::ProviderResponseRequired;
+        advice
+            .respond(
+                &provider,
+                crate::domain::advice::Response {
+                    outcome: outcome.into(),
+                    recommendation: (outcome == "RETURN_TO_REFERRER_WITH_ADVICE")
+                        .then(|| "ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
+                    guidance: "Start a statin and recheck lipids in three months.".into(),
+                    priority: "ROUTINE".into(),
+                    files: Vec::new(),
+                },
+                Vec::new(),
+                created.to_owned(),
+            )
+            .map_err(RepoError::Ers)?;
+    }
+    Ok(advice)
+}
+
+/// Adds [`example_services`] and [`EXAMPLE_ADVICE`] to a sandbox seeded before they existed,
+/// once; `false` when there was nothing to add.
+async fn seed_sandbox_examples(repo: &Repo, now: i64) -> Result<bool, RepoError> {
+    if repo.service("10000").await?.is_some() {
+        return Ok(false);
+    }
+    let services = example_services();
+    repo.put_services(services).await?;
+    if repo.advice(EXAMPLE_ADVICE).await?.is_none()
+        && let Some((service, _)) = repo.service("11014").await?
+    {
+        let created = carehub_fhir::datetime::format_instant(now);
+        let advice = sandbox_advice(EXAMPLE_ADVICE, 0, &service, &created)?;
+        repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// The scenario data of the sandbox, under the official sandbox's keys: services (`11002`,
+/// `11010`, `11014`, `11016`, `11017`, slot services `11000`-`14000`, R4 services `1`-`4`, and
+/// the [`example_services`] the spec's example requests name), referrals
+/// `000000070000`-`000000070005`, `000000070011`, `000000070012` at version 5, appointments
+/// `70000`-`70007`, advice requests `000000070000`-`000000070004` and [`EXAMPLE_ADVICE`], and a
+/// referral letter. `000000070000` shortlists the services A016's examples book and defer at.
+/// The content is carehub's own; only the keys are the official ones. Seeded once; a sandbox
+/// seeded before the example services existed gets them (and the advice request) added.
+pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
+    if repo.service("11002").await?.is_some() {
+        return seed_sandbox_examples(repo, now).await;
+    }
+    let services = sandbox_services();
     let lookup = |id: &str| {
         services
             .iter()
@@ -803,7 +981,12 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
     let outcome = appointment::REVIEW_OUTCOME_SYSTEM;
     let review = appointment::REVIEW_REASON_SYSTEM;
     let referrals = vec![
-        referral("000000070000", &["11002"], "ROUTINE"),
+        // Shortlisted with the services A016's examples book, defer and send for triage at.
+        referral(
+            "000000070000",
+            &["11002", "11000", "11008", "11021", "50001"],
+            "ROUTINE",
+        ),
         at(
             referral("000000070001", &["11002"], "ROUTINE"),
             State::Booked,
@@ -947,60 +1130,16 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
         repo.seed_record("Appointment", &a.id, a, 5).await?;
     }
 
-    let provider = caller(
-        BusinessFunction::ServiceProviderClinician,
-        TRIAGE_CLINIC,
-        NAMED_CLINICIAN,
-    );
+    let advice_service = lookup("11014");
     for (ubrn, replies) in [
         ("000000070000", 1),
         ("000000070001", 1),
         ("000000070002", 2),
         ("000000070003", 0),
         ("000000070004", 0),
+        (EXAMPLE_ADVICE, 0),
     ] {
-        let new = NewAdvice {
-            patient: PATIENT.into(),
-            authorised_to_convert: ubrn != "000000070000",
-            criteria: criteria("CARDIOLOGY", Some("HEART_FAILURE")),
-            service: "11014".into(),
-            request: "Please advise on managing this patient's raised cholesterol.".into(),
-            referring_clinician: None,
-            files: Vec::new(),
-        };
-        let mut advice = AdviceRequest::create(
-            ubrn.into(),
-            new,
-            &lookup("11014"),
-            &referrer,
-            ADA.into(),
-            Vec::new(),
-            created.clone(),
-        );
-        for n in 0..replies {
-            let outcome = if n + 1 == replies {
-                "RETURN_TO_REFERRER_WITH_ADVICE"
-            } else {
-                "REQUIRE_FURTHER_INFORMATION"
-            };
-            // The conversation goes both ways: a referrer's follow-up is the provider's turn again.
-            advice.category = crate::domain::advice::Category::ProviderResponseRequired;
-            advice
-                .respond(
-                    &provider,
-                    crate::domain::advice::Response {
-                        outcome: outcome.into(),
-                        recommendation: (outcome == "RETURN_TO_REFERRER_WITH_ADVICE")
-                            .then(|| "ADVICE_ONLY_NO_REFERRAL_RECOMMENDED".into()),
-                        guidance: "Start a statin and recheck lipids in three months.".into(),
-                        priority: "ROUTINE".into(),
-                        files: Vec::new(),
-                    },
-                    Vec::new(),
-                    created.clone(),
-                )
-                .map_err(RepoError::Ers)?;
-        }
+        let advice = sandbox_advice(ubrn, replies, &advice_service, &created)?;
         repo.seed_record("AdviceRequest", ubrn, &advice, 5).await?;
     }
     Ok(true)

@@ -131,7 +131,7 @@ fn callers() -> [Caller; 2] {
 }
 
 fn read_everything(body: &Value) {
-    let _ = referral::NewReferral::read(body, 0);
+    let _ = referral::NewReferral::read(body, Some(0));
     let _ = referral::read_change_shortlist(body);
     let _ = referral::read_cancel(body);
     let _ = appointment::NewAppointment::read(body);

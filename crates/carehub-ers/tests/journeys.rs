@@ -301,7 +301,7 @@ async fn a_referrer_books_a_slot_the_provider_accepts_and_the_patient_cancels() 
     );
     let mut cancel = read.clone();
     cancel["status"] = json!("cancelled");
-    cancel["reason"] = json!([{"coding": [{"system": "_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", "code": "OTHER"}]}]);
+    cancel["reason"] = json!([{"coding": [{"system": "_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", "code": "PATIENT_APPOINTMENT_CANCELLATION_OTHER"}]}]);
     let put = |body: Value, if_match: Option<&'static str>| {
         let mut request = referrer
             .apply(

@@ -41,12 +41,15 @@ async fn scenario_keys_answer_without_credentials() {
             .status(),
         200
     );
+    // A version or a key no scenario holds is the official sandbox's SANDBOX_ERROR.
+    let (status, _, unknown) =
+        answer(get(&env, "/STU3/ReferralRequest/000000070001/_history/4", &[]).await).await;
     assert_eq!(
-        get(&env, "/STU3/ReferralRequest/000000070001/_history/4", &[])
-            .await
-            .status(),
-        404
+        (status, code(&unknown)),
+        (422, "SANDBOX_ERROR"),
+        "{unknown}"
     );
+    assert_eq!(unknown["issue"][0]["code"], "invalid");
 
     let (status, _, deferred) =
         answer(get(&env, "/STU3/ReferralRequest/000000070003", &[]).await).await;
@@ -195,7 +198,7 @@ async fn writes_are_worked_out_by_the_rules_and_kept_nowhere() {
         get(&env, &format!("/STU3/ReferralRequest/{ubrn}"), &[])
             .await
             .status(),
-        404
+        422
     );
     // A scenario referral is cancelled in the answer, and still not cancelled afterwards.
     let cancel = cancel_body("RAISED_IN_ERROR", None);
@@ -229,4 +232,227 @@ async fn writes_are_worked_out_by_the_rules_and_kept_nowhere() {
     )
     .await;
     assert_eq!((status, code(&refused)), (422, "MISSING_VALUE"));
+}
+
+async fn post(
+    env: &Env,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
+    let mut request = env
+        .client
+        .post(format!("{}/sandbox/referrals/FHIR{path}", env.url))
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+/// What a supplier copies from the specification works as it does against the official
+/// sandbox: versions are not checked, example dates do not age, no business function header
+/// is needed, and keys no scenario holds are SANDBOX_ERROR.
+#[tokio::test]
+async fn the_specifications_requests_are_answered_as_the_official_sandbox_answers_them() {
+    let env = sandbox().await;
+    let rc = [("NHSD-eRS-Business-Function", "REFERRING_CLINICIAN")];
+    let cancel = cancel_body("RAISED_IN_ERROR", None);
+    let path = "/STU3/ReferralRequest/000000070000/$ers.cancelReferral";
+    // The specification's If-Match example names version 4; the scenario is at 5.
+    for if_match in [Some("W/\"4\""), None] {
+        let mut headers = rc.to_vec();
+        headers.extend(if_match.map(|v| ("if-match", v)));
+        let (status, _, cancelled) = post(&env, path, &cancel, &headers).await;
+        assert_eq!(status, 200, "{if_match:?} {cancelled}");
+    }
+
+    // A pathway start from the specification's era, more than a year ago.
+    let body = create_body(
+        PATIENT,
+        shortlist(
+            criteria("ROUTINE", "CARDIOLOGY", Some("HEART_FAILURE")),
+            &["11002"],
+        ),
+        vec![json!({"name": "eReferralPathwayStart", "valueInstant": "2024-05-01T09:30:00.000Z"})],
+    );
+    let (status, _, created) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.createReferral",
+        &body,
+        &rc,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    // Worklists: a provider's list without a business function header, and the A&G list.
+    let list = |system: &str, code: &str| {
+        json!({"resourceType": "Parameters", "parameter": [{"name": "listType",
+            "valueCodeableConcept": {"coding": [{"system": system, "code": code}]}}]})
+    };
+    let (status, _, review) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.fetchworklist",
+        &list(
+            "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralListSelector-1",
+            "REFERRALS_FOR_REVIEW",
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{review}");
+    assert!(!review["entry"].as_array().unwrap().is_empty(), "{review}");
+    let (status, _, advice) = post(
+        &env,
+        "/STU3/CommunicationRequest/$ers.fetchworklist",
+        &list(
+            "https://fhir.nhs.uk/STU3/CodeSystem/eRS-CommunicationListSelector-1",
+            "ADVICE_AND_GUIDANCE_REQUESTS",
+        ),
+        &[("NHSD-eRS-Business-Function", "SERVICE_PROVIDER_CLINICIAN")],
+    )
+    .await;
+    assert_eq!(status, 200, "{advice}");
+    assert!(!advice["entry"].as_array().unwrap().is_empty(), "{advice}");
+
+    // Slots without the commissioning organisation, which the official sandbox ignores.
+    let (status, _, slots) = answer(
+        get(
+            &env,
+            "/STU3/Slot?schedule.actor:HealthcareService=12000&appointmentType=ROUTINE&status=free&_count=20&page=1",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{slots}");
+
+    // A034 with the referrer's reasons of APPOINTMENT-CANCELLATION-REASON.
+    let (_, _, booked) = answer(get(&env, "/STU3/Appointment/70000", &[]).await).await;
+    let cancel = |reason: &str, comment: Option<&str>| {
+        let mut body = booked.clone();
+        body["status"] = json!("cancelled");
+        body["reason"] = json!([{"coding": [{"system": "_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", "code": reason}]}]);
+        if let Some(comment) = comment {
+            body["comment"] = json!(comment);
+        }
+        env.client
+            .put(format!(
+                "{}/sandbox/referrals/FHIR/STU3/Appointment/70000",
+                env.url
+            ))
+            .header("content-type", "application/fhir+json")
+            .header("NHSD-eRS-Business-Function", "REFERRING_CLINICIAN")
+            .body(body.to_string())
+            .send()
+    };
+    for (reason, comment, expected) in [
+        (
+            "PATIENT_APPOINTMENT_CANCELLATION_OTHER",
+            None,
+            (422, "MISSING_VALUE"),
+        ),
+        (
+            "OTHER",
+            Some("a provider's reason"),
+            (422, "INAPPROPRIATE_VALUE"),
+        ),
+        ("WRONG_PROVIDER", None, (422, "INAPPROPRIATE_VALUE")),
+    ] {
+        let (status, _, refused) = answer(cancel(reason, comment).await.unwrap()).await;
+        assert_eq!((status, code(&refused)), expected, "{reason}: {refused}");
+    }
+    let (status, _, cancelled) = answer(
+        cancel(
+            "PATIENT_APPOINTMENT_CANCELLATION_OTHER",
+            Some("Moving away"),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled")),
+        "{cancelled}"
+    );
+
+    // Keys no scenario holds.
+    let (status, _, unknown) = answer(
+        get(
+            &env,
+            "/STU3/Communication?based-on=CommunicationRequest/000000079999/_history/1",
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&unknown)),
+        (400, "SANDBOX_ERROR"),
+        "{unknown}"
+    );
+    let (status, _, unknown) =
+        answer(get(&env, "/R4/ServiceRequest?identifier=000000079999", &[]).await).await;
+    assert_eq!(
+        (status, code(&unknown)),
+        (400, "SANDBOX_ERROR"),
+        "{unknown}"
+    );
+    let (status, _, unknown) = answer(get(&env, "/STU3/Appointment/79999", &[]).await).await;
+    assert_eq!(
+        (status, code(&unknown)),
+        (422, "SANDBOX_ERROR"),
+        "{unknown}"
+    );
+    // An unknown code system stays 404, as the official sandbox answers it.
+    assert_eq!(
+        get(&env, "/STU3/CodeSystem/NO-SUCH", &[]).await.status(),
+        404
+    );
+}
+
+/// The on-behalf-of header is checked only against a business function that was sent, on every
+/// endpoint; A030 checks nothing, and A040 needs the SPCA to say who they are.
+#[tokio::test]
+async fn on_behalf_of_is_checked_as_the_official_sandbox_checks_it() {
+    let env = sandbox().await;
+    let obo_only = get(
+        &env,
+        "/STU3/ReferralRequest/000000070000",
+        &[("NHSD-eRS-On-Behalf-Of-User-ID", "555000000003")],
+    )
+    .await;
+    assert_eq!(obo_only.status(), 200);
+    let (status, _, spca) = post(
+        &env,
+        "/STU3/ReferralRequest/000000070001/$ers.cancelReferral",
+        &cancel_body("RAISED_IN_ERROR", None),
+        &[(
+            "NHSD-eRS-Business-Function",
+            "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+        )],
+    )
+    .await;
+    assert_eq!(status, 403, "{spca}");
+    let roles = get(
+        &env,
+        "/R4/PractitionerRole",
+        &[("NHSD-eRS-Business-Function", "NOT_A_FUNCTION")],
+    )
+    .await;
+    assert_eq!(roles.status(), 200);
+    let practitioners = get(&env, "/R4/Practitioner?_query=onBehalfOf", &[]).await;
+    assert_eq!(practitioners.status(), 403);
+    let practitioners = get(
+        &env,
+        "/R4/Practitioner?_query=onBehalfOf",
+        &[(
+            "NHSD-eRS-Business-Function",
+            "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+        )],
+    )
+    .await;
+    assert_eq!(practitioners.status(), 200);
 }

@@ -360,9 +360,15 @@ fn sent(value: Option<&str>) -> Option<&str> {
 
 /// The sandbox's checks, as the official sandbox makes them (only when the header is sent):
 /// the business function must be one the endpoint takes, and the on-behalf-of header must come
-/// with an SPCA and only with one. Failures are `SANDBOX_ERROR` texts.
+/// with an SPCA and only with one. A030 checks nothing; A040 answers an SPCA only, who must say
+/// so, and takes no on-behalf-of header. Failures are `SANDBOX_ERROR` texts.
 pub fn sandbox_caller(endpoint: &Endpoint, headers: ContextHeaders<'_>) -> Result<Caller, String> {
-    let function = match sent(headers.function) {
+    let sent_function = sent(headers.function);
+    let unchecked = endpoint.id == "A030";
+    let function = match sent_function {
+        Some(code) if unchecked => {
+            BusinessFunction::parse(code).unwrap_or(BusinessFunction::ReferringClinician)
+        }
         Some(code) => {
             let allowed: Vec<&str> = endpoint.functions.iter().map(|f| f.code()).collect();
             match BusinessFunction::parse(code) {
@@ -379,6 +385,11 @@ pub fn sandbox_caller(endpoint: &Endpoint, headers: ContextHeaders<'_>) -> Resul
                 }
             }
         }
+        None if endpoint.id == "A040" => {
+            return Err(format!(
+                "SANDBOX_ERROR: This endpoint can only be accessed using the e-RS Business Function SERVICE_PROVIDER_CLINICIAN_ADMIN, sent in the {FUNCTION_HEADER} header"
+            ));
+        }
         None => endpoint
             .functions
             .first()
@@ -386,8 +397,12 @@ pub fn sandbox_caller(endpoint: &Endpoint, headers: ContextHeaders<'_>) -> Resul
             .unwrap_or(BusinessFunction::ReferringClinician),
     };
     let on_behalf_of = sent(headers.on_behalf_of);
+    // Without a business function header there is nothing to check the on-behalf-of header
+    // against; A030 and A040 do not look at it.
+    let checked = sent_function.is_some() && !matches!(endpoint.id, "A030" | "A040");
     match (function, on_behalf_of) {
-        (BusinessFunction::ServiceProviderClinicianAdmin, None) if endpoint.on_behalf_of => {
+        _ if !checked => {}
+        (BusinessFunction::ServiceProviderClinicianAdmin, None) => {
             return Err(format!(
                 "SANDBOX_ERROR: When using the SERVICE_PROVIDER_CLINICIAN_ADMIN business function an On-Behalf-Of User ID must be provided in the {OBO_HEADER} header"
             ));

@@ -433,7 +433,7 @@ impl Conversion {
         let (ubrn, version) = reference
             .strip_prefix("CommunicationRequest/")
             .and_then(|rest| rest.split_once("/_history/"))
-            .and_then(|(ubrn, version)| Some((ubrn.to_owned(), version.parse::<i64>().ok()?)))
+            .and_then(|(ubrn, version)| Some((ubrn.to_owned(), version.parse::<i64>().ok().filter(|&v| v >= 1)?)))
             .ok_or_else(|| ErsError::invalid(format!("createFrom '{reference}' must be CommunicationRequest/{{ubrn}}/_history/{{version}}")))?;
         let guidance = params
             .text("guidance", "String")?

@@ -151,7 +151,7 @@ pub fn incoming_referral(body: &Value) -> Result<(String, i64), ErsError> {
     reference
         .strip_prefix("ReferralRequest/")
         .and_then(|rest| rest.split_once("/_history/"))
-        .and_then(|(ubrn, version)| Some((ubrn.to_owned(), version.parse::<i64>().ok()?)))
+        .and_then(|(ubrn, version)| Some((ubrn.to_owned(), version.parse::<i64>().ok().filter(|&v| v >= 1)?)))
         .ok_or_else(|| {
             ErsError::invalid(format!(
                 "incomingReferral '{reference}' must be ReferralRequest/{{ubrn}}/_history/{{version}}"
@@ -324,19 +324,6 @@ impl NewAppointment {
     }
 }
 
-/// The referrer-side appointment cancellation reasons A034 takes, and whether each needs a
-/// comment.
-pub const REFERRER_CANCELLATION_REASONS: [(&str, bool); 8] = [
-    ("APPT_MADE_FOR_WRONG_PATIENT", false),
-    ("OTHER", true),
-    ("PATIENT_APPOINTMENT_CLASH", false),
-    ("PATIENT_HOLIDAY", false),
-    ("PATIENT_ILL", false),
-    ("PRIORITY_CHANGE", true),
-    ("SERVICE_INAPPROPRIATE", true),
-    ("WRONG_PROVIDER", false),
-];
-
 /// Reads an A034 body for appointment `id`: the cancellation reason and comment.
 pub fn read_cancellation(body: &Value, id: &str) -> Result<(String, Option<String>), ErsError> {
     check_keys(body)?;
@@ -356,35 +343,33 @@ pub fn read_cancellation(body: &Value, id: &str) -> Result<(String, Option<Strin
         .ok_or_else(|| ErsError::missing("reason (APPOINTMENT-CANCELLATION-REASON)"))?;
     let coding = super::params::Coding::read(reason, "reason")?;
     coding.check_system("reason", APPOINTMENT_CANCELLATION_SYSTEM)?;
-    let Some((code, comment_required)) = REFERRER_CANCELLATION_REASONS
+    // A referrer cancels with the reasons APPOINTMENT-CANCELLATION-REASON lists for
+    // cancelling (not rejecting) that are still in use.
+    let Some(reason) = codes::APPOINTMENT_CANCELLATION
         .iter()
-        .find(|(c, _)| *c == coding.code)
+        .find(|r| r.code == coding.code)
     else {
-        let known = codes::APPOINTMENT_CANCELLATION_REASONS
-            .iter()
-            .any(|(c, _)| *c == coding.code);
-        return Err(if known {
-            ErsError::rule(
-                "INAPPROPRIATE_VALUE",
-                format!(
-                    "{} is not a reason a referrer may cancel an appointment with",
-                    coding.code
-                ),
-            )
-        } else {
-            ErsError::invalid(format!(
-                "'{}' is not an appointment cancellation reason",
-                coding.code
-            ))
-        });
+        return Err(ErsError::invalid(format!(
+            "'{}' is not an appointment cancellation reason",
+            coding.code
+        )));
     };
+    if reason.usage != Some(codes::AppointmentReasonUse::Cancel) || reason.to.is_some() {
+        return Err(ErsError::rule(
+            "INAPPROPRIATE_VALUE",
+            format!(
+                "{} is not a reason a referrer may cancel an appointment with",
+                coding.code
+            ),
+        ));
+    }
     let comment = text(body, "comment")
         .map(str::to_owned)
         .filter(|c| !c.trim().is_empty());
-    if *comment_required && comment.is_none() {
+    if reason.comment_mandatory && comment.is_none() {
         return Err(ErsError::missing("comment"));
     }
-    Ok(((*code).to_owned(), comment))
+    Ok((reason.code.to_owned(), comment))
 }
 
 impl Appointment {

@@ -273,136 +273,514 @@ pub enum CancelledBy {
     Provider,
     /// Either side.
     Both,
+    /// No business function: the reason can stand on a referral, but no user cancels with it
+    /// (A036).
+    Nobody,
 }
 
-/// A referral cancellation reason: (code, display, whether a comment is mandatory, who may use
-/// it).
-pub const REFERRAL_CANCELLATION_REASONS: &[(&str, &str, bool, CancelledBy)] = &[
-    (
-        "BOOKED_CLINICAL_NEED",
-        "Booked more urgently due to clinical need",
-        true,
-        CancelledBy::Provider,
-    ),
-    (
-        "BOOKED_OUTSIDE_CAB",
-        "Patient booked outside NHS e-Referral Service",
-        false,
-        CancelledBy::Provider,
-    ),
-    (
-        "COMMUNITY_SERVICE_NA",
-        "Sent to community service not available in this system",
-        true,
-        CancelledBy::Provider,
-    ),
-    (
-        "COMPLEX_PATHWAY",
-        "Complex pathway, multiple appointments needed",
-        true,
-        CancelledBy::Provider,
-    ),
-    (
-        "INTEND_PRIVATE",
-        "Patient will go to a private clinic",
-        false,
-        CancelledBy::Both,
-    ),
-    (
-        "NO_LONGER_REQUIRED",
-        "Referral is no longer required",
-        true,
-        CancelledBy::Provider,
-    ),
-    ("OTHER_OTHER", "Other reason", true, CancelledBy::Provider),
-    (
-        "OUTPATIENT_CLINICIAN_NA",
-        "Sent to outpatient service as named clinician is not available in this system",
-        true,
-        CancelledBy::Provider,
-    ),
-    (
-        "OUTPATIENT_SERVICE_NA",
-        "Sent to outpatient service not available in this system",
-        true,
-        CancelledBy::Provider,
-    ),
-    ("PATIENT_DIED", "Patient died", false, CancelledBy::Both),
-    (
-        "PATIENT_REQUEST_CANCELLATION_OTHER",
-        "Other",
-        true,
-        CancelledBy::Both,
-    ),
-    (
-        "RAISED_IN_ERROR",
-        "Referral created by mistake",
-        false,
-        CancelledBy::Referrer,
-    ),
-    (
-        "REFERRER_CANCELLATION",
-        "Other - Referrer request cancellation",
-        false,
-        CancelledBy::Referrer,
-    ),
-    (
-        "STRAIGHT_TO_TEST",
-        "Sent straight to test / procedure",
-        true,
-        CancelledBy::Provider,
-    ),
-    (
-        "TREATMENT_NO_LONGER_REQUIRED",
-        "Referral no longer needed",
-        false,
-        CancelledBy::Both,
-    ),
-    ("TRIAGE_ENDED", "Triage Ended", false, CancelledBy::Provider),
-];
+/// A referral cancellation reason, as A004 `REFERRAL-CANCELLATION-REASON` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReferralCancellationReason {
+    /// Its code.
+    pub code: &'static str,
+    /// Its display.
+    pub display: &'static str,
+    /// Whether `cancellationComments` must come with it (`commentIsMandatory`).
+    pub comment_mandatory: bool,
+    /// Who may cancel with it (`businessFunction`).
+    pub by: CancelledBy,
+    /// `appointmentRequestCancellationReasonType`: `PATIENT`, `PROVIDER`, `PROVIDER_TRIAGE` or
+    /// `UNKNOWN`.
+    pub kind: &'static str,
+    /// Whether it may cancel a referral that has a current appointment (`canCancelAppointment`).
+    pub cancels_appointment: bool,
+    /// When it came into use (`effectiveFrom`).
+    pub from: &'static str,
+}
 
-/// Appointment cancellation reasons: (code, display).
-pub const APPOINTMENT_CANCELLATION_REASONS: &[(&str, &str)] = &[
-    (
-        "APPT_MADE_FOR_WRONG_PATIENT",
-        "Appt. made for wrong patient",
+const fn referral_reason(
+    code: &'static str,
+    display: &'static str,
+    comment_mandatory: bool,
+    by: CancelledBy,
+    kind: &'static str,
+    cancels_appointment: bool,
+    from: &'static str,
+) -> ReferralCancellationReason {
+    ReferralCancellationReason {
+        code,
+        display,
+        comment_mandatory,
+        by,
+        kind,
+        cancels_appointment,
+        from,
+    }
+}
+
+/// When most reasons came into use.
+const FIRST_REASONS_FROM: &str = "2004-06-01T00:00:00.000Z";
+/// When the referrer's own referral cancellation reasons came into use.
+const CAB_REASONS_FROM: &str = "2007-09-14T00:00:00.000Z";
+/// When the reasons for ending triage came into use.
+const TRIAGE_REASONS_FROM: &str = "2019-07-23T17:09:56.000Z";
+
+const REFERRAL_REASONS: [ReferralCancellationReason; 18] = {
+    use CancelledBy::{Both, Nobody, Provider, Referrer};
+    const T: &str = TRIAGE_REASONS_FROM;
+    const F: &str = FIRST_REASONS_FROM;
+    const C: &str = CAB_REASONS_FROM;
+    [
+        referral_reason(
+            "BOOKED_CLINICAL_NEED",
+            "Booked more urgently due to clinical need",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "BOOKED_OUTSIDE_CAB",
+            "Patient booked outside NHS e-Referral Service",
+            false,
+            Provider,
+            "PROVIDER",
+            true,
+            C,
+        ),
+        referral_reason(
+            "COMMUNITY_SERVICE_NA",
+            "Sent to community service not available in this system",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "COMPLEX_PATHWAY",
+            "Complex pathway, multiple appointments needed",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "INTEND_PRIVATE",
+            "Patient will go to a private clinic",
+            false,
+            Both,
+            "PATIENT",
+            true,
+            F,
+        ),
+        referral_reason(
+            "NO_LONGER_REQUIRED",
+            "Referral is no longer required",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "OTHER_OTHER",
+            "Other reason",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "OUTPATIENT_CLINICIAN_NA",
+            "Sent to outpatient service as named clinician is not available in this system",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "OUTPATIENT_SERVICE_NA",
+            "Sent to outpatient service not available in this system",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "PATIENT_DIED",
+            "Patient died",
+            false,
+            Both,
+            "PATIENT",
+            true,
+            F,
+        ),
+        referral_reason(
+            "PATIENT_REQUEST_CANCELLATION_OTHER",
+            "Other",
+            true,
+            Both,
+            "PATIENT",
+            true,
+            F,
+        ),
+        referral_reason(
+            "RAISED_IN_ERROR",
+            "Referral created by mistake",
+            false,
+            Referrer,
+            "UNKNOWN",
+            true,
+            C,
+        ),
+        referral_reason(
+            "REFERRER_CANCELLATION",
+            "Other - Referrer request cancellation",
+            false,
+            Referrer,
+            "UNKNOWN",
+            true,
+            C,
+        ),
+        referral_reason(
+            "STRAIGHT_TO_TEST",
+            "Sent straight to test / procedure",
+            true,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "TREATMENT_NO_LONGER_REQUIRED",
+            "Referral no longer needed",
+            false,
+            Both,
+            "PATIENT",
+            true,
+            F,
+        ),
+        referral_reason(
+            "TRIAGE_ENDED",
+            "Triage Ended",
+            false,
+            Provider,
+            "PROVIDER_TRIAGE",
+            false,
+            T,
+        ),
+        referral_reason(
+            "PATIENT_APPOINTMENT_CANCELLATION_OTHER",
+            "Other",
+            false,
+            Nobody,
+            "PATIENT",
+            true,
+            F,
+        ),
+        referral_reason(
+            "PROVIDER_CANCELLATION",
+            "Other - Provider Cancellation",
+            false,
+            Nobody,
+            "UNKNOWN",
+            true,
+            F,
+        ),
+    ]
+};
+
+const fn referral_rows<const N: usize>(
+    reasons: [ReferralCancellationReason; N],
+) -> [(&'static str, &'static str, bool, CancelledBy); N] {
+    let mut rows = [("", "", false, CancelledBy::Nobody); N];
+    let mut i = 0;
+    while i < N {
+        let r = reasons[i];
+        rows[i] = (r.code, r.display, r.comment_mandatory, r.by);
+        i += 1;
+    }
+    rows
+}
+
+/// The referral cancellation reasons.
+pub const REFERRAL_CANCELLATION: &[ReferralCancellationReason] = &REFERRAL_REASONS;
+
+/// A referral cancellation reason: (code, display, whether a comment is mandatory, who may use
+/// it), from [`REFERRAL_CANCELLATION`].
+pub const REFERRAL_CANCELLATION_REASONS: &[(&str, &str, bool, CancelledBy)] =
+    &referral_rows(REFERRAL_REASONS);
+
+/// What an appointment cancellation reason is for (`usage`), which also says who may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppointmentReasonUse {
+    /// A referrer (RC or RCA) cancels a booked appointment with it (A034): `CANCEL`.
+    Cancel,
+    /// A provider (SPC or SPCA) rejects a referral with it (A014): `REJECT`.
+    Reject,
+}
+
+impl AppointmentReasonUse {
+    /// The `usage` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            AppointmentReasonUse::Cancel => "CANCEL",
+            AppointmentReasonUse::Reject => "REJECT",
+        }
+    }
+
+    /// The business functions that may use a reason of this usage.
+    pub fn functions(self) -> [BusinessFunction; 2] {
+        match self {
+            AppointmentReasonUse::Cancel => [
+                BusinessFunction::ReferringClinicianAdmin,
+                BusinessFunction::ReferringClinician,
+            ],
+            AppointmentReasonUse::Reject => [
+                BusinessFunction::ServiceProviderClinicianAdmin,
+                BusinessFunction::ServiceProviderClinician,
+            ],
+        }
+    }
+}
+
+/// An appointment cancellation reason, as A004 `APPOINTMENT-CANCELLATION-REASON` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppointmentCancellationReason {
+    /// Its code.
+    pub code: &'static str,
+    /// Its display.
+    pub display: &'static str,
+    /// `appointmentBookingCancellationReasonType`: `PATIENT`, `PROVIDER`, `PROVIDER_REJECT` or
+    /// `UNKNOWN`.
+    pub kind: &'static str,
+    /// Whether a comment must come with it (`commentIsMandatory`).
+    pub comment_mandatory: bool,
+    /// What it is for, and so who may use it; `None` when no user may (kept for the record).
+    pub usage: Option<AppointmentReasonUse>,
+    /// When it came into use (`effectiveFrom`).
+    pub from: &'static str,
+    /// When it went out of use (`effectiveTo`), if it has.
+    pub to: Option<&'static str>,
+}
+
+const fn appointment_reason(
+    code: &'static str,
+    display: &'static str,
+    kind: &'static str,
+    comment_mandatory: bool,
+    usage: Option<AppointmentReasonUse>,
+) -> AppointmentCancellationReason {
+    AppointmentCancellationReason {
+        code,
+        display,
+        kind,
+        comment_mandatory,
+        usage,
+        from: FIRST_REASONS_FROM,
+        to: None,
+    }
+}
+
+const fn ended(
+    reason: AppointmentCancellationReason,
+    from: &'static str,
+    to: &'static str,
+) -> AppointmentCancellationReason {
+    AppointmentCancellationReason {
+        from,
+        to: Some(to),
+        ..reason
+    }
+}
+
+const fn by_provider(code: &'static str, display: &'static str) -> AppointmentCancellationReason {
+    appointment_reason(code, display, "PROVIDER", false, None)
+}
+
+const fn redirected(code: &'static str, display: &'static str) -> AppointmentCancellationReason {
+    appointment_reason(code, display, "UNKNOWN", true, None)
+}
+
+const fn rejection(code: &'static str, display: &'static str) -> AppointmentCancellationReason {
+    appointment_reason(
+        code,
+        display,
+        "PROVIDER_REJECT",
+        false,
+        Some(AppointmentReasonUse::Reject),
+    )
+}
+
+const fn by_patient(
+    code: &'static str,
+    display: &'static str,
+    comment_mandatory: bool,
+) -> AppointmentCancellationReason {
+    appointment_reason(
+        code,
+        display,
+        "PATIENT",
+        comment_mandatory,
+        Some(AppointmentReasonUse::Cancel),
+    )
+}
+
+const fn unknown(code: &'static str, display: &'static str) -> AppointmentCancellationReason {
+    appointment_reason(code, display, "UNKNOWN", false, None)
+}
+
+const APPOINTMENT_REASONS: [AppointmentCancellationReason; 36] = [
+    ended(
+        by_provider(
+            "ADDITIONAL_REQ_NOT_AVAILABLE",
+            "Additional requirement not available",
+        ),
+        FIRST_REASONS_FROM,
+        "2007-06-25T00:00:00.000Z",
     ),
-    ("CLINIC_CANCELLED", "Clinic cancelled"),
-    ("CLINIC_OVERRUN", "Clinic overrun"),
-    (
+    by_provider(
+        "ADDITIONAL_REQ_NOT_ELIGIBLE",
+        "Not eligible for additional requirement",
+    ),
+    by_provider(
+        "ADDITIONAL_REQ_NOT_PROVIDED",
+        "Additional req not provided at location",
+    ),
+    by_provider(
+        "ADDITIONAL_REQ_UNAVAILABLE",
+        "Additional req unavailable for this appt",
+    ),
+    ended(
+        unknown(
+            "APPT_MADE_FOR_WRONG_PATIENT",
+            "Appt. made for wrong patient",
+        ),
+        "2004-06-13T00:00:00.000Z",
+        "2014-10-01T00:00:00.000Z",
+    ),
+    by_provider("CLINIC_CANCELLED", "Clinic cancelled"),
+    by_provider("CLINIC_CANCELLED_ALTERNATIVE", "Clinic cancelled"),
+    by_provider("CLINIC_OVERRUN", "Clinic overrun"),
+    by_provider("CLINIC_OVERRUN_ALTERNATIVE", "Clinic overrun"),
+    rejection(
         "FURTHER_INFORMATION_REQUIRED",
         "Further information required",
     ),
-    ("OTHER", "Other reason"),
-    (
+    AppointmentCancellationReason {
+        from: "2000-06-01T00:00:00.000Z",
+        ..by_provider("NOT_SPECIFIED", "Not Specified")
+    },
+    rejection("OTHER", "Other reason"),
+    ended(
+        unknown("OTHER_MIGRATION_FROM_CAB", "Other"),
+        "2014-10-01T00:00:00.000Z",
+        "2014-10-01T00:00:00.000Z",
+    ),
+    rejection(
         "OUTPATIENT_APPT_NOT_REQUIRED",
         "Outpatient appointment not required",
     ),
-    (
-        "PATIENT_APPOINTMENT_CLASH",
-        "Patient - Clashes with another appointment",
+    by_patient("PATIENT_APPOINTMENT_CANCELLATION_OTHER", "Other", true),
+    ended(
+        unknown(
+            "PATIENT_APPOINTMENT_CLASH",
+            "Patient - Clashes with another appointment",
+        ),
+        FIRST_REASONS_FROM,
+        "2007-06-01T00:00:00.000Z",
     ),
-    ("PATIENT_HOLIDAY", "Patient on holiday"),
-    ("PATIENT_ILL", "Patient is sick"),
-    ("PRIORITY_CHANGE", "Priority change for other reasons"),
-    ("PRIORITY_INAPPROPRIATE", "Inappropriate priority"),
-    (
+    by_patient("PATIENT_HOLIDAY", "Patient on holiday", false),
+    by_patient("PATIENT_ILL", "Patient is sick", false),
+    by_patient(
+        "PATIENT_OTHER_ENGAGEMENT",
+        "Patient - Other more pressing engagement",
+        true,
+    ),
+    appointment_reason(
+        "PRIORITY_CHANGE",
+        "Priority change for other reasons",
+        "PROVIDER",
+        true,
+        None,
+    ),
+    appointment_reason(
+        "PRIORITY_INAPPROPRIATE",
+        "Inappropriate priority",
+        "PROVIDER",
+        true,
+        None,
+    ),
+    appointment_reason(
+        "PROVIDER_CANCELLATION",
+        "Other - Provider cancellation",
+        "PROVIDER",
+        true,
+        None,
+    ),
+    redirected("REDIRECTED_AGE", "Redirected due to patient age"),
+    redirected(
         "REDIRECTED_APPROPRIATE_CLINIC",
         "Redirected to more appropriate clinic",
     ),
-    (
+    redirected(
         "REDIRECTED_APPROPRIATE_SPECIALTY",
         "Redirected to more appropriate specialty",
     ),
-    (
+    redirected(
+        "REDIRECTED_CONFIDENTIALITY",
+        "Redirected due to confidentiality",
+    ),
+    redirected("REDIRECTED_GENDER", "Redirected due to patient gender"),
+    redirected("REDIRECTED_OTHER", "Redirected due to other reason"),
+    redirected("REDIRECTED_PRIORITY", "Redirected due to priority"),
+    redirected(
+        "REDIRECTED_STAFF_VACATION",
+        "Redirected due to staff vacation",
+    ),
+    ended(
+        unknown("REDIRECTED_TEMPORARILY", "A Temporary Redirected Reason"),
+        FIRST_REASONS_FROM,
+        "2014-10-01T00:00:00.000Z",
+    ),
+    rejection("SERVICE_INAPPROPRIATE", "Inappropriate service"),
+    rejection(
         "SERVICE_PREREQUISITES_NOT_COMPLETE",
         "Pre-requisites for service not complete",
     ),
-    ("PROVIDER_CANCELLATION", "Other - Provider cancellation"),
-    ("SERVICE_INAPPROPRIATE", "Inappropriate service"),
-    ("SLOT_CANCELLED", "Slot cancelled"),
-    ("WRONG_PROVIDER", "Appt. made with wrong provider"),
+    by_provider("SLOT_CANCELLED", "Slot cancelled"),
+    by_provider("SLOT_CANCELLED_ALTERNATIVE", "Slot cancelled"),
+    ended(
+        unknown("WRONG_PROVIDER", "Appt. made with wrong provider"),
+        "2004-02-13T00:00:00.000Z",
+        "2004-06-13T00:00:00.000Z",
+    ),
 ];
+
+/// The appointment cancellation reasons.
+pub const APPOINTMENT_CANCELLATION: &[AppointmentCancellationReason] = &APPOINTMENT_REASONS;
+
+const fn appointment_rows<const N: usize>(
+    reasons: [AppointmentCancellationReason; N],
+) -> [(&'static str, &'static str); N] {
+    let mut rows = [("", ""); N];
+    let mut i = 0;
+    while i < N {
+        rows[i] = (reasons[i].code, reasons[i].display);
+        i += 1;
+    }
+    rows
+}
+
+/// Appointment cancellation reasons: (code, display), from [`APPOINTMENT_CANCELLATION`].
+pub const APPOINTMENT_CANCELLATION_REASONS: &[(&str, &str)] =
+    &appointment_rows(APPOINTMENT_REASONS);
 
 /// Appointment non-attendance reasons: (code, display).
 pub const NON_ATTENDANCE_REASONS: &[(&str, &str)] = &[
@@ -413,7 +791,12 @@ pub const NON_ATTENDANCE_REASONS: &[(&str, &str)] = &[
     ("PATIENT_ILL", "Patient ill"),
     ("UNKNOWN", "Reason not known"),
     ("NOT_SPECIFIED", "Not specified"),
+    ("OTHER_MIGRATION_FROM_CAB", "Other (Migration from CAB)"),
 ];
+
+/// Non-attendance reasons no longer in use, with when they went out of use (`effectiveTo`).
+const NON_ATTENDANCE_ENDED: &[(&str, &str)] =
+    &[("OTHER_MIGRATION_FROM_CAB", "2012-01-31T00:00:00.000Z")];
 
 /// The code system types A004 serves.
 pub const CODE_SYSTEM_TYPES: [&str; 6] = [
@@ -431,6 +814,7 @@ const PROPERTY_BASE: &str = "https://fhir.nhs.uk/STU3/CodeSystem/eRS-Concept-Pro
 /// an unknown type.
 pub fn code_system(kind: &str, stu3_base: &str) -> Option<Value> {
     let property = |code: &str, kind: &str| json!({"code": code, "uri": format!("{PROPERTY_BASE}{code}"), "type": kind});
+    let business_function = |code: &str| json!({"code": "businessFunction", "valueCoding": {"system": BUSINESS_FUNCTION_SYSTEM, "code": code}});
     let (name, properties, concepts): (&str, Vec<Value>, Vec<Value>) = match kind {
         "SPECIALTY" => (
             "e-RS Specialty",
@@ -469,48 +853,104 @@ pub fn code_system(kind: &str, stu3_base: &str) -> Option<Value> {
         ),
         "REFERRAL-CANCELLATION-REASON" => (
             "e-RS ReferralRequest Cancellation Reason",
-            vec![property("commentIsMandatory", "boolean"), property("businessFunction", "Coding")],
-            REFERRAL_CANCELLATION_REASONS
+            vec![
+                property("appointmentRequestCancellationReasonType", "Coding"),
+                property("commentIsMandatory", "boolean"),
+                property("canCancelAppointment", "boolean"),
+                property("businessFunction", "Coding"),
+                property("referrerUsage", "Coding"),
+            ],
+            REFERRAL_CANCELLATION
                 .iter()
-                .map(|(c, d, comment, by)| {
+                .map(|reason| {
                     let mut functions = Vec::new();
-                    if matches!(by, CancelledBy::Referrer | CancelledBy::Both) {
+                    if matches!(reason.by, CancelledBy::Referrer | CancelledBy::Both) {
                         functions.extend(["REFERRING_CLINICIAN", "REFERRING_CLINICIAN_ADMIN"]);
                     }
-                    if matches!(by, CancelledBy::Provider | CancelledBy::Both) {
+                    if matches!(reason.by, CancelledBy::Provider | CancelledBy::Both) {
                         functions.extend([
                             "SERVICE_PROVIDER_CLINICIAN",
                             "SERVICE_PROVIDER_CLINICIAN_ADMIN",
                             "PROVIDER_AUTHORISED_APPLICATION",
                         ]);
                     }
-                    let mut properties = vec![json!({"code": "commentIsMandatory", "valueBoolean": comment})];
-                    properties.extend(functions.into_iter().map(|f| {
-                        json!({"code": "businessFunction", "valueCoding": {"system": BUSINESS_FUNCTION_SYSTEM, "code": f}})
-                    }));
-                    json!({"code": c, "display": d, "property": properties})
+                    let mut properties = vec![
+                        json!({"code": "effectiveFrom", "valueDateTime": reason.from}),
+                        json!({"code": "appointmentRequestCancellationReasonType", "valueCoding": {
+                            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AppointmentRequestCancellationReasonType-1",
+                            "code": reason.kind}}),
+                        json!({"code": "commentIsMandatory", "valueBoolean": reason.comment_mandatory}),
+                        json!({"code": "canCancelAppointment", "valueBoolean": reason.cancels_appointment}),
+                    ];
+                    properties.extend(functions.iter().map(|f| business_function(f)));
+                    // A reason no one may choose is not for cancelling referrals with.
+                    if !functions.is_empty() {
+                        properties.push(json!({"code": "referrerUsage", "valueCoding": {
+                            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralRequestCancellationReasonUsage-1",
+                            "code": "CANCEL_REFERRAL"}}));
+                    }
+                    json!({"code": reason.code, "display": reason.display, "property": properties})
                 })
                 .collect(),
         ),
         "APPOINTMENT-CANCELLATION-REASON" => (
             "e-RS Appointment Cancellation Reason",
-            vec![],
-            APPOINTMENT_CANCELLATION_REASONS.iter().map(|(c, d)| json!({"code": c, "display": d})).collect(),
+            vec![
+                property("appointmentBookingCancellationReasonType", "Coding"),
+                property("willCancelWholeRequest", "boolean"),
+                property("commentIsMandatory", "boolean"),
+                property("businessFunction", "Coding"),
+                property("usage", "Coding"),
+            ],
+            APPOINTMENT_CANCELLATION
+                .iter()
+                .map(|reason| {
+                    let mut properties = vec![json!({"code": "effectiveFrom", "valueDateTime": reason.from})];
+                    if let Some(to) = reason.to {
+                        properties.push(json!({"code": "effectiveTo", "valueDateTime": to}));
+                    }
+                    properties.extend([
+                        json!({"code": "appointmentBookingCancellationReasonType", "valueCoding": {
+                            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AppointmentBookingCancellationReasonType-1",
+                            "code": reason.kind}}),
+                        json!({"code": "willCancelWholeRequest", "valueBoolean": false}),
+                        json!({"code": "commentIsMandatory", "valueBoolean": reason.comment_mandatory}),
+                    ]);
+                    if let Some(usage) = reason.usage {
+                        properties.extend(usage.functions().iter().map(|f| business_function(f.code())));
+                        properties.push(json!({"code": "usage", "valueCoding": {
+                            "system": "https://fhir.nhs.uk/STU3/CodeSystem/eRS-AppointmentCancellationReasonUsage-1",
+                            "code": usage.code()}}));
+                    }
+                    json!({"code": reason.code, "display": reason.display, "property": properties})
+                })
+                .collect(),
         ),
         "APPOINTMENT-NON-ATTENDANCE-REASON" => (
             "e-RS Appointment Non-attendance Reason",
             vec![],
-            NON_ATTENDANCE_REASONS.iter().map(|(c, d)| json!({"code": c, "display": d})).collect(),
+            NON_ATTENDANCE_REASONS
+                .iter()
+                .map(|(c, d)| {
+                    let mut properties = vec![json!({"code": "effectiveFrom", "valueDateTime": FIRST_REASONS_FROM})];
+                    if let Some((_, to)) = NON_ATTENDANCE_ENDED.iter().find(|(e, _)| e == c) {
+                        properties.push(json!({"code": "effectiveTo", "valueDateTime": to}));
+                    }
+                    json!({"code": c, "display": d, "property": properties})
+                })
+                .collect(),
         ),
         _ => return None,
     };
-    // Every concept is in effect from when this reference data began; none has ended.
+    // A concept without dates of its own (a specialty, a clinic type, a priority) is in effect
+    // from when this reference data began, and has not ended.
     let effective_from =
         json!({"code": "effectiveFrom", "valueDateTime": "2020-01-01T00:00:00.000Z"});
     let concepts: Vec<Value> = concepts
         .into_iter()
         .map(|mut concept| {
             match concept.get_mut("property").and_then(Value::as_array_mut) {
+                Some(list) if list.iter().any(|p| p["code"] == "effectiveFrom") => {}
                 Some(list) => list.insert(0, effective_from.clone()),
                 None => concept["property"] = json!([effective_from.clone()]),
             }
@@ -539,4 +979,132 @@ pub fn code_system(kind: &str, stu3_base: &str) -> Option<Value> {
     });
     system["property"] = Value::Array(properties);
     Some(system)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn concepts(kind: &str) -> Vec<Value> {
+        code_system(kind, "https://example.org/STU3").expect("a served type")["concept"]
+            .as_array()
+            .expect("concepts")
+            .clone()
+    }
+
+    fn property<'c>(concept: &'c Value, code: &str) -> Vec<&'c Value> {
+        concept["property"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .filter(|p| p["code"] == code)
+            .collect()
+    }
+
+    #[test]
+    fn the_reason_lists_are_the_official_ones_each_code_once() {
+        for (kind, count) in [
+            ("APPOINTMENT-CANCELLATION-REASON", 36),
+            ("REFERRAL-CANCELLATION-REASON", 18),
+            ("APPOINTMENT-NON-ATTENDANCE-REASON", 8),
+        ] {
+            let concepts = concepts(kind);
+            assert_eq!(concepts.len(), count, "{kind}");
+            let mut codes: Vec<&str> = concepts
+                .iter()
+                .map(|c| c["code"].as_str().unwrap())
+                .collect();
+            codes.sort_unstable();
+            codes.dedup();
+            assert_eq!(codes.len(), count, "{kind} has a code twice");
+            for concept in &concepts {
+                assert_eq!(property(concept, "effectiveFrom").len(), 1, "{concept}");
+            }
+        }
+        assert_eq!(
+            APPOINTMENT_CANCELLATION_REASONS.len(),
+            APPOINTMENT_CANCELLATION.len()
+        );
+        assert_eq!(
+            REFERRAL_CANCELLATION_REASONS.len(),
+            REFERRAL_CANCELLATION.len()
+        );
+        assert!(
+            NON_ATTENDANCE_ENDED
+                .iter()
+                .all(|(code, _)| NON_ATTENDANCE_REASONS.iter().any(|(c, _)| c == code))
+        );
+    }
+
+    #[test]
+    fn an_appointment_reason_says_who_may_use_it_and_whether_it_needs_a_comment() {
+        let concepts = concepts("APPOINTMENT-CANCELLATION-REASON");
+        let concept = |code: &str| {
+            concepts
+                .iter()
+                .find(|c| c["code"] == code)
+                .unwrap_or_else(|| panic!("{code}"))
+        };
+        let functions = |code: &str| -> Vec<&str> {
+            property(concept(code), "businessFunction")
+                .iter()
+                .map(|p| p["valueCoding"]["code"].as_str().unwrap())
+                .collect()
+        };
+        let other = concept("PATIENT_APPOINTMENT_CANCELLATION_OTHER");
+        assert_eq!(
+            property(other, "commentIsMandatory")[0]["valueBoolean"],
+            true
+        );
+        assert_eq!(property(other, "usage")[0]["valueCoding"]["code"], "CANCEL");
+        assert_eq!(
+            functions("PATIENT_APPOINTMENT_CANCELLATION_OTHER"),
+            ["REFERRING_CLINICIAN_ADMIN", "REFERRING_CLINICIAN"]
+        );
+        // Rejection reasons stay the provider's; withdrawn reasons are nobody's and say so.
+        assert_eq!(
+            functions("SERVICE_INAPPROPRIATE"),
+            [
+                "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+                "SERVICE_PROVIDER_CLINICIAN"
+            ]
+        );
+        assert!(functions("WRONG_PROVIDER").is_empty());
+        assert_eq!(property(concept("WRONG_PROVIDER"), "effectiveTo").len(), 1);
+        assert!(property(concept("PATIENT_ILL"), "effectiveTo").is_empty());
+    }
+
+    #[test]
+    fn referral_reasons_no_one_may_choose_carry_no_business_function_or_usage() {
+        for code in [
+            "PATIENT_APPOINTMENT_CANCELLATION_OTHER",
+            "PROVIDER_CANCELLATION",
+        ] {
+            let (_, _, _, by) = REFERRAL_CANCELLATION_REASONS
+                .iter()
+                .find(|(c, ..)| *c == code)
+                .expect("listed");
+            assert_eq!(*by, CancelledBy::Nobody);
+        }
+        for concept in concepts("REFERRAL-CANCELLATION-REASON") {
+            let nobody = REFERRAL_CANCELLATION
+                .iter()
+                .any(|r| concept["code"] == r.code && r.by == CancelledBy::Nobody);
+            assert_eq!(
+                property(&concept, "businessFunction").is_empty(),
+                nobody,
+                "{concept}"
+            );
+            assert_eq!(
+                property(&concept, "referrerUsage").is_empty(),
+                nobody,
+                "{concept}"
+            );
+        }
+        let provider_only = REFERRAL_CANCELLATION
+            .iter()
+            .find(|r| r.code == "BOOKED_OUTSIDE_CAB")
+            .unwrap();
+        assert_eq!(provider_only.by, CancelledBy::Provider);
+    }
 }

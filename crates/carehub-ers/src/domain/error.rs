@@ -111,6 +111,7 @@ impl ErsError {
                 "INVALID_VALUE" | "INVALID_CODE" | "UNEXPECTED_FIELD" | "INVALID_FHIR_STRUCTURE",
             ) => "value",
             (_, "DUPLICATE_SERVICE") => "duplicate",
+            (_, "SANDBOX_ERROR") => "invalid",
             _ => "business-rule",
         }
     }

@@ -251,9 +251,13 @@ impl Request {
             .unwrap_or_default()
     }
 
-    /// Whether `referral` is on this list for `organisation`.
+    /// Whether `referral` is on this list for `organisation` (for every organisation's lists
+    /// when it is [`super::access::EVERY_ORGANISATION`], the sandbox's caller).
     pub fn holds(&self, referral: &Referral, organisation: &str) -> bool {
-        let at = |ods: &str| ods.eq_ignore_ascii_case(organisation);
+        let at = |ods: &str| {
+            organisation == super::access::EVERY_ORGANISATION
+                || ods.eq_ignore_ascii_case(organisation)
+        };
         let on_list = match self.list {
             ListType::ReferralsForReview => {
                 referral.selected_provider.as_deref().is_some_and(at)

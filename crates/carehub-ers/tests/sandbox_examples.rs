@@ -1,0 +1,610 @@
+//! The ids the official specification's examples use are seeded in the sandbox: a supplier who
+//! sends a request with the same meaning as a documented example, to the UBRN it names at the
+//! version the sandbox holds, gets the documented kind of answer instead of
+//! `REFERENCE_NOT_FOUND`. The bodies are built here; only the ids come from the examples.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// The named clinician of the examples.
+const CLINICIAN: &str = "021600556514";
+/// The NOT_BOOKED referral the examples write to, and the version the sandbox holds it at.
+const UNBOOKED: &str = "000000070000";
+const VERSION: &str = "W/\"5\"";
+
+async fn sandbox() -> Env {
+    let env = spawn().await;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-sandbox").with_clock(env.clock);
+    assert!(
+        carehub_ers::seed::seed_sandbox(&repo, env.clock.now_micros())
+            .await
+            .unwrap()
+    );
+    env
+}
+
+fn sandbox_url(env: &Env, path: &str) -> String {
+    format!("{}/sandbox/referrals/FHIR{path}", env.url)
+}
+
+async fn get(env: &Env, path: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Value) {
+    let mut request = env.client.get(sandbox_url(env, path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+async fn post(
+    env: &Env,
+    path: &str,
+    function: &str,
+    if_match: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let mut request = env
+        .client
+        .post(sandbox_url(env, path))
+        .header("content-type", "application/fhir+json")
+        .header("NHSD-eRS-Business-Function", function)
+        .body(body.to_string());
+    if let Some(version) = if_match {
+        request = request.header("if-match", version);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+fn coding(system: &str, code: &str) -> Value {
+    json!({"system": system, "code": code})
+}
+
+fn priority(code: &str) -> Value {
+    json!({"name": "priority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", code)})
+}
+
+fn cardiology() -> Value {
+    json!({"name": "specialty", "valueCoding": coding("_baseUrl_/STU3/CodeSystem/SPECIALTY", "CARDIOLOGY")})
+}
+
+fn heart_failure() -> Value {
+    json!({"name": "clinicType", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ClinicType-1", "HEART_FAILURE")})
+}
+
+fn named_clinician() -> Value {
+    json!({"name": "namedClinician", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/sds-user-id", "value": CLINICIAN}})
+}
+
+fn age_and_gender(appropriate: bool) -> Value {
+    json!({"name": "ageAndGenderAppropriate", "valueBoolean": appropriate})
+}
+
+fn search_criteria(parameter: Vec<Value>) -> Value {
+    json!({
+        "resourceType": "Parameters",
+        "id": "criteria",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-ServiceSearchCriteria-Parameters-1"]},
+        "parameter": parameter,
+    })
+}
+
+/// Urgent heart failure cardiology, as most of the examples' shortlists were chosen.
+fn urgent_heart_failure() -> Value {
+    search_criteria(vec![
+        priority("URGENT"),
+        cardiology(),
+        heart_failure(),
+        age_and_gender(false),
+    ])
+}
+
+fn routine_heart_failure() -> Value {
+    search_criteria(vec![
+        priority("ROUTINE"),
+        cardiology(),
+        heart_failure(),
+        age_and_gender(false),
+    ])
+}
+
+/// An eRS-ChangeShortlist-Parameters-1 (A031, A032).
+fn change_body(shortlist: Value, letter: &str, reminder_days: u32) -> Value {
+    json!({
+        "resourceType": "Parameters",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-ChangeShortlist-Parameters-1"]},
+        "parameter": [
+            {"name": "shortlist", "resource": shortlist},
+            {"name": "intentionToAddReferralLetter", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReferralLetterIntention-1", letter)},
+            {"name": "firstReminderLetterFollowUpDays", "valueUnsignedInt": reminder_days},
+        ],
+    })
+}
+
+/// The service ids on a referral's shortlist.
+fn shortlisted(referral: &Value) -> Vec<String> {
+    referral["contained"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["resourceType"] == "List")
+        .flat_map(|list| list["entry"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["item"]["identifier"]["value"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn codes(concepts: &Value) -> Vec<&str> {
+    concepts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect()
+}
+
+/// Slots of a service: `(status, total, slot resources)`.
+async fn slots(env: &Env, query: &str) -> (u16, u64, Vec<Value>, Value) {
+    let (status, _, bundle) = get(
+        env,
+        &format!("/STU3/Slot?{query}"),
+        &[("NHSD-eRS-Comm-Rule-Org", GP)],
+    )
+    .await;
+    let slots = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["resource"]["resourceType"] == "Slot")
+        .map(|e| e["resource"].clone())
+        .collect();
+    (
+        status,
+        bundle["total"].as_u64().unwrap_or(u64::MAX),
+        slots,
+        bundle,
+    )
+}
+
+#[tokio::test]
+async fn a015_answers_the_no_slots_service_with_an_empty_page() {
+    let env = sandbox().await;
+    for priority in ["ROUTINE", "URGENT", "TWO_WEEK_WAIT"] {
+        let (status, total, found, bundle) = slots(
+            &env,
+            &format!(
+                "schedule.actor:HealthcareService=10000&appointmentType={priority}&status=free&_count=20&page=1"
+            ),
+        )
+        .await;
+        assert_eq!((status, total), (200, 0), "{priority}: {bundle}");
+        assert!(found.is_empty(), "{bundle}");
+    }
+    // The slot service of the minimum scenario still has slots.
+    let (status, total, found, bundle) = slots(
+        &env,
+        "schedule.actor:HealthcareService=12000&appointmentType=ROUTINE&status=free&_count=20&page=1",
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert!(total > 0 && !found.is_empty(), "{bundle}");
+    // And the service is in the directory, directly bookable.
+    let (status, _, service) = get(&env, "/R4/HealthcareService/10000", &[]).await;
+    assert_eq!(status, 200, "{service}");
+    assert!(
+        service.to_string().contains("DIRECTLY_BOOKABLE"),
+        "{service}"
+    );
+}
+
+#[tokio::test]
+async fn every_service_the_examples_name_is_in_the_directory() {
+    let env = sandbox().await;
+    let mut ids: Vec<String> = [
+        "10000", "11001", "11003", "11004", "11008", "11021", "50001", "51002",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    ids.extend((12000..12020).map(|n| n.to_string()));
+    // A035 takes at most 20 ids at a time.
+    for chunk in ids.chunks(20) {
+        let (status, _, bundle) = get(
+            &env,
+            &format!("/R4/HealthcareService?_id={}", chunk.join(",")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{bundle}");
+        assert_eq!(
+            bundle["total"].as_u64(),
+            Some(chunk.len() as u64),
+            "{bundle}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a010_finds_the_service_of_the_named_clinician() {
+    let env = sandbox().await;
+    let search = |criteria: Value| {
+        json!({
+            "resourceType": "Parameters",
+            "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-PatientServiceSearch-Parameters-1"]},
+            "parameter": [
+                {"name": "requestType", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestType-1", "APPOINTMENT_REQUEST")},
+                {"name": "sortBy", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-SortBy-1", "DISTANCE")},
+                {"name": "patient", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}},
+                {"name": "searchCriteria", "resource": criteria},
+            ],
+        })
+    };
+    let found = |list: &Value| -> Vec<String> {
+        list["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["item"]["identifier"]["value"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // The example searches by the named clinician alone; carehub also asks for a specialty,
+    // a clinic type or a clinical term (service.rs), so the specialty is added here.
+    let (status, _, list) = post(
+        &env,
+        "/STU3/HealthcareService/$ers.searchHealthcareServicesForPatient",
+        "REFERRING_CLINICIAN",
+        None,
+        &search(search_criteria(vec![
+            priority("URGENT"),
+            cardiology(),
+            named_clinician(),
+            age_and_gender(true),
+        ])),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(found(&list), ["11008"], "{list}");
+    // Routine referrals find the clinician's twenty clinics at R69 and the triage service too.
+    let (status, _, list) = post(
+        &env,
+        "/STU3/HealthcareService/$ers.searchHealthcareServicesForPatient",
+        "REFERRING_CLINICIAN",
+        None,
+        &search(search_criteria(vec![
+            priority("ROUTINE"),
+            cardiology(),
+            named_clinician(),
+            age_and_gender(true),
+        ])),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let ids = found(&list);
+    assert_eq!(ids.len(), 22, "{ids:?}");
+    assert!(ids.iter().any(|id| id == "11004") && ids.iter().any(|id| id == "12019"));
+}
+
+#[tokio::test]
+async fn a011_creates_referrals_with_the_examples_shortlists() {
+    let env = sandbox().await;
+    let create = "/STU3/ReferralRequest/$ers.createReferral";
+    // The twenty services, chosen with every criterion the example gives (its pathway start,
+    // more than a year ago now, is left out).
+    let twenty: Vec<String> = (12000..12020).map(|n| n.to_string()).collect();
+    let twenty: Vec<&str> = twenty.iter().map(String::as_str).collect();
+    let criteria = search_criteria(vec![
+        priority("ROUTINE"),
+        cardiology(),
+        heart_failure(),
+        json!({"name": "indicativeAppointmentWaitTimeLimit", "valueUnsignedInt": 50}),
+        json!({"name": "postcode", "valueString": "LS1 2UT"}),
+        json!({"name": "distanceLimit", "valueUnsignedInt": 123}),
+        json!({"name": "clinicalTerm", "valueCoding": coding("http://snomed.info/sct", "1003")}),
+        named_clinician(),
+        age_and_gender(true),
+        json!({"name": "organisation", "valueIdentifier": {"system": "https://directory.spineservices.nhs.uk/STU3/Organization", "value": "R69"}}),
+    ]);
+    let (status, _, created) = post(
+        &env,
+        create,
+        "REFERRING_CLINICIAN",
+        None,
+        &create_body(PATIENT, shortlist(criteria, &twenty), vec![]),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(shortlisted(&created), twenty);
+
+    // A mixed shortlist: a directly bookable service and a triage service.
+    let (status, _, created) = post(
+        &env,
+        create,
+        "REFERRING_CLINICIAN",
+        None,
+        &create_body(
+            PATIENT,
+            shortlist(urgent_heart_failure(), &["11002", "51002"]),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(shortlisted(&created), ["11002", "51002"]);
+}
+
+#[tokio::test]
+async fn a031_changes_the_shortlist_to_the_examples_services() {
+    let env = sandbox().await;
+    let path = format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.changeShortlist");
+    for (criteria, services, letter, days) in [
+        (
+            urgent_heart_failure(),
+            &["11000", "11001", "11002", "11003", "11008"][..],
+            "NEED_TO_ADD_LATER",
+            0,
+        ),
+        (
+            urgent_heart_failure(),
+            &["11002", "51002"][..],
+            "NEED_TO_ADD_LATER",
+            0,
+        ),
+        (
+            routine_heart_failure(),
+            &["11004", "11002"][..],
+            "NOT_INTENDING_TO_ADD",
+            1,
+        ),
+    ] {
+        let (status, _, changed) = post(
+            &env,
+            &path,
+            "REFERRING_CLINICIAN",
+            Some(VERSION),
+            &change_body(shortlist(criteria, services), letter, days),
+        )
+        .await;
+        assert_eq!(status, 200, "{services:?}: {changed}");
+        assert_eq!(shortlisted(&changed), services);
+    }
+}
+
+#[tokio::test]
+async fn a021_and_a032_send_to_the_examples_triage_service() {
+    let env = sandbox().await;
+    let (status, _, created) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.createReferralAndSendForTriage",
+        "REFERRING_CLINICIAN",
+        None,
+        &create_body(
+            PATIENT,
+            shortlist(routine_heart_failure(), &["11004"]),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(state(&created), "AWAITING_TRIAGE");
+    let (status, _, sent) = post(
+        &env,
+        &format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.changeShortlistAndSendForTriage"),
+        "REFERRING_CLINICIAN",
+        Some(VERSION),
+        &change_body(
+            shortlist(routine_heart_failure(), &["11004"]),
+            "NOT_INTENDING_TO_ADD",
+            0,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+}
+
+fn appointment(status: &str, service: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "resourceType": "Appointment",
+        "meta": {"profile": [
+            "https://fhir.nhs.uk/STU3/StructureDefinition/eRS-Appointment-1",
+            "https://fhir.hl7.org.uk/STU3/StructureDefinition/CareConnect-Appointment-1"]},
+        "language": "en",
+        "status": status,
+        "description": "e-Referral Appointment",
+        "incomingReferral": [{"reference": format!("ReferralRequest/{UNBOOKED}/_history/5")}],
+        "participant": [
+            {"actor": {"identifier": {"system": "http://fhir.nhs.net/Id/ers-service", "value": service}}, "status": "accepted"},
+            {"actor": {"identifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}}, "status": "accepted"},
+        ],
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        if key == "participant" {
+            body["participant"]
+                .as_array_mut()
+                .unwrap()
+                .extend(value.as_array().unwrap().iter().cloned());
+        } else {
+            body[key] = value.clone();
+        }
+    }
+    body
+}
+
+fn review_reason(code: &str) -> Value {
+    json!([{"coding": [coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewReason-1", code)]}])
+}
+
+#[tokio::test]
+async fn a016_books_and_defers_at_the_examples_services() {
+    let env = sandbox().await;
+    let (status, _, triage) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "proposed",
+            "50001",
+            json!({"reason": review_reason("TRIAGE")}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{triage}");
+    let (status, _, deferred) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "proposed",
+            "11000",
+            json!({"reason": review_reason("BOOKING_ATTEMPT_PROBLEM"), "comment": "Booking failed"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{deferred}");
+
+    // A slot of the named clinician at 11008, booked with the clinician.
+    let (status, _, found, bundle) = slots(
+        &env,
+        &format!(
+            "schedule.actor:HealthcareService=11008&schedule.actor:Practitioner={CLINICIAN}&appointmentType=ROUTINE&status=free&_count=5&page=1"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    let slot = found.first().expect("a slot of the named clinician");
+    let (status, _, booked) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "booked",
+            "11008",
+            json!({
+                "start": slot["start"],
+                "end": slot["end"],
+                "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap())}],
+                "participant": [{
+                    "type": {"coding": [{"system": "http://hl7.org/fhir/ValueSet/encounter-participant-type", "code": "CON"}]},
+                    "actor": {"identifier": {"system": "http://fhir.nhs.net/Id/sds-user-id", "value": CLINICIAN}},
+                    "status": "accepted"}],
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["status"], "booked");
+}
+
+#[tokio::test]
+async fn a024_reads_the_example_advice_request_awaiting_the_provider() {
+    let env = sandbox().await;
+    let (status, etag, advice) = get(&env, "/STU3/CommunicationRequest/000049146177", &[]).await;
+    assert_eq!(status, 200, "{advice}");
+    assert_eq!(etag.as_deref(), Some(VERSION));
+    assert_eq!(
+        advice["category"][0]["coding"][0]["code"], "PROVIDER_RESPONSE_REQUIRED",
+        "{advice}"
+    );
+}
+
+#[tokio::test]
+async fn a004_serves_the_official_reason_lists() {
+    let env = sandbox().await;
+    let (status, _, appointment) = get(
+        &env,
+        "/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{appointment}");
+    let listed = codes(&appointment["concept"]);
+    assert_eq!(listed.len(), 36);
+    assert!(listed.contains(&"PATIENT_APPOINTMENT_CANCELLATION_OTHER"));
+    let other = appointment["concept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "PATIENT_APPOINTMENT_CANCELLATION_OTHER")
+        .unwrap();
+    assert!(
+        other["property"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "commentIsMandatory" && p["valueBoolean"] == true),
+        "{other}"
+    );
+
+    let (status, _, referral) =
+        get(&env, "/STU3/CodeSystem/REFERRAL-CANCELLATION-REASON", &[]).await;
+    assert_eq!(status, 200, "{referral}");
+    let listed = codes(&referral["concept"]);
+    assert_eq!(listed.len(), 18);
+    assert!(listed.contains(&"PROVIDER_CANCELLATION"));
+    assert!(listed.contains(&"PATIENT_APPOINTMENT_CANCELLATION_OTHER"));
+
+    let (status, _, non_attendance) = get(
+        &env,
+        "/STU3/CodeSystem/APPOINTMENT-NON-ATTENDANCE-REASON",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{non_attendance}");
+    let listed = codes(&non_attendance["concept"]);
+    assert_eq!(listed.len(), 8);
+    assert!(listed.contains(&"OTHER_MIGRATION_FROM_CAB"));
+
+    // A reason in the list that no business function may cancel a referral with is refused.
+    let (status, _, refused) = post(
+        &env,
+        &format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.cancelReferral"),
+        "REFERRING_CLINICIAN",
+        Some(VERSION),
+        &cancel_body("PROVIDER_CANCELLATION", Some("Clinic closed")),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "INAPPROPRIATE_VALUE"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_sandbox_seeded_before_the_examples_gets_them_added_once() {
+    let env = sandbox().await;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-sandbox").with_clock(env.clock);
+    let now = env.clock.now_micros();
+    assert!(!carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    // As a sandbox seeded by an earlier release: no example services, no example advice.
+    env.store
+        .write(|tx| {
+            Box::pin(async move {
+                tx.delete(
+                    "ers-sandbox",
+                    "Service",
+                    "10000",
+                    carehub_store::Expect::Any,
+                )
+                .await?;
+                tx.delete(
+                    "ers-sandbox",
+                    "AdviceRequest",
+                    "000049146177",
+                    carehub_store::Expect::Any,
+                )
+                .await?;
+                Ok::<_, carehub_store::StoreError>(())
+            })
+        })
+        .await
+        .unwrap();
+    let (status, _, gone) = get(&env, "/STU3/CommunicationRequest/000049146177", &[]).await;
+    assert_ne!(status, 200, "{gone}");
+    assert!(carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    assert!(!carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    assert!(repo.service("10000").await.unwrap().is_some());
+    let (status, _, advice) = get(&env, "/STU3/CommunicationRequest/000049146177", &[]).await;
+    assert_eq!(status, 200, "{advice}");
+}
