@@ -1223,6 +1223,22 @@ fn bad_request(diagnostics: impl Into<String>) -> ErsError {
     ErsError::new(Class::BadRequest, "INVALID_VALUE", diagnostics)
 }
 
+/// The official sandbox's A029 scenarios: asked with exactly these foci
+/// (`ReferralRequest/{ubrn}/_history/6`), it answers these actions whatever its A005 says of the
+/// referral, and so does ours; other foci are answered from the referral's state.
+const SANDBOX_ACTIONS: [(&str, &[referral::Action]); 7] = {
+    use referral::Action::*;
+    [
+        ("000000070000", &[]),
+        ("000000070001", &[RecordReviewOutcome]),
+        ("000000070002", &[CreateAppointment]),
+        ("000000070003", &[ChangeShortlist]),
+        ("000000070004", &[ChangeShortlistAndSendForTriage]),
+        ("000000070005", &[CancelReferral]),
+        ("000000070006", &[CancelDirectlyBookedAppointment]),
+    ]
+};
+
 async fn available_actions(
     State(ers): State<Shared>,
     RawQuery(query): RawQuery,
@@ -1279,11 +1295,19 @@ async fn available_actions(
         ))
         .into());
     }
-    let actions = found.actions_for(&caller).map_err(|e| {
-        // A029 has no 422: a caller with no relationship is refused.
-        ErsError::forbidden(e.diagnostics)
-    })?;
-    let focus_reference = format!("ReferralRequest/{ubrn}/_history/{current}");
+    let scenario = SANDBOX_ACTIONS
+        .iter()
+        .find(|(key, _)| ers.sandbox && version == "6" && *key == ubrn);
+    let (actions, focus_reference) = match scenario {
+        Some((_, actions)) => (actions.to_vec(), focus.to_owned()),
+        None => (
+            found.actions_for(&caller).map_err(|e| {
+                // A029 has no 422: a caller with no relationship is refused.
+                ErsError::forbidden(e.diagnostics)
+            })?,
+            format!("ReferralRequest/{ubrn}/_history/{current}"),
+        ),
+    };
     let entries: Vec<Value> = actions
         .iter()
         .map(|action| {
@@ -3539,12 +3563,25 @@ async fn service_requests(
         }
         json!({"fullUrl": format!("{r4}/ServiceRequest/{id}"), "resource": resource, "search": {"mode": "match"}})
     };
+    // The official sandbox's A041 scenarios say which of a UBRN's records it finds, whatever
+    // its A005 and A024 say of them: (UBRN, the advice request, the referral).
+    const SANDBOX_SERVICE_REQUESTS: [(&str, bool, bool); 4] = [
+        ("000000070000", false, true),
+        ("000000070001", true, false),
+        ("000000070002", true, true),
+        ("000000070003", false, false),
+    ];
+    let scenario = SANDBOX_SERVICE_REQUESTS
+        .iter()
+        .find(|(key, _, _)| ers.sandbox && *key == ubrn);
+    let (with_advice, with_referral) = scenario.map_or((true, true), |(_, a, r)| (*a, *r));
     let mut patient = None;
-    if let Some((advice, version)) = ers
-        .repo
-        .advice(&ubrn)
-        .await
-        .map_err(|e| Failure::from(e).r4())?
+    if with_advice
+        && let Some((advice, version)) = ers
+            .repo
+            .advice(&ubrn)
+            .await
+            .map_err(|e| Failure::from(e).r4())?
         && advice.check_relationship(&caller).is_ok()
     {
         let status = if advice.category == advice::Category::AdviceConverted {
@@ -3561,11 +3598,12 @@ async fn service_requests(
         ));
         patient = Some(advice.patient.clone());
     }
-    if let Some((found, version)) = ers
-        .repo
-        .referral(&ubrn)
-        .await
-        .map_err(|e| Failure::from(e).r4())?
+    if with_referral
+        && let Some((found, version)) = ers
+            .repo
+            .referral(&ubrn)
+            .await
+            .map_err(|e| Failure::from(e).r4())?
         && found.side_of(&caller).is_ok()
     {
         let status = if found.state == ReferralState::CancelledReferral {
@@ -3582,7 +3620,7 @@ async fn service_requests(
         ));
         patient = Some(found.patient.clone());
     }
-    if entries.is_empty() && ers.sandbox {
+    if entries.is_empty() && ers.sandbox && scenario.is_none() {
         // The official sandbox answers a UBRN none of its scenarios holds with 400.
         return Err(Failure::from(ErsError::new(
             Class::BadRequest,

@@ -869,33 +869,192 @@ fn sandbox_advice(
     Ok(advice)
 }
 
+/// A file the spec's example requests attach, seeded under the example's id: who uploaded it
+/// (and so its organisation) and the referral or advice request it was uploaded for are what
+/// its example's rules look at (`http.rs`: `uploaded_for`, `unattached_files`).
+struct ExampleFile {
+    id: &'static str,
+    /// The file name, which also gives its media type.
+    name: &'static str,
+    /// SDS user id and organisation of the uploader.
+    by: (&'static str, &'static str),
+    /// The UBRN it was uploaded for (`NHSD-eRS-Referral-ID`); none for a file that goes with a
+    /// new advice request.
+    referral: Option<&'static str>,
+    /// What it says.
+    heading: &'static str,
+    text: &'static str,
+}
+
+/// The files of the spec's examples, each uploaded for the record its example writes to (or,
+/// where that record's state refuses the example, for the seeded record in the state it needs):
+/// - `50f0c0d5-…`: a referral letter (`REFERRER`) for `000000070000` (A012, the spec's path
+///   example). A012's two-file example also names `e1015896-…`, which A044 needs with no UBRN.
+/// - `e1015896-…`: an `ADVICE_REQUEST` file uploaded by the referrer with no UBRN (A044).
+/// - `a7c98bb4-…`: a `PROVIDER` file for `000000070003`, deferred to the provider (A028).
+/// - `b2b22a7e-…`, `857b901d-…`: `PROVIDER` files for `000000070001`, booked at a directly
+///   bookable service and not yet reviewed (A022).
+/// - `19eb7224-…`: a `GUIDANCE_RESPONSE` file for [`EXAMPLE_ADVICE`], awaiting the provider
+///   (A026); also A020's example `Location`.
+/// - `badaf6fc-…` (`GUIDANCE_RESPONSE`), `38dc19ab-…` (`PROVIDER`): for [`EXAMPLE_ADVICE`],
+///   which the referrer authorised the provider to convert (A027; `000000070000`, the request
+///   the example names, is in the referrer's turn and not authorised).
+/// - `c5d2d200-7613-…`: the path example of A006 and A042, a referral letter file for
+///   `000000070000`.
+const EXAMPLE_FILES: [ExampleFile; 9] = [
+    // Attached as REFERRER (A012).
+    ExampleFile {
+        id: "50f0c0d5-7ed1-4587-8fce-889c8685eb54",
+        name: "Blood test results.pdf",
+        by: (ADA, GP),
+        referral: Some("000000070000"),
+        heading: "Blood test results",
+        text: "Raised NT-proBNP (1,200 pg/ml); renal function and full blood count normal.",
+    },
+    // Attached as ADVICE_REQUEST (A044).
+    ExampleFile {
+        id: "e1015896-92f4-4073-ad3c-5f30fca76448",
+        name: "Lipid profile.pdf",
+        by: (ADA, GP),
+        referral: None,
+        heading: "Lipid profile",
+        text: "Total cholesterol 7.9 mmol/l, LDL 5.6 mmol/l after six months of diet changes.",
+    },
+    // Attached as PROVIDER (A028).
+    ExampleFile {
+        id: "a7c98bb4-c0d0-4094-b26d-8dbd1677edc8",
+        name: "Triage advice.pdf",
+        by: (NAMED_CLINICIAN, TRUST),
+        referral: Some("000000070003"),
+        heading: "Triage advice",
+        text: "No red flags. Optimise the diuretic dose and review in primary care in four weeks.",
+    },
+    // Attached as PROVIDER (A022).
+    ExampleFile {
+        id: "b2b22a7e-b3e9-4625-8d2c-00507bfdffb5",
+        name: "Clinic availability.pdf",
+        by: (NAMED_CLINICIAN, TRUST),
+        referral: Some("000000070001"),
+        heading: "Clinic availability",
+        text: "The clinic booked is cancelled; the patient will be offered the next urgent slot.",
+    },
+    // Attached as PROVIDER (A022).
+    ExampleFile {
+        id: "857b901d-1491-47d3-90e2-6c9f13f744dc",
+        name: "Rebooking note.txt",
+        by: (NAMED_CLINICIAN, TRUST),
+        referral: Some("000000070001"),
+        heading: "Rebooking note",
+        text: "Patient prefers morning appointments; telephone before 10am.",
+    },
+    // Attached as GUIDANCE_RESPONSE (A026).
+    ExampleFile {
+        id: "19eb7224-dff3-4730-a5cb-67eac811f1a5",
+        name: "Statin guidance.pdf",
+        by: (NAMED_CLINICIAN, TRIAGE_CLINIC),
+        referral: Some(EXAMPLE_ADVICE),
+        heading: "Statin guidance",
+        text: "Start atorvastatin 20 mg at night; recheck lipids and liver tests in three months.",
+    },
+    // Attached as GUIDANCE_RESPONSE (A027).
+    ExampleFile {
+        id: "badaf6fc-90f4-411d-999f-04ccd79fa166",
+        name: "Initial medication.pdf",
+        by: (NAMED_CLINICIAN, TRIAGE_CLINIC),
+        referral: Some(EXAMPLE_ADVICE),
+        heading: "Initial medication",
+        text: "Atorvastatin 20 mg at night until the clinic appointment.",
+    },
+    // Attached as PROVIDER (A027).
+    ExampleFile {
+        id: "38dc19ab-893f-47ca-8db0-2d0a07c0e387",
+        name: "Booking instructions.pdf",
+        by: (NAMED_CLINICIAN, TRIAGE_CLINIC),
+        referral: Some(EXAMPLE_ADVICE),
+        heading: "Booking instructions",
+        text: "Book into the lipid clinic; use this note as the referral letter.",
+    },
+    // Attached as REFERRER (A006, A042).
+    ExampleFile {
+        id: "c5d2d200-7613-4a69-9c5f-1bb68e04b8d8",
+        name: "ECG report.pdf",
+        by: (ADA, GP),
+        referral: Some("000000070000"),
+        heading: "ECG report",
+        text: "Sinus rhythm, 78 bpm; left bundle branch block, not known before.",
+    },
+];
+
+/// Seeds the [`EXAMPLE_FILES`] the sandbox does not hold yet; whether any was added.
+async fn seed_example_files(repo: &Repo, created: &str) -> Result<bool, RepoError> {
+    let mut added = false;
+    for example in &EXAMPLE_FILES {
+        if repo.file(example.id).await?.is_some() {
+            continue;
+        }
+        let (content_type, bytes) = if example.name.ends_with(".txt") {
+            (
+                "text/plain",
+                format!("{}\n\n{}\n", example.heading, example.text).into_bytes(),
+            )
+        } else {
+            (
+                "application/pdf",
+                crate::domain::pdf::document(
+                    example.heading,
+                    &[
+                        crate::domain::pdf::Line::Heading(example.heading.into()),
+                        crate::domain::pdf::Line::Text(example.text.into()),
+                    ],
+                ),
+            )
+        };
+        let file = crate::domain::attachment::StoredFile {
+            id: example.id.into(),
+            name: example.name.into(),
+            content_type: content_type.into(),
+            size: bytes.len() as u64,
+            uploaded_by: example.by.0.into(),
+            organisation: example.by.1.into(),
+            referral: example.referral.map(str::to_owned),
+            created: created.to_owned(),
+        };
+        repo.put_file(file, bytes, None).await?;
+        added = true;
+    }
+    Ok(added)
+}
+
 /// Adds [`example_services`] and [`EXAMPLE_ADVICE`] to a sandbox seeded before they existed,
-/// once; `false` when there was nothing to add.
+/// and the [`EXAMPLE_FILES`] it lacks, once each; `false` when there was nothing to add.
 async fn seed_sandbox_examples(repo: &Repo, now: i64) -> Result<bool, RepoError> {
-    if repo.service("10000").await?.is_some() {
-        return Ok(false);
+    let created = carehub_fhir::datetime::format_instant(now);
+    let mut added = false;
+    if repo.service("10000").await?.is_none() {
+        let services = example_services();
+        repo.put_services(services).await?;
+        if repo.advice(EXAMPLE_ADVICE).await?.is_none()
+            && let Some((service, _)) = repo.service("11014").await?
+        {
+            let advice = sandbox_advice(EXAMPLE_ADVICE, 0, &service, &created)?;
+            repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
+                .await?;
+        }
+        added = true;
     }
-    let services = example_services();
-    repo.put_services(services).await?;
-    if repo.advice(EXAMPLE_ADVICE).await?.is_none()
-        && let Some((service, _)) = repo.service("11014").await?
-    {
-        let created = carehub_fhir::datetime::format_instant(now);
-        let advice = sandbox_advice(EXAMPLE_ADVICE, 0, &service, &created)?;
-        repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
-            .await?;
-    }
-    Ok(true)
+    // Each file on its own: a sandbox seeded with the example services may still lack them.
+    Ok(seed_example_files(repo, &created).await? || added)
 }
 
 /// The scenario data of the sandbox, under the official sandbox's keys: services (`11002`,
 /// `11010`, `11014`, `11016`, `11017`, slot services `11000`-`14000`, R4 services `1`-`4`, and
 /// the [`example_services`] the spec's example requests name), referrals
-/// `000000070000`-`000000070005`, `000000070011`, `000000070012` at version 5, appointments
-/// `70000`-`70007`, advice requests `000000070000`-`000000070004` and [`EXAMPLE_ADVICE`], and a
-/// referral letter. `000000070000` shortlists the services A016's examples book and defer at.
-/// The content is carehub's own; only the keys are the official ones. Seeded once; a sandbox
-/// seeded before the example services existed gets them (and the advice request) added.
+/// `000000070000`-`000000070006`, `000000070011`, `000000070012` at version 5, appointments
+/// `70000`-`70007`, advice requests `000000070000`-`000000070004` and [`EXAMPLE_ADVICE`], a
+/// referral letter, and the [`EXAMPLE_FILES`]. `000000070000` shortlists the services A016's
+/// examples book and defer at. The content is carehub's own; only the keys are the official
+/// ones. Seeded once; a sandbox seeded before the example services or files existed gets them
+/// (and the advice request) added.
 pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
     if repo.service("11002").await?.is_some() {
         return seed_sandbox_examples(repo, now).await;
@@ -1034,6 +1193,8 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
             None,
         ),
         referral("000000070012", &["11002"], "ROUTINE"),
+        // A029's last scenario.
+        referral("000000070006", &["11002"], "ROUTINE"),
     ];
     for r in &referrals {
         repo.seed_record("Referral", &r.ubrn, r, 5).await?;
@@ -1142,5 +1303,6 @@ pub async fn seed_sandbox(repo: &Repo, now: i64) -> Result<bool, RepoError> {
         let advice = sandbox_advice(ubrn, replies, &advice_service, &created)?;
         repo.seed_record("AdviceRequest", ubrn, &advice, 5).await?;
     }
+    seed_example_files(repo, &created).await?;
     Ok(true)
 }

@@ -69,7 +69,73 @@ async fn scenario_keys_answer_without_credentials() {
     )
     .await;
     assert_eq!(status, 200, "{tasks}");
-    assert!(!tasks["entry"].as_array().unwrap().is_empty());
+    // The official scenario for this focus has no actions; another version of the same
+    // referral is answered from its state.
+    assert_eq!(tasks["entry"].as_array().map(Vec::len), Some(0), "{tasks}");
+    for (focus, expected) in [
+        ("000000070001/_history/6", vec!["RECORD_REVIEW_OUTCOME"]),
+        (
+            "000000070006/_history/6",
+            vec!["CANCEL_DIRECTLY_BOOKED_APPOINTMENT"],
+        ),
+        (
+            "000000070000/_history/5",
+            vec![
+                "CHANGE_SHORTLIST",
+                "CREATE_APPOINTMENT",
+                "CHANGE_SHORTLIST_AND_SEND_FOR_TRIAGE",
+                "CANCEL_REFERRAL",
+            ],
+        ),
+    ] {
+        let (status, _, tasks) = answer(
+            get(
+                &env,
+                &format!("/STU3/Task?focus=ReferralRequest/{focus}&intent=proposal&status=ready"),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        let codes: Vec<&str> = tasks["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["code"]["coding"][0]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!((status, codes), (200, expected), "{focus}");
+    }
+    // A041's scenarios: which of a UBRN's records are found.
+    for (ubrn, expected) in [
+        ("000000070000", vec!["referral"]),
+        ("000000070001", vec!["request"]),
+        ("000000070002", vec!["request", "referral"]),
+        ("000000070003", vec![]),
+    ] {
+        let (status, _, found) = answer(
+            get(
+                &env,
+                &format!("/R4/ServiceRequest?identifier=https://fhir.nhs.uk/Id/UBRN|{ubrn}"),
+                &[],
+            )
+            .await,
+        )
+        .await;
+        let categories: Vec<&str> = found["entry"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        e["resource"]["category"][0]["coding"][0]["code"]
+                            .as_str()
+                            .unwrap()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!((status, categories), (200, expected), "{ubrn}: {found}");
+    }
     let (status, _, advice) =
         answer(get(&env, "/STU3/CommunicationRequest/000000070002", &[]).await).await;
     assert_eq!(status, 200, "{advice}");
@@ -303,6 +369,17 @@ async fn the_specifications_requests_are_answered_as_the_official_sandbox_answer
     .await;
     assert_eq!(status, 200, "{review}");
     assert!(!review["entry"].as_array().unwrap().is_empty(), "{review}");
+    // The specification's schema requires the display of requestContextStatus.
+    let context = review["entry"][0]["extension"][0]["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["url"] == "requestContextStatus")
+        .expect("requestContextStatus");
+    assert!(
+        context["valueCodeableConcept"]["coding"][0]["display"].is_string(),
+        "{context}"
+    );
     let (status, _, advice) = post(
         &env,
         "/STU3/CommunicationRequest/$ers.fetchworklist",

@@ -608,3 +608,312 @@ async fn a_sandbox_seeded_before_the_examples_gets_them_added_once() {
     let (status, _, advice) = get(&env, "/STU3/CommunicationRequest/000049146177", &[]).await;
     assert_eq!(status, 200, "{advice}");
 }
+
+/// The A&G request of the spec's path examples (A024, A026, A043), in the provider's turn and
+/// authorised for conversion.
+const EXAMPLE_ADVICE: &str = "000049146177";
+/// The referral booked at a directly bookable service, awaiting the provider's review.
+const BOOKED_DBS: &str = "000000070001";
+/// The referral deferred to the provider.
+const DEFERRED: &str = "000000070003";
+/// The attachment id of A006's and A042's path examples.
+const EXAMPLE_BINARY: &str = "c5d2d200-7613-4a69-9c5f-1bb68e04b8d8";
+
+/// An `eRS-DocumentReference-1` naming an uploaded file (`Binary/{id}`) attached as `kind`.
+fn document(kind: &str, id: &str, description: &str) -> Value {
+    json!({
+        "resourceType": "DocumentReference",
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/eRS-DocumentReference-1"]},
+        "status": "current",
+        "type": {"coding": [coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-AttachmentType-1", kind)]},
+        "indexed": "2025-03-10T09:30:00+00:00",
+        "description": description,
+        "content": [{"attachment": {"url": format!("Binary/{id}")}}],
+    })
+}
+
+/// Whether an answer names file `id` anywhere (a contained DocumentReference of it).
+fn names(answer: &Value, id: &str) -> bool {
+    answer.to_string().contains(id)
+}
+
+fn parameters(profile: &str, parameter: Vec<Value>) -> Value {
+    json!({
+        "resourceType": "Parameters",
+        "meta": {"profile": [format!("https://fhir.nhs.uk/STU3/StructureDefinition/{profile}")]},
+        "parameter": parameter,
+    })
+}
+
+#[tokio::test]
+async fn a012_sets_the_examples_letter_files_on_the_example_referral() {
+    let env = sandbox().await;
+    let path = format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.maintainReferralLetter");
+    let letter = |description: &str| {
+        parameters(
+            "eRS-MaintainReferralLetter-Parameters-1",
+            vec![json!({"name": "referralLetterFile", "resource": document(
+                "REFERRER",
+                "50f0c0d5-7ed1-4587-8fce-889c8685eb54",
+                description,
+            )})],
+        )
+    };
+    // A first letter file, then the same file described anew (each write is rolled back).
+    for description in [
+        "Blood results: raised NT-proBNP",
+        "Repeat blood results, for the clinic",
+    ] {
+        let (status, _, changed) = post(
+            &env,
+            &path,
+            "REFERRING_CLINICIAN",
+            Some(VERSION),
+            &letter(description),
+        )
+        .await;
+        assert_eq!(status, 200, "{changed}");
+        assert!(
+            names(&changed, "50f0c0d5-7ed1-4587-8fce-889c8685eb54"),
+            "{changed}"
+        );
+        assert!(changed.to_string().contains(description), "{changed}");
+    }
+}
+
+#[tokio::test]
+async fn a022_cancels_for_later_action_with_the_examples_provider_files() {
+    let env = sandbox().await;
+    let files = [
+        "b2b22a7e-b3e9-4625-8d2c-00507bfdffb5",
+        "857b901d-1491-47d3-90e2-6c9f13f744dc",
+    ];
+    let mut parameter = vec![
+        json!({"name": "comments", "valueString": "Clinic cancelled: please rebook the patient"}),
+        json!({"name": "priority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "URGENT")}),
+    ];
+    for (n, id) in files.iter().enumerate() {
+        parameter.push(
+            json!({"name": "providerAttachmentFile", "resource": document(
+                "PROVIDER",
+                id,
+                &format!("Provider note {}", n + 1),
+            )}),
+        );
+    }
+    let (status, _, changed) = post(
+        &env,
+        &format!("/STU3/ReferralRequest/{BOOKED_DBS}/$ers.cancelAppointmentActionLater"),
+        "SERVICE_PROVIDER_CLINICIAN",
+        Some(VERSION),
+        &parameters("eRS-cancelAppointmentActionLater-Parameters-1", parameter),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(state(&changed), "TRIAGED_PROVIDER_TO_ACTION", "{changed}");
+    for id in files {
+        assert!(names(&changed, id), "{id}: {changed}");
+    }
+}
+
+#[tokio::test]
+async fn a028_records_a_review_outcome_with_the_examples_provider_file() {
+    let env = sandbox().await;
+    let id = "a7c98bb4-c0d0-4094-b26d-8dbd1677edc8";
+    let (status, _, changed) = post(
+        &env,
+        &format!("/STU3/ReferralRequest/{DEFERRED}/$ers.recordReviewOutcome"),
+        "SERVICE_PROVIDER_CLINICIAN",
+        Some(VERSION),
+        &parameters(
+            "eRS-RecordReviewOutcome-Parameters-1",
+            vec![
+                json!({"name": "reviewOutcome", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewOutcome-1", "RETURN_TO_REFERRER_WITH_ADVICE")}),
+                json!({"name": "reviewComments", "valueString": "Not urgent; the attached note explains why"}),
+                json!({"name": "reviewAttachmentFile", "resource": document("PROVIDER", id, "Triage advice")}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(state(&changed), "TRIAGE_RESPONSE", "{changed}");
+    assert!(names(&changed, id), "{changed}");
+}
+
+#[tokio::test]
+async fn a026_answers_the_example_advice_request_with_the_examples_file() {
+    let env = sandbox().await;
+    let id = "19eb7224-dff3-4730-a5cb-67eac811f1a5";
+    let (status, _, answered) = post(
+        &env,
+        &format!("/STU3/CommunicationRequest/{EXAMPLE_ADVICE}/$ers.sendCommunicationToRequester"),
+        "SERVICE_PROVIDER_CLINICIAN",
+        Some(VERSION),
+        &parameters(
+            "eRS-SendCommunicationToRequester-Request-Parameters-1",
+            vec![
+                json!({"name": "guidanceOutcome", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceResponseOutcome-1", "RETURN_TO_REFERRER_WITH_ADVICE")}),
+                json!({"name": "guidanceIntendedRecommendation", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceIntendedRecommendation-1", "OTHER")}),
+                json!({"name": "guidance", "valueString": "Treat as the attached guidance sets out"}),
+                json!({"name": "updatedPriority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "ROUTINE")}),
+                json!({"name": "guidanceAttachmentFile", "resource": document("GUIDANCE_RESPONSE", id, "Statin guidance")}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(names(&answered, id), "{answered}");
+}
+
+#[tokio::test]
+async fn a027_converts_the_example_advice_request_with_the_examples_files() {
+    let env = sandbox().await;
+    let (guidance, review) = (
+        "badaf6fc-90f4-411d-999f-04ccd79fa166",
+        "38dc19ab-893f-47ca-8db0-2d0a07c0e387",
+    );
+    let (status, _, referral) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.createFromCommunicationRequestActionLater",
+        "SERVICE_PROVIDER_CLINICIAN",
+        None,
+        &parameters(
+            "eRS-CreateFromCommunicationRequestActionLater-Request-Parameters-1",
+            vec![
+                json!({"name": "createFrom", "valueReference": {"reference": format!("CommunicationRequest/{EXAMPLE_ADVICE}/_history/5")}}),
+                json!({"name": "guidance", "valueString": "We will see the patient; initial treatment attached"}),
+                json!({"name": "newReferralPriority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "ROUTINE")}),
+                json!({"name": "reviewComments", "valueString": "Book into the lipid clinic with the attached note as the letter"}),
+                json!({"name": "guidanceAttachmentFile", "resource": document("GUIDANCE_RESPONSE", guidance, "Initial medication")}),
+                json!({"name": "reviewAttachmentFile", "resource": document("PROVIDER", review, "Booking instructions")}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{referral}");
+    assert!(names(&referral, review), "{referral}");
+    // The conversion was worked out and rolled back: the seeded conversation has no guidance.
+    let (status, _, conversation) = get(
+        &env,
+        &format!("/STU3/Communication?based-on=CommunicationRequest/{EXAMPLE_ADVICE}/_history/5"),
+        &[("NHSD-eRS-Business-Function", "SERVICE_PROVIDER_CLINICIAN")],
+    )
+    .await;
+    assert_eq!(status, 200, "{conversation}");
+    assert!(!names(&conversation, guidance), "{conversation}");
+}
+
+#[tokio::test]
+async fn a044_creates_an_advice_request_with_the_examples_file() {
+    let env = sandbox().await;
+    let id = "e1015896-92f4-4073-ad3c-5f30fca76448";
+    // The example is an RCA's naming the referring clinician 021600556514, whom the sandbox
+    // does not hold as a Referring Clinician (REFERENCED_USER_IS_NOT_RC_AT_ORG); the referring
+    // clinician sends the same request as themself.
+    let body = parameters(
+        "eRS-CreateAdviceAndGuidance-Request-Parameters-1",
+        vec![
+            json!({"name": "patient", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}}),
+            json!({"name": "providerConversionAuthorisation", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ProviderConversionAuthorisation-1", "AUTHORISED_TO_CONVERT")}),
+            json!({"name": "shortlist", "resource": shortlist(routine_heart_failure(), &["11014"])}),
+            json!({"name": "request", "valueString": "Raised LDL despite diet: please advise on treatment."}),
+            json!({"name": "requestAttachmentFile", "resource": document("ADVICE_REQUEST", id, "Lipid profile")}),
+        ],
+    );
+    let (status, _, created) = post(
+        &env,
+        "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance",
+        "REFERRING_CLINICIAN",
+        None,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert!(names(&created, id), "{created}");
+}
+
+#[tokio::test]
+async fn a006_and_a042_serve_the_example_attachment_id() {
+    let env = sandbox().await;
+    let response = env
+        .client
+        .get(sandbox_url(&env, &format!("/STU3/Binary/{EXAMPLE_BINARY}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert!(response.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(sandbox_url(&env, &format!("/R4/Binary/{EXAMPLE_BINARY}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 307);
+    let file = env
+        .client
+        .get(redirect.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    // Every file the examples attach can be fetched too.
+    for id in [
+        "50f0c0d5-7ed1-4587-8fce-889c8685eb54",
+        "e1015896-92f4-4073-ad3c-5f30fca76448",
+        "a7c98bb4-c0d0-4094-b26d-8dbd1677edc8",
+        "b2b22a7e-b3e9-4625-8d2c-00507bfdffb5",
+        "857b901d-1491-47d3-90e2-6c9f13f744dc",
+        "19eb7224-dff3-4730-a5cb-67eac811f1a5",
+        "badaf6fc-90f4-411d-999f-04ccd79fa166",
+        "38dc19ab-893f-47ca-8db0-2d0a07c0e387",
+    ] {
+        let response = env
+            .client
+            .get(sandbox_url(&env, &format!("/STU3/Binary/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{id}");
+        assert!(!response.bytes().await.unwrap().is_empty(), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_seeded_before_the_example_files_gets_them_added_once() {
+    let env = sandbox().await;
+    let repo = carehub_ers::repo::Repo::new(env.store.clone(), "ers-sandbox").with_clock(env.clock);
+    let now = env.clock.now_micros();
+    assert!(!carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    // As a sandbox seeded with the example services but before the files.
+    env.store
+        .write(|tx| {
+            Box::pin(async move {
+                for kind in ["File", "FileData"] {
+                    tx.delete(
+                        "ers-sandbox",
+                        kind,
+                        EXAMPLE_BINARY,
+                        carehub_store::Expect::Any,
+                    )
+                    .await?;
+                }
+                Ok::<_, carehub_store::StoreError>(())
+            })
+        })
+        .await
+        .unwrap();
+    assert!(repo.service("10000").await.unwrap().is_some());
+    assert!(repo.file(EXAMPLE_BINARY).await.unwrap().is_none());
+    assert!(carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    assert!(!carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    assert!(repo.file(EXAMPLE_BINARY).await.unwrap().is_some());
+    let (status, _, _) = get(&env, &format!("/STU3/Binary/{EXAMPLE_BINARY}"), &[]).await;
+    assert_eq!(status, 200);
+}

@@ -399,17 +399,21 @@ impl Request {
         parts.push(Part::new("eReferralPathwayStart", Value::DateTime(start)));
         parts.push(Part::new("clinicalInfoPrinted", Value::Boolean(false)));
         if self.list == ListType::ReferralsForReview {
-            let status = if referral.reviewed {
-                "PRIORITY_AND_LETTER_CHANGED"
+            // The specification requires the display of this coding.
+            let (status, display) = if referral.reviewed {
+                ("PRIORITY_AND_LETTER_CHANGED", "Priority And Letter Changed")
             } else {
-                "NEVER_REVIEWED"
+                ("NEVER_REVIEWED", "Never Reviewed")
             };
             parts.push(Part::new(
                 "requestContextStatus",
-                Value::Concept(Coding::new(
-                    "https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestContextStatus-1",
-                    status,
-                )),
+                Value::Concept(Coding {
+                    display: Some(display),
+                    ..Coding::new(
+                        "https://fhir.nhs.uk/STU3/CodeSystem/eRS-RequestContextStatus-1",
+                        status,
+                    )
+                }),
             ));
         } else if let Some(reason) = &referral.reason {
             parts.push(Part::new(
