@@ -604,6 +604,25 @@ impl Ers {
             .collect())
     }
 
+    /// The SDS ids of the referring clinicians a REFERRING_CLINICIAN_ADMIN caller may refer
+    /// for (none for other callers). The sandbox's caller acts everywhere, and its scenarios'
+    /// referring clinician is the one the specification's examples name.
+    async fn referring_clinicians_for(&self, caller: &Caller) -> Result<Vec<String>, Failure> {
+        if caller.function != BusinessFunction::ReferringClinicianAdmin {
+            return Ok(Vec::new());
+        }
+        let mut clinicians: Vec<String> = self
+            .users_with("REFERRING_CLINICIAN", &caller.organisation)
+            .await?
+            .into_iter()
+            .map(|card| card.sds_user_id)
+            .collect();
+        if self.sandbox {
+            clinicians.push(crate::seed::EXAMPLE_CLINICIAN.to_owned());
+        }
+        Ok(clinicians)
+    }
+
     /// The e-RS caller of a request to `endpoint`.
     async fn caller(
         &self,
@@ -956,15 +975,10 @@ async fn create_referral(
     };
     let new = NewReferral::read(&body, (!ers.sandbox).then(|| ers.repo.now()))?;
     ers.trace_patient(&new.patient).await?;
-    let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
-        ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
-            .await?
-    } else {
-        Vec::new()
-    };
+    let clinicians = ers.referring_clinicians_for(&caller).await?;
     let clinician =
         referral::referring_clinician(&caller, new.referring_clinician.as_deref(), |user, _| {
-            clinicians.iter().any(|c| c.sds_user_id == user)
+            clinicians.iter().any(|c| c == user)
         })?;
     // Until a referral is sent, the referring organisation's own commissioning applies.
     let commissioner = caller.organisation.clone();
@@ -3040,15 +3054,10 @@ async fn create_advice(
     };
     let mut new = advice::NewAdvice::read(&body)?;
     ers.trace_patient(&new.patient).await?;
-    let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
-        ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
-            .await?
-    } else {
-        Vec::new()
-    };
+    let clinicians = ers.referring_clinicians_for(&caller).await?;
     let clinician =
         referral::referring_clinician(&caller, new.referring_clinician.as_deref(), |user, _| {
-            clinicians.iter().any(|c| c.sds_user_id == user)
+            clinicians.iter().any(|c| c == user)
         })?;
     let directory = ers.directory().await?;
     let commissioner = caller.organisation.clone();
@@ -3826,15 +3835,10 @@ async fn create_and_send_for_triage(
     };
     let new = NewReferral::read(&body, (!ers.sandbox).then(|| ers.repo.now()))?;
     ers.trace_patient(&new.patient).await?;
-    let clinicians = if caller.function == BusinessFunction::ReferringClinicianAdmin {
-        ers.users_with("REFERRING_CLINICIAN", &caller.organisation)
-            .await?
-    } else {
-        Vec::new()
-    };
+    let clinicians = ers.referring_clinicians_for(&caller).await?;
     let clinician =
         referral::referring_clinician(&caller, new.referring_clinician.as_deref(), |user, _| {
-            clinicians.iter().any(|c| c.sds_user_id == user)
+            clinicians.iter().any(|c| c == user)
         })?;
     let directory = ers.directory().await?;
     let service = one_triage_service(&new.services, &directory)?.clone();

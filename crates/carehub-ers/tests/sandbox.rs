@@ -352,6 +352,27 @@ async fn the_specifications_requests_are_answered_as_the_official_sandbox_answer
     .await;
     assert_eq!(status, 201, "{created}");
 
+    // An RCA refers for the referring clinician the specification's examples name.
+    let rca = [("NHSD-eRS-Business-Function", "REFERRING_CLINICIAN_ADMIN")];
+    let for_clinician = create_body(
+        PATIENT,
+        shortlist(
+            criteria("ROUTINE", "CARDIOLOGY", Some("HEART_FAILURE")),
+            &["11002"],
+        ),
+        vec![
+            json!({"name": "referringClinician", "valueIdentifier": {"system": "http://fhir.nhs.net/Id/sds-user-id", "value": "021600556514"}}),
+        ],
+    );
+    let (status, _, created) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.createReferral",
+        &for_clinician,
+        &rca,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
     // Worklists: a provider's list without a business function header, and the A&G list.
     let list = |system: &str, code: &str| {
         json!({"resourceType": "Parameters", "parameter": [{"name": "listType",

@@ -229,15 +229,21 @@ impl SearchCriteria {
                 Some(coding.code.to_owned())
             }
         };
-        if specialty.is_none() && clinical_term.is_none() && clinic_type.is_none() {
-            return Err(ErsError::rule(
-                "VALUE_IS_REQUIRED",
-                "searchCriteria needs a specialty, a clinic type or a clinical term",
-            ));
-        }
         let named_clinician = params
             .identifier("namedClinician")?
             .map(|(_, id)| id.to_owned());
+        // A search by named clinician alone is one the specification shows (its
+        // RcSearchByNamedClinician example).
+        if specialty.is_none()
+            && clinical_term.is_none()
+            && clinic_type.is_none()
+            && named_clinician.is_none()
+        {
+            return Err(ErsError::rule(
+                "VALUE_IS_REQUIRED",
+                "searchCriteria needs a specialty, a clinic type, a clinical term or a named clinician",
+            ));
+        }
         let organisation = params
             .identifier("organisation")?
             .map(|(_, id)| id.to_ascii_uppercase());
