@@ -554,3 +554,49 @@ async fn on_behalf_of_is_checked_as_the_official_sandbox_checks_it() {
     .await;
     assert_eq!(practitioners.status(), 200);
 }
+
+/// Browsers may call the sandbox from any origin, as the official sandbox allows; `int` is not
+/// opened to them.
+#[tokio::test]
+async fn browsers_may_call_the_sandbox_from_any_origin() {
+    let env = sandbox().await;
+    let url = format!(
+        "{}/sandbox/referrals/FHIR/STU3/ReferralRequest/000000070001",
+        env.url
+    );
+    let preflight = env
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://supplier.example")
+        .header("access-control-request-method", "GET")
+        .header(
+            "access-control-request-headers",
+            "nhsd-ers-business-function, x-request-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let read = env
+        .client
+        .get(&url)
+        .header("origin", "https://supplier.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["access-control-allow-origin"], "*");
+    assert_eq!(read.headers()["access-control-expose-headers"], "*");
+    let int = env
+        .client
+        .get(format!(
+            "{}/int/referrals/FHIR/STU3/ReferralRequest/000000070001",
+            env.url
+        ))
+        .header("origin", "https://supplier.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(int.headers().get("access-control-allow-origin").is_none());
+}

@@ -236,6 +236,18 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// CORS for a sandbox: any origin, method and request header; every response header readable
+/// (`ETag`, `Location`, `X-Request-ID`, ...). No credentials are involved, so `*` is enough.
+fn open_cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 /// Builds the router for every product of the configuration, each behind the gateway, plus
 /// `_ping` and `_status` for each. `extra` (the direct FHIR bases of a local install, say) is
 /// merged in as it is.
@@ -327,9 +339,19 @@ pub fn router(
                 routers.api
             }
         };
-        let api_router = inner
+        let mut api_router = inner
             .route("/_status", get(status))
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
+        let sandbox = platform
+            .environments
+            .iter()
+            .any(|e| e.name == product.environment && e.kind == config::EnvironmentKind::Sandbox);
+        if sandbox {
+            // A sandbox is open to anyone, browsers included: as the NHS sandboxes do, it
+            // answers cross-origin requests (and their preflights) from any origin.
+            api_router = api_router.layer(open_cors());
+            public = public.layer(open_cors());
+        }
         router = router
             .route(&format!("{path}/_ping"), get(ping))
             .nest(&path, api_router)
