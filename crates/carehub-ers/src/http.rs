@@ -340,7 +340,9 @@ impl IntoResponse for Failure {
             outcome["issue"][0]["details"]["coding"][0]["display"] = json!(error.display());
         }
         let mut response = fhir_json(category.status(), &outcome, None);
-        if self.shape == Shape::Stu3 && category == Category::NotFound {
+        if self.shape == Shape::Stu3
+            && (category == Category::NotFound || error.code == "REFERENCE_NOT_FOUND")
+        {
             response
                 .extensions_mut()
                 .insert(UnknownRecord(error.diagnostics.clone()));
@@ -351,8 +353,9 @@ impl IntoResponse for Failure {
 
 type Answer = Result<Response, Failure>;
 
-/// Marks an STU3 answer that names a record nobody holds, so that the sandbox can answer it as
-/// a request no scenario matches.
+/// Marks an STU3 answer that names a record nobody holds (404, or `REFERENCE_NOT_FOUND` where an
+/// endpoint answers it with 400 or 422), so that the sandbox can answer it as a request no
+/// scenario matches.
 #[derive(Debug, Clone)]
 struct UnknownRecord(String);
 
@@ -1296,11 +1299,14 @@ async fn available_actions(
     if get("intent").is_none() || get("status").is_none() {
         return Err(bad_request("intent=proposal and status=ready are mandatory").into());
     }
-    let (found, current) = ers
-        .repo
-        .referral(ubrn)
-        .await?
-        .ok_or_else(|| bad_request(format!("No referral with UBRN '{ubrn}'")))?;
+    let (found, current) = ers.repo.referral(ubrn).await?.ok_or_else(|| {
+        // A029 answers everything with 400; its error table names this code.
+        ErsError::new(
+            Class::BadRequest,
+            "REFERENCE_NOT_FOUND",
+            format!("No referral with UBRN '{ubrn}'"),
+        )
+    })?;
     // The sandbox's scenarios name versions that differ from endpoint to endpoint; it answers
     // for any.
     if version != current.to_string() && !ers.sandbox {

@@ -169,7 +169,19 @@ async fn a_referrer_searches_refers_reworks_the_shortlist_and_cancels() {
         .await;
     assert_eq!(status, 200);
 
-    // A029: what the referrer may do now.
+    // A029: what the referrer may do now (of a referral nobody holds: 400, its error table's
+    // REFERENCE_NOT_FOUND).
+    let (status, _, unknown) = env
+        .get(
+            &ada,
+            "/STU3/Task?focus=ReferralRequest/999999999999/_history/1&intent=proposal&status=ready",
+        )
+        .await;
+    assert_eq!(
+        (status, code(&unknown)),
+        (400, "REFERENCE_NOT_FOUND"),
+        "{unknown}"
+    );
     let (status, _, tasks) = env
         .get(
             &ada,

@@ -504,6 +504,17 @@ async fn the_specifications_requests_are_answered_as_the_official_sandbox_answer
         (422, "SANDBOX_ERROR"),
         "{unknown}"
     );
+    for search in [
+        "/STU3/Task?focus=ReferralRequest/000000079999/_history/6&intent=proposal&status=ready",
+        "/STU3/Slot?schedule.actor:HealthcareService=79999&appointmentType=ROUTINE&status=free&_count=5&page=1",
+    ] {
+        let (status, _, unknown) = answer(get(&env, search, &[]).await).await;
+        assert_eq!(
+            (status, code(&unknown)),
+            (400, "SANDBOX_ERROR"),
+            "{search}: {unknown}"
+        );
+    }
     // An unknown code system stays 404, as the official sandbox answers it.
     assert_eq!(
         get(&env, "/STU3/CodeSystem/NO-SUCH", &[]).await.status(),
