@@ -317,11 +317,12 @@ struct Listen {
     /// databases; 0 turns the cache off.
     #[arg(long, env = "CAREHUB_READ_CACHE", default_value_t = 20_000)]
     cache_capacity: usize,
-    /// Send OpenTelemetry traces to this OTLP/HTTP collector (JSON bodies to
-    /// `<URL>/v1/traces`, e.g. http://127.0.0.1:4318): a span per request through the gateway,
-    /// a child of the caller's W3C `traceparent`, and the parent of requests forwarded to
-    /// fronted servers. The standard OTEL_EXPORTER_OTLP_TRACES_HEADERS, _TIMEOUT, OTEL_BSP_*
-    /// and OTEL_TRACES_SAMPLER (with _ARG, e.g. `traceidratio` and `0.1`) variables tune the
+    /// Send OpenTelemetry traces to this OTLP/HTTP collector (`<URL>/v1/traces`, e.g.
+    /// http://127.0.0.1:4318): a span per request through the gateway, a child of the
+    /// caller's W3C `traceparent`, and the parent of requests forwarded to fronted servers.
+    /// Bodies are protobuf, or JSON with OTEL_EXPORTER_OTLP_PROTOCOL (or _TRACES_PROTOCOL)
+    /// `http/json`. The standard OTEL_EXPORTER_OTLP_TRACES_HEADERS, _TIMEOUT, OTEL_BSP_* and
+    /// OTEL_TRACES_SAMPLER (with _ARG, e.g. `traceidratio` and `0.1`) variables tune the
     /// exporter and sampling. Off when unset.
     #[arg(long, env = "CAREHUB_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
@@ -512,7 +513,7 @@ fn init_tracing(
     };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        .with_protocol(otlp_protocol()?)
         .with_endpoint(&traces_url)
         .build()
         .with_context(|| format!("setting up the OTLP exporter for {traces_url}"))?;
@@ -535,6 +536,24 @@ fn init_tracing(
         );
     tracing_subscriber::registry().with(logs).with(spans).init();
     Ok(Some(provider))
+}
+
+/// The OTLP body encoding the standard variables ask for: protobuf, the OTLP default, unless
+/// `http/json`; gRPC is not spoken.
+fn otlp_protocol() -> Result<opentelemetry_otlp::Protocol> {
+    let asked = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    match asked.as_deref().map(str::trim) {
+        None | Some("http/protobuf") => Ok(opentelemetry_otlp::Protocol::HttpBinary),
+        Some("http/json") => Ok(opentelemetry_otlp::Protocol::HttpJson),
+        Some(other) => anyhow::bail!(
+            "OTLP protocol '{other}' is not supported: use http/protobuf (the default) or http/json"
+        ),
+    }
 }
 
 fn sqlite_url(data_dir: &std::path::Path) -> Result<String> {

@@ -385,8 +385,9 @@ audit = false
         .arg(&platform)
         .arg("--data-dir")
         .arg(data_dir.join("data"))
-        // Export every 100 ms rather than every 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        // Export every 100 ms rather than every 5 s, as JSON to read the spans here.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
     let running = start(command);
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -446,5 +447,97 @@ audit = false
         [format!("00-{trace_id}-{span_id}-01")]
     );
     drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Without a protocol asked for, spans leave as protobuf, the OTLP default; a protocol carehub
+/// does not speak stops it at start, saying which.
+#[tokio::test]
+async fn traces_are_exported_as_protobuf_unless_json_is_asked_for() {
+    use std::sync::{Arc, Mutex};
+
+    /// What the collector was sent: each body with its media type.
+    type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Arc::default();
+    let collector = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let received = received.clone();
+                    async move {
+                        let media = headers
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        received.lock().unwrap().push((media, body.to_vec()));
+                        ""
+                    }
+                },
+            ),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let data_dir = std::env::temp_dir().join(format!("carehub-otel-pb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut command = carehub();
+    command
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--seed-patients",
+            "1",
+            "--otlp-endpoint",
+        ])
+        .arg(format!("http://127.0.0.1:{collector_port}"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let running = start(command);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4737";
+    reqwest::Client::new()
+        .get(format!("{}/int/fhir/R4/metadata", running.url))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("request");
+    // The trace id travels as its 16 raw bytes in a protobuf body.
+    let raw: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut exported = None;
+    for _ in 0..200 {
+        exported = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, body)| body.windows(16).any(|w| w == raw.as_slice()))
+            .cloned();
+        if exported.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (media, _) = exported.expect("the request's span reached the collector");
+    assert_eq!(media, "application/x-protobuf");
+    drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let refused = carehub()
+        .args(["up", "--port", "0", "--otlp-endpoint", "http://127.0.0.1:9"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .output()
+        .expect("carehub runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("'grpc' is not supported"), "{said}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
