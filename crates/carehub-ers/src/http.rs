@@ -1857,6 +1857,18 @@ async fn fetch_worklist(
 
 const COMM_RULE_HEADER: &str = "NHSD-eRS-Comm-Rule-Org";
 
+/// The test PAS's clinics for a service: its general clinic (limited to the service's
+/// `slot_limit`) and one per named clinician.
+fn clinics_of(service: &Service) -> Vec<carehub_pas::Clinic> {
+    let mut clinics = carehub_pas::clinics(&service.id, &service.clinicians);
+    for clinic in &mut clinics {
+        if clinic.clinician.is_none() {
+            clinic.limit = service.slot_limit;
+        }
+    }
+    clinics
+}
+
 fn pas(ers: &Ers) -> carehub_pas::Pas {
     carehub_pas::Pas::new(ers.repo.store().clone(), ers.repo.pas_key())
 }
@@ -1978,7 +1990,7 @@ async fn slots(
         )
         .into());
     }
-    let mut clinics = carehub_pas::clinics(&service.id, &service.clinicians);
+    let mut clinics = clinics_of(&service);
     if let Some(practitioner) = get("schedule.actor:Practitioner") {
         clinics.retain(|c| c.clinician.as_deref() == Some(practitioner));
         if clinics.is_empty() {
@@ -2150,7 +2162,7 @@ async fn create_appointment(
                 )
                 .into());
             }
-            let clinics = carehub_pas::clinics(&service.id, &service.clinicians);
+            let clinics = clinics_of(&service);
             let Some((clinic, found)) = clinics.iter().find_map(|c| Some((c, c.slot(slot)?)))
             else {
                 return Err(ErsError::rule(
@@ -2206,7 +2218,7 @@ async fn create_appointment(
                 return Err(ErsError::rule("INAPPROPRIATE_VALUE", format!("service {} is not directly bookable; only bookable services defer to the provider", service.id)).into());
             }
             if reason == "NO_SLOTS_AT_SERVICE" && current.criteria.priority.as_str() != "" {
-                for clinic in carehub_pas::clinics(&service.id, &service.clinicians) {
+                for clinic in clinics_of(&service) {
                     if !pas
                         .free_slots(&clinic, now)
                         .await
@@ -2227,7 +2239,7 @@ async fn create_appointment(
                     .is_booked(slot)
                     .await
                     .map_err(|e| Failure::from(RepoError::Store(e)))?
-                && carehub_pas::clinics(&service.id, &service.clinicians)
+                && clinics_of(&service)
                     .iter()
                     .any(|c| c.slot(slot).is_some_and(|s| s.start > now))
             {

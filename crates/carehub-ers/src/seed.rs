@@ -70,6 +70,7 @@ fn service(
         } else {
             "FIRST_OUTPATIENT".into()
         },
+        slot_limit: None,
     }
 }
 
@@ -794,8 +795,17 @@ fn sandbox_services() -> Vec<Service> {
         advice_only,
         sandbox_triage("11016", "Triage-Related Indirect Business Service"),
         sandbox_triage("11017", "Triage-Related Indirect Business Service 2"),
-        sandbox_dbs("11000", "Slot Service With Many Slots", &[]),
-        sandbox_dbs("13000", "Slot Service With Two Clinics", &["921600556513"]),
+        // A015's paging scenarios: twelve slots in all, so that page 5 of 5 is refused.
+        Service {
+            slot_limit: Some(12),
+            ..sandbox_dbs("11000", "Slot Service With Many Slots", &[])
+        },
+        // Two schedules on the first page of five at any hour: at most four slots of the
+        // general clinic come before the named clinician's.
+        Service {
+            slot_limit: Some(4),
+            ..sandbox_dbs("13000", "Slot Service With Two Clinics", &["921600556513"])
+        },
         sandbox_dbs(
             "14000",
             "Slot Service With A Named Clinician",

@@ -611,3 +611,44 @@ async fn browsers_may_call_the_sandbox_from_any_origin() {
         .unwrap();
     assert!(int.headers().get("access-control-allow-origin").is_none());
 }
+
+/// A015's paging scenarios: `11000` offers twelve slots, so pages of five end at page 3 and
+/// page 5 is refused; `13000` shows both its schedules on the first page, at any hour.
+#[tokio::test]
+async fn slot_searches_page_as_the_official_scenarios_do() {
+    let env = sandbox().await;
+    let slots = |service: &str, page: usize| {
+        let env = &env;
+        let path = format!(
+            "/STU3/Slot?schedule.actor:HealthcareService={service}&appointmentType=ROUTINE&status=free&_count=5&page={page}"
+        );
+        async move { answer(get(env, &path, &[]).await).await }
+    };
+    let mut seen = 0;
+    for page in 1..=3 {
+        let (status, _, bundle) = slots("11000", page).await;
+        assert_eq!(status, 200, "{bundle}");
+        seen += bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Slot")
+            .count();
+    }
+    assert_eq!(seen, 12);
+    let (status, _, refused) = slots("11000", 5).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_VALUE"),
+        "{refused}"
+    );
+    let (status, _, first) = slots("13000", 1).await;
+    assert_eq!(status, 200, "{first}");
+    let schedules = first["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "Schedule")
+        .count();
+    assert_eq!(schedules, 2, "{first}");
+}

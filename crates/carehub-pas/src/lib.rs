@@ -31,6 +31,9 @@ pub struct Clinic {
     pub per_day: i64,
     /// Minutes each.
     pub length: i64,
+    /// At most this many of its slots are offered at a time, the earliest (a small clinic);
+    /// all of them when `None`.
+    pub limit: Option<usize>,
 }
 
 /// A slot of a clinic.
@@ -67,6 +70,7 @@ pub fn clinics(service: &str, clinicians: &[String]) -> Vec<Clinic> {
         first_minute: 9 * 60,
         per_day: 12,
         length: 15,
+        limit: None,
     }];
     clinics.extend(clinicians.iter().map(|sds| Clinic {
         schedule: format!("{service}-{sds}"),
@@ -75,6 +79,7 @@ pub fn clinics(service: &str, clinicians: &[String]) -> Vec<Clinic> {
         first_minute: 14 * 60,
         per_day: 4,
         length: 30,
+        limit: None,
     }));
     clinics
 }
@@ -100,6 +105,9 @@ impl Clinic {
                 }
                 slots.push(self.slot_at(start));
             }
+        }
+        if let Some(limit) = self.limit {
+            slots.truncate(limit);
         }
         slots
     }

@@ -96,6 +96,10 @@ pub struct Service {
     /// Its appointment type (`eRS-AppointmentType`: `FIRST_OUTPATIENT`, `DIAGNOSTIC`...).
     #[serde(default = "first_outpatient")]
     pub appointment_type: String,
+    /// At most this many slots of its general clinic are offered at a time (a small clinic,
+    /// as some sandbox scenarios have); all of them when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_limit: Option<usize>,
 }
 
 fn first_outpatient() -> String {
