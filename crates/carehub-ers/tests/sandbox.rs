@@ -158,26 +158,7 @@ async fn scenario_keys_answer_without_credentials() {
     assert_eq!((status, roles["total"].as_u64()), (200, Some(2)));
 
     // The referral letter of the scenarios downloads through a signed URL.
-    let redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!(
-            "{}/sandbox/referrals/FHIR/R4/Binary/c5d2d200-7612-4a1e-9f3b-000000080000",
-            env.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redirect.status(), 307);
-    let file = env
-        .client
-        .get(redirect.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(file.status(), 200);
-    assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
+    sandbox_pdf_through_signed_url(&env, "c5d2d200-7612-4a1e-9f3b-000000080000").await;
 }
 
 #[tokio::test]

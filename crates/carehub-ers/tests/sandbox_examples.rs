@@ -846,23 +846,7 @@ async fn a006_and_a042_serve_the_example_attachment_id() {
     assert_eq!(response.headers()["content-type"], "application/pdf");
     assert!(response.bytes().await.unwrap().starts_with(b"%PDF"));
 
-    let redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(sandbox_url(&env, &format!("/R4/Binary/{EXAMPLE_BINARY}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redirect.status(), 307);
-    let file = env
-        .client
-        .get(redirect.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(file.status(), 200);
-    assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
+    sandbox_pdf_through_signed_url(&env, EXAMPLE_BINARY).await;
 
     // Every file the examples attach can be fetched too.
     for id in [

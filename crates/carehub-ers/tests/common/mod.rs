@@ -364,3 +364,27 @@ pub fn cancel_body(reason: &str, comment: Option<&str>) -> Value {
     }
     serde_json::json!({"resourceType": "Parameters", "parameter": parameter})
 }
+
+/// A042 in the sandbox, without credentials: the 307 to a signed URL, then the file behind it,
+/// which must be a PDF; returns its bytes.
+pub async fn sandbox_pdf_through_signed_url(env: &Env, id: &str) -> Vec<u8> {
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}/sandbox/referrals/FHIR/R4/Binary/{id}", env.url))
+        .send()
+        .await
+        .expect("A042");
+    assert_eq!(redirect.status(), 307, "{id}");
+    let file = env
+        .client
+        .get(redirect.headers()["location"].to_str().expect("location"))
+        .send()
+        .await
+        .expect("signed URL");
+    assert_eq!(file.status(), 200, "{id}");
+    let bytes = file.bytes().await.expect("body").to_vec();
+    assert!(bytes.starts_with(b"%PDF"), "{id}");
+    bytes
+}
