@@ -7,7 +7,7 @@ use crate::domain::advice::{AdviceRequest, NewAdvice};
 use crate::domain::appointment::{self, Appointment};
 use crate::domain::codes::BusinessFunction;
 use crate::domain::referral::{Change, NewReferral, Referral, State};
-use crate::domain::service::{BookableType, GenderTreated, SearchCriteria, Service};
+use crate::domain::service::{BookableType, GenderTreated, ListedSlot, SearchCriteria, Service};
 use crate::repo::{Repo, RepoError};
 
 /// The trust of the seeded provider cards.
@@ -71,6 +71,7 @@ fn service(
             "FIRST_OUTPATIENT".into()
         },
         slot_limit: None,
+        listed_slots: Vec::new(),
     }
 }
 
@@ -742,11 +743,17 @@ fn example_services() -> Vec<Service> {
     assessment.priorities = vec!["ROUTINE".into()];
     assessment.advice = false;
     assessment.clinicians = vec![EXAMPLE_CLINICIAN.into()];
-    let consultant = sandbox_dbs(
+    let mut consultant = sandbox_dbs(
         "11008",
         "Consultant-Led Cardiology Clinic",
         &[EXAMPLE_CLINICIAN],
     );
+    consultant.listed_slots = vec![listed_slot(
+        "11008006",
+        Some(EXAMPLE_CLINICIAN),
+        "2022-07-11T13:15:00Z",
+        "2022-07-11T14:15:00Z",
+    )];
     let mut letter_first = sandbox_dbs("11021", "Cardiology Clinic (Referral Letter First)", &[]);
     (letter_first.wait_days, letter_first.distance) = (25, 7);
     let mut triage = sandbox_triage("50001", "Cardiology Triage Clinic");
@@ -784,6 +791,35 @@ fn example_services() -> Vec<Service> {
     services
 }
 
+/// A slot on the sandbox PAS under the id an example request books or names.
+fn listed_slot(id: &str, clinician: Option<&str>, start: &str, end: &str) -> ListedSlot {
+    ListedSlot {
+        id: id.into(),
+        clinician: clinician.map(str::to_owned),
+        start: start.into(),
+        end: end.into(),
+    }
+}
+
+/// The slots of `11000` that A016's examples book (`11000021`) and name as no longer
+/// available (`11000022`), on the examples' dates.
+fn example_slots_of_11000() -> Vec<ListedSlot> {
+    vec![
+        listed_slot(
+            "11000021",
+            None,
+            "2022-07-11T12:00:00Z",
+            "2022-07-11T13:00:00Z",
+        ),
+        listed_slot(
+            "11000022",
+            None,
+            "2022-07-11T15:00:00Z",
+            "2022-07-11T16:00:00Z",
+        ),
+    ]
+}
+
 /// The sandbox's services: the scenario services and [`example_services`].
 fn sandbox_services() -> Vec<Service> {
     let mut advice_only = sandbox_triage("11014", "Advice Only");
@@ -798,6 +834,7 @@ fn sandbox_services() -> Vec<Service> {
         // A015's paging scenarios: twelve slots in all, so that page 5 of 5 is refused.
         Service {
             slot_limit: Some(12),
+            listed_slots: example_slots_of_11000(),
             ..sandbox_dbs("11000", "Slot Service With Many Slots", &[])
         },
         // Two schedules on the first page of five at any hour: at most four slots of the
@@ -1050,6 +1087,17 @@ async fn seed_sandbox_examples(repo: &Repo, now: i64) -> Result<bool, RepoError>
             repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
                 .await?;
         }
+        added = true;
+    }
+    // Services seeded before the PAS numbered the examples' slots get them.
+    if let Some((service, _)) = repo.service("11000").await?
+        && service.listed_slots.is_empty()
+    {
+        let numbered: Vec<Service> = sandbox_services()
+            .into_iter()
+            .filter(|s| !s.listed_slots.is_empty())
+            .collect();
+        repo.put_services(numbered).await?;
         added = true;
     }
     // Each file on its own: a sandbox seeded with the example services may still lack them.

@@ -497,6 +497,151 @@ async fn a016_books_and_defers_at_the_examples_services() {
     assert_eq!(booked["status"], "booked");
 }
 
+/// A016's examples book the sandbox PAS's numbered slots on their own (2022) dates, which do
+/// not age in the sandbox, and defer naming one that is no longer available.
+#[tokio::test]
+async fn a016_books_the_examples_numbered_slots_on_their_dates() {
+    let env = sandbox().await;
+    let slot = |id: &str| json!([{"reference": format!("Slot/{id}")}]);
+    let (status, _, booked) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "booked",
+            "11000",
+            json!({"start": "2022-07-11T12:00:00+00:00", "end": "2022-07-11T13:00:00+00:00", "slot": slot("11000021")}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["slot"], slot("11000021"), "{booked}");
+    assert_eq!(booked["start"], "2022-07-11T12:00:00.000Z", "{booked}");
+
+    let consultant = json!([{
+        "type": {"coding": [{"system": "http://hl7.org/fhir/ValueSet/encounter-participant-type", "code": "CON"}]},
+        "actor": {"identifier": {"system": "http://fhir.nhs.net/Id/sds-user-id", "value": CLINICIAN}},
+        "status": "accepted"}]);
+    let named = |participant: Value| {
+        appointment(
+            "booked",
+            "11008",
+            json!({"start": "2022-07-11T13:15:00+00:00", "end": "2022-07-11T14:15:00+00:00",
+                   "slot": slot("11008006"), "participant": participant}),
+        )
+    };
+    let (status, _, booked) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &named(consultant),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    // The rules still hold for numbered slots: a named clinician's slot needs the clinician.
+    let (status, _, refused) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &named(json!([])),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "MISSING_VALUE"),
+        "{refused}"
+    );
+    // ...and the dates must be the slot's.
+    let (status, _, refused) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "booked",
+            "11000",
+            json!({"start": "2022-07-11T12:15:00+00:00", "end": "2022-07-11T13:15:00+00:00", "slot": slot("11000021")}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "INAPPROPRIATE_SLOT"),
+        "{refused}"
+    );
+
+    let (status, _, deferred) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "proposed",
+            "11000",
+            json!({"reason": review_reason("SLOT_NOT_AVAILABLE"), "slot": slot("11000022"),
+                   "comment": "Patient can only attend at 3pm"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{deferred}");
+    assert_eq!(deferred["status"], "proposed", "{deferred}");
+}
+
+/// A034's examples cancel appointments `70003` and `70004`, which A038's scenarios show
+/// deferred to triage and answered by triage; the sandbox cancels them as asked, with the
+/// reason rules of every cancellation.
+#[tokio::test]
+async fn a034_cancels_the_examples_appointments() {
+    let env = sandbox().await;
+    let cancel = |id: &str, reason: &str, comment: Option<&str>| {
+        let mut body = json!({
+            "resourceType": "Appointment",
+            "id": id,
+            "status": "cancelled",
+            "description": "e-Referral Appointment",
+            "reason": [{"coding": [coding("_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", reason)]}],
+            "incomingReferral": [{"reference": "ReferralRequest/000000070004/_history/6"}],
+            "participant": [{"actor": {"identifier": {"system": "http://fhir.nhs.net/Id/nhs-number", "value": PATIENT}}, "status": "accepted"}],
+        });
+        if let Some(comment) = comment {
+            body["comment"] = json!(comment);
+        }
+        let request = env
+            .client
+            .put(sandbox_url(&env, &format!("/STU3/Appointment/{id}")))
+            .header("content-type", "application/fhir+json")
+            .header("NHSD-eRS-Business-Function", "REFERRING_CLINICIAN")
+            .header("if-match", VERSION)
+            .body(body.to_string());
+        async move { answer(request.send().await.unwrap()).await }
+    };
+    let (status, _, cancelled) = cancel("70003", "PATIENT_ILL", None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let (status, _, cancelled) = cancel(
+        "70004",
+        "PATIENT_APPOINTMENT_CANCELLATION_OTHER",
+        Some("Cancellation Comment"),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["comment"], "Cancellation Comment", "{cancelled}");
+    let (status, _, refused) =
+        cancel("70005", "PATIENT_APPOINTMENT_CANCELLATION_OTHER", None).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "MISSING_VALUE"),
+        "{refused}"
+    );
+    // Nothing is kept: A038 still shows the scenario.
+    let (status, _, unchanged) = get(&env, "/STU3/Appointment/70003", &[]).await;
+    assert_eq!(status, 200, "{unchanged}");
+    assert_ne!(unchanged["status"], "cancelled", "{unchanged}");
+}
+
 #[tokio::test]
 async fn a024_reads_the_example_advice_request_awaiting_the_provider() {
     let env = sandbox().await;
@@ -608,6 +753,15 @@ async fn a_sandbox_seeded_before_the_examples_gets_them_added_once() {
     assert!(repo.service("10000").await.unwrap().is_some());
     let (status, _, advice) = get(&env, "/STU3/CommunicationRequest/000049146177", &[]).await;
     assert_eq!(status, 200, "{advice}");
+
+    // As a sandbox seeded before the PAS numbered the examples' slots.
+    let (mut service, _) = repo.service("11000").await.unwrap().unwrap();
+    service.listed_slots.clear();
+    repo.put_services(vec![service]).await.unwrap();
+    assert!(carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    assert!(!carehub_ers::seed::seed_sandbox(&repo, now).await.unwrap());
+    let (service, _) = repo.service("11000").await.unwrap().unwrap();
+    assert_eq!(service.listed_slots.len(), 2);
 }
 
 /// The A&G request of the spec's path examples (A024, A026, A043), in the provider's turn and
@@ -680,6 +834,52 @@ async fn a012_sets_the_examples_letter_files_on_the_example_referral() {
         );
         assert!(changed.to_string().contains(description), "{changed}");
     }
+}
+
+/// A012's two-file example names A044's example file beside the letter; the sandbox lets any
+/// file it holds go with any of its records.
+#[tokio::test]
+async fn a012_takes_the_two_files_of_the_example() {
+    let env = sandbox().await;
+    let files = [
+        "e1015896-92f4-4073-ad3c-5f30fca76448",
+        "50f0c0d5-7ed1-4587-8fce-889c8685eb54",
+    ];
+    let body = parameters(
+        "eRS-MaintainReferralLetter-Parameters-1",
+        files
+            .iter()
+            .map(|id| json!({"name": "referralLetterFile", "resource": document("REFERRER", id, "Blood test results")}))
+            .collect(),
+    );
+    for ubrn in [UNBOOKED, BOOKED_DBS] {
+        let (status, _, changed) = post(
+            &env,
+            &format!("/STU3/ReferralRequest/{ubrn}/$ers.maintainReferralLetter"),
+            "REFERRING_CLINICIAN",
+            Some(VERSION),
+            &body,
+        )
+        .await;
+        assert_eq!(status, 200, "{ubrn}: {changed}");
+        assert!(files.iter().all(|id| names(&changed, id)), "{changed}");
+    }
+    // A file the sandbox does not hold is still refused.
+    let unknown = parameters(
+        "eRS-MaintainReferralLetter-Parameters-1",
+        vec![
+            json!({"name": "referralLetterFile", "resource": document("REFERRER", "00000000-0000-4000-8000-000000000000", "x")}),
+        ],
+    );
+    let (status, _, refused) = post(
+        &env,
+        &format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.maintainReferralLetter"),
+        "REFERRING_CLINICIAN",
+        Some(VERSION),
+        &unknown,
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
 }
 
 #[tokio::test]

@@ -34,6 +34,10 @@ pub struct Clinic {
     /// At most this many of its slots are offered at a time, the earliest (a small clinic);
     /// all of them when `None`.
     pub limit: Option<usize>,
+    /// Slots it offers beside its timetable, under ids of their own (a PAS that numbers its
+    /// slots, as the e-RS sandbox's example requests do). Their start may lie in the past:
+    /// callers decide whether such a slot may still be booked.
+    pub listed: Vec<Slot>,
 }
 
 /// A slot of a clinic.
@@ -71,6 +75,7 @@ pub fn clinics(service: &str, clinicians: &[String]) -> Vec<Clinic> {
         per_day: 12,
         length: 15,
         limit: None,
+        listed: Vec::new(),
     }];
     clinics.extend(clinicians.iter().map(|sds| Clinic {
         schedule: format!("{service}-{sds}"),
@@ -80,6 +85,7 @@ pub fn clinics(service: &str, clinicians: &[String]) -> Vec<Clinic> {
         per_day: 4,
         length: 30,
         limit: None,
+        listed: Vec::new(),
     }));
     clinics
 }
@@ -106,6 +112,17 @@ impl Clinic {
                 slots.push(self.slot_at(start));
             }
         }
+        let horizon = (today + HORIZON_DAYS + 1) * DAY;
+        let before = slots.len();
+        slots.extend(
+            self.listed
+                .iter()
+                .filter(|s| s.start > now && s.start < horizon)
+                .cloned(),
+        );
+        if slots.len() > before {
+            slots.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+        }
         if let Some(limit) = self.limit {
             slots.truncate(limit);
         }
@@ -131,6 +148,9 @@ impl Clinic {
     /// The slot with `id`, if this clinic offers it (at any time; callers check it is
     /// still ahead).
     pub fn slot(&self, id: &str) -> Option<Slot> {
+        if let Some(listed) = self.listed.iter().find(|s| s.id == id) {
+            return Some(listed.clone());
+        }
         let stamp = id.strip_prefix(&self.schedule)?.strip_prefix('-')?;
         if stamp.len() != 12 || !stamp.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -259,6 +279,44 @@ mod tests {
         assert!(slots.iter().all(|s| weekday(s.start.div_euclid(DAY)) < 5));
         let named = clinics[1].slots(MONDAY_8AM);
         assert_eq!(named[0].id, "20001-555000000003-202611301400");
+    }
+
+    #[test]
+    fn listed_slots_are_found_by_their_own_ids_and_offered_while_ahead() {
+        let mut clinic = clinics("20001", &[]).remove(0);
+        let listed = |id: &str, start: i64| Slot {
+            id: id.to_owned(),
+            schedule: "20001".into(),
+            start,
+            end: start + 60 * MINUTE,
+        };
+        // Monday 10:10, off the timetable's quarter hours; and one long past.
+        clinic.listed = vec![
+            listed("20001021", MONDAY_8AM + 130 * MINUTE),
+            listed("20001001", MONDAY_8AM - 400 * DAY),
+        ];
+        assert_eq!(
+            clinic.slot("20001001").map(|s| s.start),
+            Some(MONDAY_8AM - 400 * DAY)
+        );
+        let ids: Vec<String> = clinic
+            .slots(MONDAY_8AM)
+            .into_iter()
+            .take(6)
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "20001-202611300900",
+                "20001-202611300915",
+                "20001-202611300930",
+                "20001-202611300945",
+                "20001-202611301000",
+                "20001021"
+            ]
+        );
+        assert!(clinic.slots(MONDAY_8AM + 140 * MINUTE)[0].id != "20001021");
     }
 
     #[test]

@@ -100,6 +100,25 @@ pub struct Service {
     /// as some sandbox scenarios have); all of them when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_limit: Option<usize>,
+    /// Slots its PAS offers beside the clinics' timetables, under ids of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed_slots: Vec<ListedSlot>,
+}
+
+/// A slot a service's PAS offers under an id of its own, off the generated timetable: the
+/// e-RS sandbox's example requests book slots numbered `11000021` and the like, on dates of
+/// their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedSlot {
+    /// Its id, as `Slot/{id}` names it.
+    pub id: String,
+    /// The named clinician whose clinic offers it; the general clinic when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinician: Option<String>,
+    /// Start, a FHIR instant.
+    pub start: String,
+    /// End, a FHIR instant.
+    pub end: String,
 }
 
 fn first_outpatient() -> String {
