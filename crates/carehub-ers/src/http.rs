@@ -33,7 +33,7 @@ use crate::domain::referral::{
 use crate::domain::service::{self, PatientFacts, RequestType, SearchCriteria, Service, SortBy};
 use crate::domain::worklist;
 use crate::domain::{Class, ErsError};
-use crate::repo::{AuditRecord, Repo, RepoError};
+use crate::repo::{AuditRecord, Expected, Repo, RepoError};
 
 /// What every handler of one environment's e-RS needs.
 #[derive(Debug)]
@@ -545,20 +545,20 @@ fn holds(card: &Smartcard, function: &str, organisation: &str) -> bool {
 impl Ers {
     /// The version a write's `If-Match` names (see [`if_match_for`]); in the sandbox, whatever
     /// is current, as the official sandbox checks no versions.
-    fn if_match(&self, endpoint: &Endpoint, headers: &HeaderMap) -> Result<i64, Failure> {
+    fn if_match(&self, endpoint: &Endpoint, headers: &HeaderMap) -> Result<Expected, Failure> {
         if self.sandbox {
-            return Ok(crate::repo::CURRENT_VERSION);
+            return Ok(Expected::Current);
         }
-        if_match_for(endpoint, headers)
+        if_match_for(endpoint, headers).map(Expected::Version)
     }
 
     /// The version a request body names (`incomingReferral`, `createFrom`); in the sandbox,
     /// whatever is current.
-    fn named_version(&self, version: i64) -> i64 {
+    fn named_version(&self, version: i64) -> Expected {
         if self.sandbox {
-            crate::repo::CURRENT_VERSION
+            Expected::Current
         } else {
-            version
+            Expected::Version(version)
         }
     }
 
@@ -1092,7 +1092,7 @@ async fn change_referral(
     ers: &Ers,
     ctx: &Context,
     ubrn: &str,
-    expected: i64,
+    expected: Expected,
     operation: &'static str,
     caller: Caller,
     change: Change,

@@ -320,7 +320,7 @@ impl Repo {
     pub async fn create_appointment(
         &self,
         ubrn: &str,
-        expected: i64,
+        expected: Expected,
         slot: Option<carehub_pas::Slot>,
         make: impl FnOnce(&mut Referral, String) -> Result<Appointment, ErsError> + Send + 'static,
         audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
@@ -395,7 +395,7 @@ impl Repo {
     pub async fn cancel_appointment(
         &self,
         id: &str,
-        expected: i64,
+        expected: Expected,
         change: impl FnOnce(&mut Referral, &mut Appointment) -> Result<(), ErsError> + Send + 'static,
         audit: impl FnOnce(&Referral, &Appointment) -> AuditRecord + Send + 'static,
     ) -> Result<(Appointment, i64), RepoError> {
@@ -409,9 +409,7 @@ impl Repo {
                 let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
                     return Err(ErsError::not_found(format!("No appointment '{id}'")).into());
                 };
-                if is_stale(expected, version) {
-                    return Err(stale("appointment", &id, expected, version).into());
-                }
+                expected.check("appointment", &id, version)?;
                 let mut appointment: Appointment = parse(&body)?;
                 let found = tx.read(&key, "Referral", &appointment.ubrn).await?;
                 let Some((referral_body, referral_version)) =
@@ -567,7 +565,7 @@ impl Repo {
     pub async fn update_advice(
         &self,
         ubrn: &str,
-        expected: i64,
+        expected: Expected,
         change: impl FnOnce(&mut AdviceRequest) -> Result<Option<Referral>, ErsError> + Send + 'static,
         audit: impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static,
     ) -> Result<(AdviceRequest, i64, Option<(Referral, i64)>), RepoError> {
@@ -581,9 +579,7 @@ impl Repo {
                         ErsError::not_found(format!("No advice request with UBRN {ubrn}")).into(),
                     );
                 };
-                if is_stale(expected, version) {
-                    return Err(stale("advice request", &ubrn, expected, version).into());
-                }
+                expected.check("advice request", &ubrn, version)?;
                 let mut advice: AdviceRequest = parse(&body)?;
                 let referral = change(&mut advice)?;
                 let body =
@@ -768,7 +764,7 @@ impl Repo {
     pub async fn update_referral(
         &self,
         ubrn: &str,
-        expected: i64,
+        expected: Expected,
         change: impl FnOnce(&mut Referral) -> Result<(), ErsError> + Send + 'static,
         audit: impl FnOnce(&Referral) -> AuditRecord + Send + 'static,
     ) -> Result<(Referral, i64), RepoError> {
@@ -810,25 +806,32 @@ impl Repo {
     }
 }
 
-/// The version a sandbox write expects: whatever is current. The official sandbox checks no
-/// versions, so the spec's examples (`If-Match: W/"4"`, `_history/6`) work against scenario
-/// records at any version. Never a real version (they start at 1) and never one a client can
-/// send (`If-Match` and body versions below 1 are refused).
-pub const CURRENT_VERSION: i64 = 0;
-
-/// Whether a write that expects `expected` finds `current` changed under it.
-fn is_stale(expected: i64, current: i64) -> bool {
-    expected != CURRENT_VERSION && expected != current
+/// The version a write expects its record at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// This version, from `If-Match` or a version a request body names; any other is a 409.
+    Version(i64),
+    /// Whatever is current: the sandbox's writes, as the official sandbox checks no versions,
+    /// so that the spec's examples (`If-Match: W/"4"`, `_history/6`) work against scenario
+    /// records at any version.
+    Current,
 }
 
-fn stale(what: &str, id: &str, expected: i64, current: i64) -> ErsError {
-    ErsError::new(
-        Class::Conflict,
-        "INVALID_VALUE",
-        format!(
-            "Version {expected} of {what} {id} was given; the current version is {current}. Read it again and retry"
-        ),
-    )
+impl Expected {
+    /// Refuses the write when the record `id` (a `what`) is at `current`, not the version
+    /// expected.
+    fn check(self, what: &str, id: &str, current: i64) -> Result<(), ErsError> {
+        match self {
+            Expected::Version(expected) if expected != current => Err(ErsError::new(
+                Class::Conflict,
+                "INVALID_VALUE",
+                format!(
+                    "Version {expected} of {what} {id} was given; the current version is {current}. Read it again and retry"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The referral `ubrn` inside a unit of work, if it is at `expected` version (409 otherwise).
@@ -836,15 +839,13 @@ async fn read_referral_in(
     tx: &mut carehub_store::Tx<'_>,
     key: &str,
     ubrn: &str,
-    expected: i64,
+    expected: Expected,
 ) -> Result<(Referral, i64), RepoError> {
     let found = tx.read(key, "Referral", ubrn).await?;
     let Some((body, version)) = found.and_then(|f| Some((f.body?, f.version))) else {
         return Err(ErsError::not_found(format!("No referral with UBRN {ubrn}")).into());
     };
-    if is_stale(expected, version) {
-        return Err(stale("referral", ubrn, expected, version).into());
-    }
+    expected.check("referral", ubrn, version)?;
     Ok((parse(&body)?, version))
 }
 

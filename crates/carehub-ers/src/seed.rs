@@ -8,7 +8,7 @@ use crate::domain::appointment::{self, Appointment};
 use crate::domain::codes::BusinessFunction;
 use crate::domain::referral::{Change, NewReferral, Referral, State};
 use crate::domain::service::{BookableType, GenderTreated, ListedSlot, SearchCriteria, Service};
-use crate::repo::{Repo, RepoError};
+use crate::repo::{Expected, Repo, RepoError};
 
 /// The trust of the seeded provider cards.
 pub const TRUST: &str = "R1A14";
@@ -495,7 +495,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 let result = repo
                     .create_appointment(
                         &ubrn,
-                        version,
+                        Expected::Version(version),
                         slot.clone(),
                         appointment(State::Booked, None, slot, service),
                         |_, _| None,
@@ -513,7 +513,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 let (_, _, _, v) = repo
                     .create_appointment(
                         &ubrn,
-                        version,
+                        Expected::Version(version),
                         None,
                         appoint(
                             State::AwaitingTriage,
@@ -527,14 +527,19 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 version = v;
                 if let Then::TriageAnd(change) = then {
                     let by = provider.clone();
-                    repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
-                        .await?;
+                    repo.update_referral(
+                        &ubrn,
+                        Expected::Version(version),
+                        move |r| r.apply(&by, change),
+                        |_| None,
+                    )
+                    .await?;
                 }
             }
             Then::Defer => {
                 repo.create_appointment(
                     &ubrn,
-                    version,
+                    Expected::Version(version),
                     None,
                     appoint(
                         State::DeferredToProvider,
@@ -567,7 +572,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                     };
                     repo.cancel_appointment(
                         &id,
-                        1,
+                        Expected::Version(1),
                         move |referral, appointment| {
                             referral.apply(&by, change)?;
                             appointment.status = appointment::Status::Cancelled;
@@ -582,8 +587,13 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                     )
                     .await?;
                 } else {
-                    repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
-                        .await?;
+                    repo.update_referral(
+                        &ubrn,
+                        Expected::Version(version),
+                        move |r| r.apply(&by, change),
+                        |_| None,
+                    )
+                    .await?;
                 }
             }
             Then::Change(change, by_provider) => {
@@ -592,8 +602,13 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
                 } else {
                     referrer.clone()
                 };
-                repo.update_referral(&ubrn, version, move |r| r.apply(&by, change), |_| None)
-                    .await?;
+                repo.update_referral(
+                    &ubrn,
+                    Expected::Version(version),
+                    move |r| r.apply(&by, change),
+                    |_| None,
+                )
+                .await?;
             }
         }
         seeded.push(Seeded { ubrn, what });
@@ -647,7 +662,7 @@ pub async fn seed_referrals(repo: &Repo, now: i64) -> Result<Vec<Seeded>, RepoEr
             };
             repo.update_advice(
                 &advice.ubrn,
-                version,
+                Expected::Version(version),
                 move |a| a.respond(&by, response, Vec::new(), at).map(|()| None),
                 |_| None,
             )
