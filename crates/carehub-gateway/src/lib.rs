@@ -193,6 +193,8 @@ impl Authenticated {
 struct ProductState {
     product: Product,
     api_path: String,
+    /// The key its proxy-wide limits count under.
+    proxy_key: String,
     version: FhirVersion,
     proxy_limits: Vec<Limit>,
     app_limits: Vec<Limit>,
@@ -201,6 +203,8 @@ struct ProductState {
     limiter: Arc<dyn RateLimiter>,
     store: Store,
     metrics: Arc<metrics::Metrics>,
+    /// This product's own request counts and latencies.
+    requests: Arc<metrics::ProductMetrics>,
 }
 
 /// The Spine code system of the product's FHIR version, for error details.
@@ -277,6 +281,7 @@ pub fn router(
         let state = Arc::new(ProductState {
             product: product.clone(),
             api_path: path.clone(),
+            proxy_key: format!("proxy:{path}"),
             version,
             proxy_limits: Limit::from_config(&product.ratelimiting.proxy),
             app_limits: Limit::from_config(&product.ratelimiting.app),
@@ -285,6 +290,7 @@ pub fn router(
             limiter: limiter.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
+            requests: metrics.product(&product.environment, &api.name),
         });
         let mut public = Router::new();
         let inner = match (&api.service, &api.upstream) {
@@ -626,7 +632,7 @@ async fn guard(State(state): State<Arc<ProductState>>, request: Request, next: N
 }
 
 async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
+    let access = Access::start(&request);
     let product = &state.product;
     let version = state.version;
     let request_id = match header(request.headers(), "x-request-id") {
@@ -694,11 +700,11 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
                     ],
                 );
             }
-            log_line(
+            access.log(
                 &state,
                 None,
+                None,
                 response.status(),
-                started,
                 &request_id,
                 correlation_id.as_deref(),
             );
@@ -706,6 +712,7 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
         }
     };
     let app = authenticated.app.clone();
+    let user = authenticated.user.as_ref().map(|u| u.sds_user_id.clone());
     // A deprecated API keeps serving the applications that use it, but takes on no new ones.
     if product.status == LifecycleStatus::Deprecated
         && let (Some(app), Some(deprecated)) = (&app, product.deprecated.as_deref())
@@ -741,18 +748,22 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
     }
 
     let now = now_ms();
-    let proxy_key = format!("proxy:{}", state.api_path);
-    let mut checks: Vec<(String, &Limit, &str)> = state
+    let app_key = app
+        .as_ref()
+        .filter(|_| !state.app_limits.is_empty())
+        .map(|app| format!("app:{}:{}", state.api_path, app.id));
+    // References, not copies of the keys (a future held across `.await` cannot keep the
+    // iterator adapters' closures, so they are collected first).
+    let mut checks: Vec<(&str, &Limit, &str)> = state
         .proxy_limits
         .iter()
-        .map(|l| (proxy_key.clone(), l, "proxy"))
+        .map(|l| (state.proxy_key.as_str(), l, "proxy"))
         .collect();
-    if let Some(app) = &app {
-        let app_key = format!("app:{}:{}", state.api_path, app.id);
-        checks.extend(state.app_limits.iter().map(|l| (app_key.clone(), l, "app")));
+    if let Some(key) = &app_key {
+        checks.extend(state.app_limits.iter().map(|l| (key.as_str(), l, "app")));
     }
     for (key, limit, scope) in checks {
-        match state.limiter.check(&key, limit, now).await {
+        match state.limiter.check(key, limit, now).await {
             Decision::Allowed {
                 limit: Some(quota),
                 remaining: Some(remaining),
@@ -797,11 +808,11 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
                         ("scope", scope.to_owned()),
                     ],
                 );
-                log_line(
+                access.log(
                     &state,
                     app.as_ref(),
+                    user.as_deref(),
                     response.status(),
-                    started,
                     &request_id,
                     correlation_id.as_deref(),
                 );
@@ -856,11 +867,11 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
             });
     }
     let response = next.run(request).await;
-    log_line(
+    access.log(
         &state,
         app.as_ref(),
+        user.as_deref(),
         response.status(),
-        started,
         &request_id,
         correlation_id.as_deref(),
     );
@@ -1152,44 +1163,58 @@ fn finish(
     response
 }
 
-fn log_line(
-    state: &ProductState,
-    app: Option<&App>,
-    status: StatusCode,
+/// What the access log line and the metrics need to know of a request from its start.
+struct Access {
     started: Instant,
-    request_id: &str,
-    correlation_id: Option<&str>,
-) {
-    trace::record_caller(
-        &tracing::Span::current(),
-        app.map(|a| a.id.as_str()),
-        request_id,
-        correlation_id,
-    );
-    let environment = state.product.environment.clone();
-    let api = state.product.api.clone();
-    state.metrics.increment(
-        "carehub_requests_total",
-        vec![
-            ("environment", environment.clone()),
-            ("api", api.clone()),
-            ("app", app.map(|a| a.id.clone()).unwrap_or_default()),
-            ("status", status.as_u16().to_string()),
-        ],
-    );
-    state.metrics.observe(
-        vec![("environment", environment), ("api", api)],
-        started.elapsed(),
-    );
-    tracing::info!(
-        target: "carehub::access",
-        environment = %state.product.environment,
-        api = %state.product.api,
-        app = app.map(|a| a.id.as_str()).unwrap_or("-"),
-        status = status.as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id,
-        correlation_id = correlation_id.unwrap_or("-"),
-        "request"
-    );
+    method: axum::http::Method,
+    /// The path as the caller sent it (no query: it may carry patient identifiers).
+    uri: axum::http::Uri,
+}
+
+impl Access {
+    fn start(request: &Request) -> Access {
+        Access {
+            started: Instant::now(),
+            method: request.method().clone(),
+            uri: request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| request.uri().clone(), |original| original.0.clone()),
+        }
+    }
+
+    /// Counts the request and writes its access log line: one JSON line per request.
+    fn log(
+        &self,
+        state: &ProductState,
+        app: Option<&App>,
+        user: Option<&str>,
+        status: StatusCode,
+        request_id: &str,
+        correlation_id: Option<&str>,
+    ) {
+        let app_id = app.map(|a| a.id.as_str());
+        trace::record_caller(
+            &tracing::Span::current(),
+            app_id,
+            request_id,
+            correlation_id,
+        );
+        let elapsed = self.started.elapsed();
+        state.requests.request(app_id, status.as_u16(), elapsed);
+        tracing::info!(
+            target: "carehub::access",
+            environment = %state.product.environment,
+            api = %state.product.api,
+            method = %self.method,
+            path = self.uri.path(),
+            app = app_id.unwrap_or("-"),
+            user = user.unwrap_or("-"),
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id,
+            correlation_id = correlation_id.unwrap_or("-"),
+            "request"
+        );
+    }
 }

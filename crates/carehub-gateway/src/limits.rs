@@ -117,7 +117,13 @@ impl LocalLimiter {
             Limit::Quota { limit, window, .. } => {
                 let window_ms = (window.as_millis() as u64).max(1);
                 let mut quotas = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = quotas.entry(key.to_owned()).or_insert((now_ms, 0));
+                // Looked up by `&str` first: the key is copied only for its first request.
+                if !quotas.contains_key(key) {
+                    quotas.insert(key.to_owned(), (now_ms, 0));
+                }
+                let Some(entry) = quotas.get_mut(key) else {
+                    unreachable!("inserted above")
+                };
                 if now_ms >= entry.0 + window_ms {
                     *entry = (now_ms, 0);
                 }
@@ -137,7 +143,12 @@ impl LocalLimiter {
             Limit::SpikeArrest { interval, .. } => {
                 let interval_ms = (interval.as_millis() as u64).max(1);
                 let mut spikes = self.spikes.lock().unwrap_or_else(|p| p.into_inner());
-                let next = spikes.entry(key.to_owned()).or_insert(0);
+                if !spikes.contains_key(key) {
+                    spikes.insert(key.to_owned(), 0);
+                }
+                let Some(next) = spikes.get_mut(key) else {
+                    unreachable!("inserted above")
+                };
                 if now_ms < *next {
                     return Decision::Throttled {
                         retry_after: (*next - now_ms).div_ceil(1000).max(1),

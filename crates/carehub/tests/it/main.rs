@@ -26,6 +26,11 @@ impl Drop for Running {
 }
 
 fn up(data_dir: &std::path::Path, patients: u64) -> Running {
+    up_logging_to(data_dir, patients, Stdio::null())
+}
+
+/// `carehub up` with its log lines (stderr) going to `logs`.
+fn up_logging_to(data_dir: &std::path::Path, patients: u64, logs: Stdio) -> Running {
     let mut command = carehub();
     command
         .args([
@@ -36,14 +41,15 @@ fn up(data_dir: &std::path::Path, patients: u64) -> Running {
             &patients.to_string(),
             "--data-dir",
         ])
-        .arg(data_dir);
+        .arg(data_dir)
+        .stderr(logs);
     start(command)
 }
 
+/// Starts a server command and waits until it says it is ready.
 fn start(mut command: Command) -> Running {
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .expect("carehub starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -165,7 +171,10 @@ async fn options_from_a_config_file() {
     )
     .unwrap();
     let mut command = carehub();
-    command.args(["up", "--port", "0", "--config"]).arg(&file);
+    command
+        .args(["up", "--port", "0", "--config"])
+        .arg(&file)
+        .stderr(Stdio::null());
     let running = start(command);
     assert_eq!(count(&running.url, "Patient").await, 7);
     drop(running);
@@ -184,7 +193,10 @@ async fn options_from_a_config_file() {
 async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
     let data_dir = std::env::temp_dir().join(format!("carehub-apps-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let running = up(&data_dir, 5);
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let log_path = data_dir.join("carehub.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let running = up_logging_to(&data_dir, 5, log.into());
     let output = carehub()
         .args([
             "apps",
@@ -292,7 +304,57 @@ async fn an_app_registered_from_the_command_line_gets_through_the_gateway() {
         .await
         .expect("JSON");
     assert_eq!(bundle["total"], 5);
+
+    // One JSON access log line per request through the gateway, saying who asked what and
+    // how it went.
+    let correlation = "5c2b5d6e-0000-4000-8000-00000000c0de";
+    let answered = client
+        .get(&url)
+        .header("apikey", &key)
+        .header("x-correlation-id", correlation)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answered.status(), 200);
+    let request_id = answered.headers()["x-request-id"]
+        .to_str()
+        .expect("text")
+        .to_owned();
     drop(running);
+    let logs = std::fs::read_to_string(&log_path).expect("the log");
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "carehub::access")
+        .map(|line| line["fields"].clone())
+        .collect();
+    let line = access
+        .iter()
+        .find(|fields| fields["correlation_id"] == correlation)
+        .unwrap_or_else(|| panic!("an access line with the correlation id in {logs}"));
+    for (field, expected) in [
+        ("environment", "int"),
+        ("api", "fhir-r4"),
+        ("method", "GET"),
+        ("path", "/int/fhir/R4/Patient"),
+        ("app", app_id.as_str()),
+        ("user", "-"),
+        ("request_id", request_id.as_str()),
+    ] {
+        assert_eq!(line[field], expected, "{field} in {line}");
+    }
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(
+        line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+    // The refused call without credentials is logged too, with no app.
+    assert!(
+        access
+            .iter()
+            .any(|fields| fields["status"] == 401 && fields["app"] == "-"),
+        "{logs}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
@@ -387,7 +449,8 @@ audit = false
         .arg(data_dir.join("data"))
         // Export every 100 ms rather than every 5 s, as JSON to read the spans here.
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .stderr(Stdio::null());
     let running = start(command);
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -498,7 +561,8 @@ async fn traces_are_exported_as_protobuf_unless_json_is_asked_for() {
         .arg(format!("http://127.0.0.1:{collector_port}"))
         .arg("--data-dir")
         .arg(&data_dir)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stderr(Stdio::null());
     let running = start(command);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4737";
     reqwest::Client::new()
