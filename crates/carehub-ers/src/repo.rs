@@ -570,6 +570,7 @@ impl Repo {
         audit: impl FnOnce(&AdviceRequest) -> AuditRecord + Send + 'static,
     ) -> Result<(AdviceRequest, i64, Option<(Referral, i64)>), RepoError> {
         let key = self.key.clone();
+        let stateless = self.stateless;
         let ubrn = ubrn.to_owned();
         self.unit(move |tx| {
             Box::pin(async move {
@@ -605,7 +606,14 @@ impl Repo {
                                 &referral.ubrn,
                                 body,
                                 &referral_index(&referral),
-                                Expect::Absent,
+                                // The sandbox holds scenario referrals under the UBRNs of its
+                                // advice requests; a conversion there (rolled back) stands
+                                // in for them.
+                                if stateless {
+                                    Expect::Any
+                                } else {
+                                    Expect::Absent
+                                },
                             )
                             .await?;
                         Some((referral, made.version))

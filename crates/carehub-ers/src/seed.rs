@@ -740,7 +740,8 @@ fn at_example_provider(mut s: Service, wait_days: u32, distance: u32) -> Service
 ///   no priority: its clinics publish no slot for any `appointmentType`, and no search finds it.
 /// - `11001`, `11003`, `11008`: directly bookable, with `11000` and `11002` the five services of
 ///   A031's multiple-services shortlist (urgent heart failure); `11008` has the named clinician
-///   (A016's booking with a named clinician), `11021` needs a referral letter (A016's deferral).
+///   (A016's booking with a named clinician), `11021` needs a referral letter and has no free
+///   slots (A016's deferral).
 /// - `11004`: a routine triage service with the named clinician (A021, A032, A031's shortlist
 ///   with a document); `50001` a triage service (A016's triage deferral); `51002` a triage
 ///   service at [`EXAMPLE_PROVIDER`] (the mixed shortlists of A011 and A031).
@@ -771,6 +772,8 @@ fn example_services() -> Vec<Service> {
     )];
     let mut letter_first = sandbox_dbs("11021", "Cardiology Clinic (Referral Letter First)", &[]);
     (letter_first.wait_days, letter_first.distance) = (25, 7);
+    // No free slots, so that A016's example may defer it for want of them.
+    letter_first.slot_limit = Some(0);
     let mut triage = sandbox_triage("50001", "Cardiology Triage Clinic");
     triage.advice = false;
     let mut heart_triage = at_example_provider(
@@ -962,8 +965,8 @@ struct ExampleFile {
 ///   which the referrer authorised the provider to convert (A027; `000000070000`, the request
 ///   the example names, is in the referrer's turn and not authorised).
 /// - `c5d2d200-7613-…`: the path example of A006 and A042, a referral letter file for
-///   `000000070000`.
-const EXAMPLE_FILES: [ExampleFile; 9] = [
+///   `000000070000`; `att-70000-70001`, their legacy-format example, another.
+const EXAMPLE_FILES: [ExampleFile; 10] = [
     // Attached as REFERRER (A012).
     ExampleFile {
         id: "50f0c0d5-7ed1-4587-8fce-889c8685eb54",
@@ -1045,6 +1048,15 @@ const EXAMPLE_FILES: [ExampleFile; 9] = [
         heading: "ECG report",
         text: "Sinus rhythm, 78 bpm; left bundle branch block, not known before.",
     },
+    // A006's and A042's legacy-format id (files attached before e-RS moved to UUIDs).
+    ExampleFile {
+        id: "att-70000-70001",
+        name: "Previous referral letter.pdf",
+        by: (ADA, GP),
+        referral: Some("000000070000"),
+        heading: "Previous referral letter",
+        text: "Referred in 2019 with palpitations; Holter monitor normal, discharged to primary care.",
+    },
 ];
 
 /// Seeds the [`EXAMPLE_FILES`] the sandbox does not hold yet; whether any was added.
@@ -1087,32 +1099,29 @@ async fn seed_example_files(repo: &Repo, created: &str) -> Result<bool, RepoErro
     Ok(added)
 }
 
-/// Adds [`example_services`] and [`EXAMPLE_ADVICE`] to a sandbox seeded before they existed,
-/// and the [`EXAMPLE_FILES`] it lacks, once each; `false` when there was nothing to add.
+/// Brings a sandbox seeded by an earlier release up to this one's scenario data: the scenario
+/// services as they are now (any missing or stored otherwise, e.g. before [`example_services`],
+/// numbered slots or slot limits), [`EXAMPLE_ADVICE`] and the [`EXAMPLE_FILES`] it lacks;
+/// `false` when there was nothing to bring.
 async fn seed_sandbox_examples(repo: &Repo, now: i64) -> Result<bool, RepoError> {
     let created = carehub_fhir::datetime::format_instant(now);
     let mut added = false;
-    if repo.service("10000").await?.is_none() {
-        let services = example_services();
-        repo.put_services(services).await?;
-        if repo.advice(EXAMPLE_ADVICE).await?.is_none()
-            && let Some((service, _)) = repo.service("11014").await?
-        {
-            let advice = sandbox_advice(EXAMPLE_ADVICE, 0, &service, &created)?;
-            repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
-                .await?;
+    let mut changed = Vec::new();
+    for service in sandbox_services() {
+        if repo.service(&service.id).await?.map(|(stored, _)| stored) != Some(service.clone()) {
+            changed.push(service);
         }
+    }
+    if !changed.is_empty() {
+        repo.put_services(changed).await?;
         added = true;
     }
-    // Services seeded before the PAS numbered the examples' slots get them.
-    if let Some((service, _)) = repo.service("11000").await?
-        && service.listed_slots.is_empty()
+    if repo.advice(EXAMPLE_ADVICE).await?.is_none()
+        && let Some((service, _)) = repo.service("11014").await?
     {
-        let numbered: Vec<Service> = sandbox_services()
-            .into_iter()
-            .filter(|s| !s.listed_slots.is_empty())
-            .collect();
-        repo.put_services(numbered).await?;
+        let advice = sandbox_advice(EXAMPLE_ADVICE, 0, &service, &created)?;
+        repo.seed_record("AdviceRequest", EXAMPLE_ADVICE, &advice, 5)
+            .await?;
         added = true;
     }
     // Each file on its own: a sandbox seeded with the example services may still lack them.

@@ -590,6 +590,47 @@ async fn a016_books_the_examples_numbered_slots_on_their_dates() {
     assert_eq!(deferred["status"], "proposed", "{deferred}");
 }
 
+/// A016's deferral for want of slots goes to `11021`, which has none; A015's example asks
+/// `11000` for a named clinician it does not have, which the sandbox ignores, as the official
+/// one does.
+#[tokio::test]
+async fn a016_defers_for_want_of_slots_and_a015_ignores_a_clinician_the_service_lacks() {
+    let env = sandbox().await;
+    let (status, _, deferred) = post(
+        &env,
+        "/STU3/Appointment",
+        "REFERRING_CLINICIAN",
+        None,
+        &appointment(
+            "proposed",
+            "11021",
+            json!({"reason": review_reason("NO_SLOTS_AT_SERVICE"), "comment": "There are no slots"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{deferred}");
+
+    let (status, total, found, bundle) = slots(
+        &env,
+        "schedule.actor:HealthcareService=11000&schedule.actor:Practitioner=921600556514&appointmentType=ROUTINE&status=free&_count=5&page=1",
+    )
+    .await;
+    assert_eq!((status, total, found.len()), (200, 12, 5), "{bundle}");
+    // A clinician the service does have still narrows the search.
+    let (status, _, found, bundle) = slots(
+        &env,
+        "schedule.actor:HealthcareService=14000&schedule.actor:Practitioner=921600556514&appointmentType=ROUTINE&status=free&_count=5&page=1",
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    assert!(
+        found.iter().all(|slot| slot["schedule"]["reference"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("921600556514"))),
+        "{bundle}"
+    );
+}
+
 /// A034's examples cancel appointments `70003` and `70004`, which A038's scenarios show
 /// deferred to triage and answered by triage; the sandbox cancels them as asked, with the
 /// reason rules of every cancellation.
@@ -882,6 +923,155 @@ async fn a012_takes_the_two_files_of_the_example() {
     assert_eq!(status, 422, "{refused}");
 }
 
+/// The official sandbox answers a provider's review by its body alone, and the specification
+/// sends every one of them to `000000070000`, which its referrer-side examples need unbooked:
+/// the sandbox answers them there as from a state that allows them, by the reviews' own rules,
+/// and keeps nothing.
+#[tokio::test]
+async fn provider_reviews_of_the_examples_unbooked_referral_are_answered() {
+    let env = sandbox().await;
+    let on = |operation: &str| format!("/STU3/ReferralRequest/{UNBOOKED}/$ers.{operation}");
+    let provider = "SERVICE_PROVIDER_CLINICIAN";
+    let (status, _, accepted) = post(
+        &env,
+        &on("acceptReferral"),
+        provider,
+        Some(VERSION),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{accepted}");
+
+    let reject = |reason: &str, comment: Option<&str>| {
+        let mut parameter = vec![json!({"name": "rejectionReason", "valueCoding": coding(
+            "_baseUrl_/STU3/CodeSystem/APPOINTMENT-CANCELLATION-REASON", reason)})];
+        if let Some(comment) = comment {
+            parameter.push(json!({"name": "rejectionComments", "valueString": comment}));
+        }
+        parameters("eRS-RejectReferral-Parameters-1", parameter)
+    };
+    let (status, _, rejected) = post(
+        &env,
+        &on("rejectReferral"),
+        provider,
+        Some(VERSION),
+        &reject("PRIORITY_INAPPROPRIATE", None),
+    )
+    .await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(state(&rejected), "REJECTED", "{rejected}");
+    // The review's own rules still decide: this reason needs a comment.
+    let (status, _, refused) = post(
+        &env,
+        &on("rejectReferral"),
+        provider,
+        Some(VERSION),
+        &reject("OTHER", None),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (422, "MISSING_VALUE"),
+        "{refused}"
+    );
+
+    let (status, _, later) = post(
+        &env,
+        &on("cancelAppointmentActionLater"),
+        provider,
+        Some(VERSION),
+        &parameters(
+            "eRS-cancelAppointmentActionLater-Parameters-1",
+            vec![json!({"name": "comments", "valueString": "Clinic cancelled: please rebook the patient"})],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{later}");
+    assert_eq!(state(&later), "TRIAGED_PROVIDER_TO_ACTION", "{later}");
+
+    let (status, _, reviewed) = post(
+        &env,
+        &on("recordReviewOutcome"),
+        provider,
+        Some(VERSION),
+        &parameters(
+            "eRS-RecordReviewOutcome-Parameters-1",
+            vec![
+                json!({"name": "reviewOutcome", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-ReviewOutcome-1", "RETURN_TO_REFERRER_WITH_ADVICE")}),
+                json!({"name": "reviewComments", "valueString": "Manage in primary care for now"}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{reviewed}");
+    assert_eq!(state(&reviewed), "TRIAGE_RESPONSE", "{reviewed}");
+
+    let (status, _, cancelled) = post(
+        &env,
+        &on("cancelReferral"),
+        provider,
+        Some(VERSION),
+        &cancel_body("OUTPATIENT_SERVICE_NA", Some("Service withdrawn")),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let updated = &cancelled["parameter"][0]["resource"];
+    assert_eq!(state(updated), "CANCELLED_REFERRAL", "{cancelled}");
+
+    // Nothing was kept, and the referrer's view is as seeded.
+    let (status, _, unchanged) = get(
+        &env,
+        &format!("/STU3/ReferralRequest/{UNBOOKED}"),
+        &[("NHSD-eRS-Business-Function", "REFERRING_CLINICIAN")],
+    )
+    .await;
+    assert_eq!(status, 200, "{unchanged}");
+    assert_eq!(state(&unchanged), "NOT_BOOKED", "{unchanged}");
+}
+
+/// A026 and A027 name advice request `000000070000`, which A024 shows answered and not
+/// authorised for conversion; the sandbox answers them as in the provider's turn.
+#[tokio::test]
+async fn a026_and_a027_answer_the_examples_advice_request_whatever_its_turn() {
+    let env = sandbox().await;
+    let provider = "SERVICE_PROVIDER_CLINICIAN";
+    let (status, _, answered) = post(
+        &env,
+        &format!("/STU3/CommunicationRequest/{UNBOOKED}/$ers.sendCommunicationToRequester"),
+        provider,
+        Some(VERSION),
+        &parameters(
+            "eRS-SendCommunicationToRequester-Request-Parameters-1",
+            vec![
+                json!({"name": "guidanceOutcome", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-GuidanceResponseOutcome-1", "REQUIRE_FURTHER_INFORMATION")}),
+                json!({"name": "guidance", "valueString": "Please send the latest lipid profile"}),
+                json!({"name": "updatedPriority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "ROUTINE")}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{answered}");
+
+    let (status, _, referral) = post(
+        &env,
+        "/STU3/ReferralRequest/$ers.createFromCommunicationRequestActionLater",
+        provider,
+        None,
+        &parameters(
+            "eRS-CreateFromCommunicationRequestActionLater-Request-Parameters-1",
+            vec![
+                json!({"name": "createFrom", "valueReference": {"reference": format!("CommunicationRequest/{UNBOOKED}/_history/1")}}),
+                json!({"name": "guidance", "valueString": "We will see the patient"}),
+                json!({"name": "newReferralPriority", "valueCoding": coding("https://fhir.nhs.uk/STU3/CodeSystem/eRS-Priority-1", "ROUTINE")}),
+                json!({"name": "reviewComments", "valueString": "Book into the lipid clinic"}),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{referral}");
+    assert_eq!(referral["id"], UNBOOKED, "{referral}");
+}
+
 #[tokio::test]
 async fn a022_cancels_for_later_action_with_the_examples_provider_files() {
     let env = sandbox().await;
@@ -1047,6 +1237,8 @@ async fn a006_and_a042_serve_the_example_attachment_id() {
     assert!(response.bytes().await.unwrap().starts_with(b"%PDF"));
 
     sandbox_pdf_through_signed_url(&env, EXAMPLE_BINARY).await;
+    // The specification's legacy-format id, through A006 and A042.
+    sandbox_pdf_through_signed_url(&env, "att-70000-70001").await;
 
     // Every file the examples attach can be fetched too.
     for id in [
@@ -1058,6 +1250,7 @@ async fn a006_and_a042_serve_the_example_attachment_id() {
         "19eb7224-dff3-4730-a5cb-67eac811f1a5",
         "badaf6fc-90f4-411d-999f-04ccd79fa166",
         "38dc19ab-893f-47ca-8db0-2d0a07c0e387",
+        "att-70000-70001",
     ] {
         let response = env
             .client

@@ -549,6 +549,17 @@ impl AdviceRequest {
         Ok(())
     }
 
+    /// The sandbox's stand-in for a request in another category: the official sandbox answers
+    /// the provider's A026 and A027 by the request body alone, whatever the request's
+    /// category, and the specification's examples send them to requests that its A024
+    /// scenarios show answered or not authorised for conversion. This puts the request in the
+    /// provider's turn (and, for a conversion, authorised), so that the answer's own rules
+    /// (outcomes, priorities, files) still decide.
+    pub fn stand_in_for_provider(&mut self, converting: bool) {
+        self.category = Category::ProviderResponseRequired;
+        self.authorised_to_convert |= converting;
+    }
+
     /// A026: the provider answers or asks for more.
     pub fn respond(
         &mut self,

@@ -51,6 +51,19 @@ pub struct StoredFile {
     pub created: String,
 }
 
+/// Whether `id` has the form of an e-RS attachment id: a UUID (what A020 gives out) or the
+/// legacy `att-{n}-{n}` of files attached before.
+pub fn is_attachment_id(id: &str) -> bool {
+    let legacy = id.strip_prefix("att-").is_some_and(|rest| {
+        let mut parts = rest.split('-');
+        let number = |part: Option<&str>| {
+            part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        number(parts.next()) && number(parts.next()) && parts.next().is_none()
+    });
+    legacy || uuid::Uuid::parse_str(id).is_ok()
+}
+
 /// Whether a media type is one e-RS takes (parameters after `;` ignored).
 pub fn media_essence(content_type: &str) -> String {
     content_type
@@ -269,4 +282,28 @@ pub fn read_documents(
         });
     }
     Ok(letters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_attachment_id;
+
+    #[test]
+    fn attachment_ids_are_uuids_or_the_legacy_form() {
+        for id in ["c5d2d200-7613-4a69-9c5f-1bb68e04b8d8", "att-70000-70001"] {
+            assert!(is_attachment_id(id), "{id}");
+        }
+        for id in [
+            "att-70000",
+            "att-70000-",
+            "att--70001",
+            "att-7a000-70001",
+            "att-1-2-3",
+            "70000-70001",
+            "../etc/passwd",
+            "",
+        ] {
+            assert!(!is_attachment_id(id), "{id}");
+        }
+    }
 }

@@ -996,6 +996,40 @@ impl Referral {
         Ok(())
     }
 
+    /// The sandbox's stand-in for a referral in another state. The official sandbox answers a
+    /// provider's review (A013, A014, A022, A028, and A036 with a provider's reason) by the
+    /// request body alone, on a UBRN whatever state it is in, and the specification's examples
+    /// send them all to the referral its referrer-side examples need unbooked. Where the state
+    /// refuses the provider's `action`, this puts the referral, unreviewed and without an
+    /// appointment, at its first shortlisted service in the first state from which a provider
+    /// may take the action, so that the action's own rules (reasons, comments, priorities,
+    /// files) still decide the answer. `false` when no state allows it, or for the referrer.
+    pub fn stand_in_for_provider(&mut self, action: Action) -> bool {
+        const REVIEWED_IN: [State; 3] = [
+            State::Booked,
+            State::DeferredToProvider,
+            State::AwaitingTriage,
+        ];
+        let Some(state) = REVIEWED_IN
+            .into_iter()
+            .find(|state| allowed(*state, Side::Provider).contains(&action))
+        else {
+            return false;
+        };
+        let Some(first) = self.shortlist.first() else {
+            return false;
+        };
+        if self.selected.is_none() {
+            self.selected = Some(first.service.clone());
+            self.selected_provider = Some(first.provider.clone());
+        }
+        self.state = state;
+        self.reason = None;
+        self.reviewed = false;
+        self.appointment = None;
+        true
+    }
+
     /// The `eRS-ReferralRequest-1` view at `version`; `stu3_base` is the API's STU3 base URL.
     pub fn to_fhir(&self, version: i64, stu3_base: &str) -> Value {
         let (state_code, state_display) = self.state.coding();
@@ -1144,6 +1178,23 @@ pub enum Change {
         /// Files the provider attaches.
         files: Vec<super::attachment::Attached>,
     },
+}
+
+impl Change {
+    /// The action the state machine must allow for it.
+    pub fn action(&self) -> Action {
+        match self {
+            Change::Shortlist { .. } => Action::ChangeShortlist,
+            Change::Cancel { .. } => Action::CancelReferral,
+            Change::Appoint { .. } => Action::CreateAppointment,
+            Change::CancelAppointment { .. } => Action::CancelDirectlyBookedAppointment,
+            Change::Accept => Action::AcceptReferral,
+            Change::ActionLater { .. } => Action::CancelAppointmentActionLater,
+            Change::Letters(_) => Action::MaintainReferralLetter,
+            Change::Reject { .. } => Action::RejectReferral,
+            Change::ReviewOutcome { .. } => Action::RecordReviewOutcome,
+        }
+    }
 }
 
 /// The appointment cancellation reasons a provider may reject a referral with, and whether each
