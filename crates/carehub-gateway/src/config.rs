@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use carehub_fhir::FhirVersion;
+use carehub_server::audit::PurposeOfUse;
 use serde::Deserialize;
 
 /// The whole platform configuration.
@@ -165,6 +166,10 @@ pub struct Product {
     /// itself).
     #[serde(default = "yes")]
     pub audit: bool,
+    /// Why its data is used, recorded on every AuditEvent: a code of HL7's `v3-ActReason`
+    /// (`TREAT` by default: direct care; `HOPERAT`, `RECORDMGT`, `PUBHLTH`, `HRESCH`...).
+    #[serde(default = "treatment")]
+    pub purpose_of_use: String,
     /// The lowest authentication assurance level a user-restricted caller may have signed in
     /// with (3 by default: a smartcard).
     #[serde(default = "three")]
@@ -257,6 +262,9 @@ pub enum ConfigError {
 
 fn yes() -> bool {
     true
+}
+fn treatment() -> String {
+    "TREAT".into()
 }
 fn three() -> u8 {
     3
@@ -442,6 +450,7 @@ impl Product {
             migration_guide: None,
             store_key: None,
             audit: true,
+            purpose_of_use: treatment(),
             min_aal: 3,
             file_size_limit: five_megabytes(),
             error_codes: ErrorCodes::Spine,
@@ -647,6 +656,14 @@ impl PlatformConfig {
         }
         for product in &self.products {
             let name = format!("{} in {}", product.api, product.environment);
+            if PurposeOfUse::from_code(&product.purpose_of_use).is_none() {
+                let codes: Vec<&str> = PurposeOfUse::ALL.iter().map(|p| p.coding().0).collect();
+                return invalid(format!(
+                    "product {name}: purpose_of_use '{}' is not one of {}",
+                    product.purpose_of_use,
+                    codes.join(", ")
+                ));
+            }
             if !self.apis.iter().any(|a| a.name == product.api) {
                 return invalid(format!("product {name}: no API named '{}'", product.api));
             }

@@ -205,6 +205,8 @@ struct ProductState {
     metrics: Arc<metrics::Metrics>,
     /// This product's own request counts and latencies.
     requests: Arc<metrics::ProductMetrics>,
+    /// Why its data is used, for its AuditEvents.
+    purpose: carehub_server::audit::PurposeOfUse,
 }
 
 /// The Spine code system of the product's FHIR version, for error details.
@@ -291,6 +293,9 @@ pub fn router(
             store: store.clone(),
             metrics: metrics.clone(),
             requests: metrics.product(&product.environment, &api.name),
+            // Checked when the configuration was loaded.
+            purpose: carehub_server::audit::PurposeOfUse::from_code(&product.purpose_of_use)
+                .unwrap_or_default(),
         });
         let mut public = Router::new();
         let inner = match (&api.service, &api.upstream) {
@@ -862,7 +867,10 @@ async fn guarded(state: Arc<ProductState>, mut request: Request, next: Next) -> 
                     .or_else(|| app.as_ref().map(|a| a.organisation.clone())),
                 user: authenticated.user.as_ref().map(|u| u.sds_user_id.clone()),
                 role: authenticated.user.as_ref().map(|u| u.role.id.clone()),
-                purpose: None,
+                purpose: Some(carehub_server::audit::Purpose {
+                    of_use: state.purpose,
+                    stated: None,
+                }),
                 request_id: request_id.clone(),
             });
     }

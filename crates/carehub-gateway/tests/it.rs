@@ -371,6 +371,10 @@ fn configuration_errors_name_the_rule() {
             "must look like 10ps",
         ),
         ("colour = \"blue\"\n", "unknown field"),
+        (
+            "[[products]]\napi = \"fhir-r4\"\nenvironment = \"int\"\npurpose_of_use = \"CURIOSITY\"\n",
+            "purpose_of_use 'CURIOSITY' is not one of TREAT, ETREAT",
+        ),
     ];
     for (text, expected) in bad {
         let err = PlatformConfig::from_toml(text).unwrap_err().to_string();
@@ -511,6 +515,16 @@ async fn every_call_with_patient_data_leaves_an_audit_event_that_admins_can_sear
         assert_eq!(
             event["source"]["site"].as_str().unwrap().split(' ').next(),
             Some("int")
+        );
+        // Why: the product's purpose of use, direct care unless it says otherwise.
+        let purpose = &event["purposeOfEvent"][0]["coding"][0];
+        assert_eq!(
+            (purpose["system"].as_str(), purpose["code"].as_str()),
+            (
+                Some("http://terminology.hl7.org/CodeSystem/v3-ActReason"),
+                Some("TREAT")
+            ),
+            "{event}"
         );
     }
 

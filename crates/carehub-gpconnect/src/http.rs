@@ -405,7 +405,15 @@ pub(crate) fn audit_caller(
         caller.user = Some(claims.user.clone());
         caller.role = claims.role.clone();
         caller.organisation = Some(claims.organisation.clone());
-        caller.purpose = Some(claims.reason.clone());
+        // GP2GP's migration moves a record between systems; everything else is direct care.
+        caller.purpose = Some(audit::Purpose {
+            of_use: if claims.reason == jwt::MIGRATION {
+                audit::PurposeOfUse::RecordsManagement
+            } else {
+                audit::PurposeOfUse::Treatment
+            },
+            stated: Some(claims.reason.clone()),
+        });
         caller.app_name = Some(format!("ASID {}", route.from));
         caller
     })

@@ -38,10 +38,102 @@ pub struct Caller {
     pub user: Option<String>,
     /// The user's role (SDS role profile id or code).
     pub role: Option<String>,
-    /// Why: the purpose of use, when the caller said.
-    pub purpose: Option<String>,
+    /// Why: the purpose of use (the product's, or what the caller claimed).
+    pub purpose: Option<Purpose>,
     /// The request id, to tie the record to logs.
     pub request_id: String,
+}
+
+/// Why data is used: the codes of HL7's `v3-ActReason` that an API product may declare as its
+/// purpose of use (`PurposeOfUse` value set), recorded as an AuditEvent's `purposeOfEvent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PurposeOfUse {
+    /// `TREAT`: direct care of the patient, what nearly every NHS API is for.
+    #[default]
+    Treatment,
+    /// `ETREAT`: emergency treatment.
+    EmergencyTreatment,
+    /// `CAREMGT`: care management.
+    CareManagement,
+    /// `HOPERAT`: healthcare operations.
+    HealthcareOperations,
+    /// `HSYSADMIN`: health system administration.
+    SystemAdministration,
+    /// `RECORDMGT`: records management (moving a record between systems, as GP2GP does).
+    RecordsManagement,
+    /// `PATRQT`: the patient asked.
+    PatientRequested,
+    /// `PUBHLTH`: public health.
+    PublicHealth,
+    /// `HRESCH`: healthcare research.
+    Research,
+    /// `HPAYMT`: healthcare payment.
+    Payment,
+}
+
+impl PurposeOfUse {
+    /// Every purpose, in the order above.
+    pub const ALL: [PurposeOfUse; 10] = [
+        PurposeOfUse::Treatment,
+        PurposeOfUse::EmergencyTreatment,
+        PurposeOfUse::CareManagement,
+        PurposeOfUse::HealthcareOperations,
+        PurposeOfUse::SystemAdministration,
+        PurposeOfUse::RecordsManagement,
+        PurposeOfUse::PatientRequested,
+        PurposeOfUse::PublicHealth,
+        PurposeOfUse::Research,
+        PurposeOfUse::Payment,
+    ];
+
+    /// The code system of the codes.
+    pub const SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+
+    /// The code and its display.
+    pub fn coding(self) -> (&'static str, &'static str) {
+        match self {
+            PurposeOfUse::Treatment => ("TREAT", "treatment"),
+            PurposeOfUse::EmergencyTreatment => ("ETREAT", "Emergency Treatment"),
+            PurposeOfUse::CareManagement => ("CAREMGT", "care management"),
+            PurposeOfUse::HealthcareOperations => ("HOPERAT", "healthcare operations"),
+            PurposeOfUse::SystemAdministration => ("HSYSADMIN", "health system administration"),
+            PurposeOfUse::RecordsManagement => ("RECORDMGT", "records management"),
+            PurposeOfUse::PatientRequested => ("PATRQT", "patient requested"),
+            PurposeOfUse::PublicHealth => ("PUBHLTH", "public health"),
+            PurposeOfUse::Research => ("HRESCH", "healthcare research"),
+            PurposeOfUse::Payment => ("HPAYMT", "healthcare payment"),
+        }
+    }
+
+    /// The purpose with `code`.
+    pub fn from_code(code: &str) -> Option<PurposeOfUse> {
+        PurposeOfUse::ALL
+            .into_iter()
+            .find(|purpose| purpose.coding().0 == code)
+    }
+}
+
+/// The purpose of a call: the coded purpose of use, and the caller's own words for it when it
+/// gave them (GP Connect's `reason_for_request` claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose {
+    /// The coded purpose.
+    pub of_use: PurposeOfUse,
+    /// What the caller said, as it said it.
+    pub stated: Option<String>,
+}
+
+impl Purpose {
+    /// `purposeOfEvent` of an AuditEvent.
+    fn to_fhir(&self) -> Value {
+        let (code, display) = self.of_use.coding();
+        let mut concept =
+            json!({"coding": [{"system": PurposeOfUse::SYSTEM, "code": code, "display": display}]});
+        if let Some(stated) = &self.stated {
+            concept["text"] = json!(stated);
+        }
+        concept
+    }
 }
 
 /// What was done, in FHIR's terms.
@@ -176,7 +268,7 @@ pub fn event(
         "entity": entity,
     });
     if let Some(purpose) = &caller.purpose {
-        event["purposeOfEvent"] = json!([{"text": purpose}]);
+        event["purposeOfEvent"] = json!([purpose.to_fhir()]);
     }
     let id = uuid::Uuid::new_v4().to_string();
     event["id"] = json!(id);
@@ -219,5 +311,41 @@ pub async fn record(
     match audit {
         Some(audit) => store.append(AUDIT_BASE, vec![stored(audit)]).await,
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purpose_of_use_is_coded_with_the_callers_own_words() {
+        let caller = Caller {
+            environment: "int".into(),
+            api: "gp-connect".into(),
+            purpose: Some(Purpose {
+                of_use: PurposeOfUse::RecordsManagement,
+                stated: Some("migration".into()),
+            }),
+            request_id: "r-1".into(),
+            ..Caller::default()
+        };
+        let (_, event, _) = event(
+            &caller,
+            Interaction::Read,
+            "https://carehub.example/int/gpc",
+            &["Patient/1".into()],
+            &[],
+            None,
+        );
+        assert_eq!(
+            event["purposeOfEvent"],
+            json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                "code": "RECORDMGT", "display": "records management"}], "text": "migration"}])
+        );
+        for purpose in PurposeOfUse::ALL {
+            assert_eq!(PurposeOfUse::from_code(purpose.coding().0), Some(purpose));
+        }
+        assert_eq!(PurposeOfUse::from_code("treat"), None);
     }
 }
