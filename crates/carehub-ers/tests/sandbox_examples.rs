@@ -1154,6 +1154,13 @@ async fn a026_answers_the_example_advice_request_with_the_examples_file() {
     .await;
     assert_eq!(status, 200, "{answered}");
     assert!(names(&answered, id), "{answered}");
+    // The attachment type's display is the specification's (`eRS-AttachmentType-1`).
+    assert!(
+        answered
+            .to_string()
+            .contains(r#""code":"GUIDANCE_RESPONSE","display":"Guidance Response""#),
+        "{answered}"
+    );
 }
 
 #[tokio::test]

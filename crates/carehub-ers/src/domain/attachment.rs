@@ -207,8 +207,8 @@ impl AttachmentType {
         match self {
             AttachmentType::Referrer => "Referrer",
             AttachmentType::Provider => "Provider",
-            AttachmentType::AdviceRequest => "Advice request",
-            AttachmentType::GuidanceResponse => "Guidance response",
+            AttachmentType::AdviceRequest => "Advice Request",
+            AttachmentType::GuidanceResponse => "Guidance Response",
         }
     }
 }
