@@ -1,9 +1,9 @@
 //! How exactly a quota holds under overload: ten times its limit sent as fast as 32 concurrent
-//! clients can, to one node counting in memory, and to one and two nodes counting in the shared
-//! store.
+//! clients can, to one node counting in memory, to one and two nodes counting in the shared
+//! store, and (with REDIS_URL set) to two nodes counting in Redis.
 //!
 //! `cargo bench -p carehub-gateway --bench limits` (SQLite in a temporary file; set DATABASE_URL
-//! for PostgreSQL, where two nodes is how carehub runs as a cluster).
+//! for PostgreSQL, where two nodes is how carehub runs as a cluster, and REDIS_URL for Redis).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
-use carehub_gateway::limits::{LocalLimiter, RateLimiter, SharedLimiter};
+use carehub_gateway::limits::{LocalLimiter, RateLimiter, RedisLimiter, SharedLimiter};
 use carehub_store::Store;
 use carehub_store::testing::fresh_database;
 
@@ -26,16 +26,29 @@ fn platform() -> PlatformConfig {
     .expect("config parses")
 }
 
-async fn overload(label: &str, shared: bool, nodes: usize) {
+/// Where the nodes count.
+#[derive(Clone, Copy)]
+enum Counters {
+    Memory,
+    Store,
+    Redis,
+}
+
+async fn overload(label: &str, counters: Counters, nodes: usize) {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
     let local: Arc<dyn RateLimiter> = Arc::new(LocalLimiter::default());
+    let namespace = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let mut urls = Vec::new();
     for _ in 0..nodes {
-        let limiter: Arc<dyn RateLimiter> = if shared {
-            Arc::new(SharedLimiter::new(store.clone()))
-        } else {
-            local.clone()
+        let limiter: Arc<dyn RateLimiter> = match counters {
+            Counters::Memory => local.clone(),
+            Counters::Store => Arc::new(SharedLimiter::new(store.clone())),
+            Counters::Redis => Arc::new(
+                RedisLimiter::connect(&std::env::var("REDIS_URL").expect("REDIS_URL"), &namespace)
+                    .await
+                    .expect("Redis at REDIS_URL"),
+            ),
         };
         urls.push(
             carehub_gateway::testing::node(
@@ -96,7 +109,10 @@ async fn overload(label: &str, shared: bool, nodes: usize) {
 
 #[tokio::main]
 async fn main() {
-    overload("one node, counters in memory", false, 1).await;
-    overload("one node, counters in the store", true, 1).await;
-    overload("two nodes, counters in the store", true, 2).await;
+    overload("one node, counters in memory", Counters::Memory, 1).await;
+    overload("one node, counters in the store", Counters::Store, 1).await;
+    overload("two nodes, counters in the store", Counters::Store, 2).await;
+    if std::env::var("REDIS_URL").is_ok() {
+        overload("two nodes, counters in Redis", Counters::Redis, 2).await;
+    }
 }

@@ -9,7 +9,7 @@
 //! seam for that.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use carehub_store::{BoxFuture, Store};
@@ -232,6 +232,141 @@ impl RateLimiter for SharedLimiter {
                     reset: None,
                 }
             })
+        })
+    }
+}
+
+/// Counters in Redis, for nodes that share a Redis server (`--redis-url`): each decision is one
+/// Lua script, atomic on the server, with the same windows and slots as [`SharedLimiter`]
+/// keeps in the database, without a database write per request.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    connection: redis::aio::ConnectionManager,
+    /// Prefixes every key, so that several deployments can share one server.
+    namespace: String,
+    quota: Arc<redis::Script>,
+    spike: Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter").finish_non_exhaustive()
+    }
+}
+
+/// A fixed window that starts with its first request, as [`LocalLimiter`] counts: the window's
+/// start and its count, this request included. The key expires with its window.
+const QUOTA_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local start = tonumber(redis.call('HGET', KEYS[1], 'start'))
+if (not start) or now >= start + window then
+  redis.call('HSET', KEYS[1], 'start', now, 'count', 1)
+  redis.call('PEXPIRE', KEYS[1], window)
+  return {now, 1}
+end
+return {start, redis.call('HINCRBY', KEYS[1], 'count', 1)}
+";
+
+/// The next slot of a spike arrest: taken (-1) when its time has come, moving it `interval` on;
+/// otherwise the time it comes.
+const SPIKE_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local next = tonumber(redis.call('GET', KEYS[1]))
+if next and now < next then
+  return next
+end
+redis.call('SET', KEYS[1], now + interval, 'PX', interval)
+return -1
+";
+
+impl RedisLimiter {
+    /// Connects to the Redis server at `url` (`redis://host:port/db`), keeping its counters
+    /// under `{namespace}:`; the connection is re-established by itself if it drops.
+    pub async fn connect(url: &str, namespace: &str) -> Result<RedisLimiter, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let connection = redis::aio::ConnectionManager::new(client).await?;
+        Ok(RedisLimiter {
+            connection,
+            namespace: namespace.to_owned(),
+            quota: Arc::new(redis::Script::new(QUOTA_SCRIPT)),
+            spike: Arc::new(redis::Script::new(SPIKE_SCRIPT)),
+        })
+    }
+
+    async fn decide(
+        &self,
+        key: &str,
+        limit: &Limit,
+        now_ms: u64,
+    ) -> Result<Decision, redis::RedisError> {
+        let mut connection = self.connection.clone();
+        let now = now_ms as i64;
+        match limit {
+            Limit::Quota { limit, window, .. } => {
+                let window_ms = (window.as_millis() as i64).max(1);
+                let (start, count): (i64, i64) = self
+                    .quota
+                    .key(format!("{}:quota:{key}", self.namespace))
+                    .arg(now)
+                    .arg(window_ms)
+                    .invoke_async(&mut connection)
+                    .await?;
+                let reset = ((start + window_ms - now).max(0) as u64).div_ceil(1000);
+                let count = count.max(0) as u64;
+                Ok(if count > *limit {
+                    Decision::Throttled {
+                        retry_after: reset.max(1),
+                    }
+                } else {
+                    Decision::Allowed {
+                        limit: Some(*limit),
+                        remaining: Some(limit - count),
+                        reset: Some(reset),
+                    }
+                })
+            }
+            Limit::SpikeArrest { interval, .. } => {
+                let interval_ms = (interval.as_millis() as i64).max(1);
+                let next: i64 = self
+                    .spike
+                    .key(format!("{}:spike:{key}", self.namespace))
+                    .arg(now)
+                    .arg(interval_ms)
+                    .invoke_async(&mut connection)
+                    .await?;
+                Ok(if next < 0 {
+                    Decision::Allowed {
+                        limit: None,
+                        remaining: None,
+                        reset: None,
+                    }
+                } else {
+                    Decision::Throttled {
+                        retry_after: ((next - now).max(0) as u64).div_ceil(1000).max(1),
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl RateLimiter for RedisLimiter {
+    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, now_ms: u64) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            // As with the database's counters, a limit that cannot be counted does not take
+            // the API down with it.
+            self.decide(key, limit, now_ms)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, key, "the Redis rate-limit counters failed; admitting");
+                    Decision::Allowed {
+                        limit: None,
+                        remaining: None,
+                        reset: None,
+                    }
+                })
         })
     }
 }

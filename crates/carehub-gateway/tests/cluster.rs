@@ -1,12 +1,13 @@
 //! Several nodes over one database: a limit holds across them because they count in the shared
 //! store (`SharedLimiter`). Run against PostgreSQL when `DATABASE_URL` is set (as CI does), where
-//! this is how carehub runs as a cluster; against SQLite otherwise, the same SQL.
+//! this is how carehub runs as a cluster; against SQLite otherwise, the same SQL. With
+//! `REDIS_URL` set (as CI does), the same holds for nodes counting in Redis (`RedisLimiter`).
 
 use std::sync::Arc;
 
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
-use carehub_gateway::limits::SharedLimiter;
+use carehub_gateway::limits::{RateLimiter, RedisLimiter, SharedLimiter};
 use carehub_store::Store;
 use carehub_store::testing::fresh_database;
 
@@ -32,17 +33,39 @@ ratelimit = "1pm"
 async fn a_quota_and_a_spike_arrest_hold_across_two_nodes() {
     let database = fresh_database().await;
     let store = Store::open(&database.config).await.expect("store opens");
+    let shared = || -> Arc<dyn RateLimiter> { Arc::new(SharedLimiter::new(store.clone())) };
+    limits_hold_across(&store, [shared(), shared()]).await;
+}
+
+#[tokio::test]
+async fn a_quota_and_a_spike_arrest_hold_across_two_nodes_counting_in_redis() {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        eprintln!("REDIS_URL is not set: the Redis limiter is not tested");
+        return;
+    };
+    let database = fresh_database().await;
+    let store = Store::open(&database.config).await.expect("store opens");
+    // A namespace of its own, so that runs sharing the server do not count each other.
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let redis = || async {
+        Arc::new(
+            RedisLimiter::connect(&url, &namespace)
+                .await
+                .expect("Redis at REDIS_URL"),
+        ) as Arc<dyn RateLimiter>
+    };
+    limits_hold_across(&store, [redis().await, redis().await]).await;
+}
+
+/// Two nodes, each counting with its own limiter over the shared counters.
+async fn limits_hold_across(store: &Store, limiters: [Arc<dyn RateLimiter>; 2]) {
     let platform = PlatformConfig::from_toml(PLATFORM).expect("config parses");
     let products = carehub_gateway::Products::new();
-    let node = || {
-        carehub_gateway::testing::node(
-            &platform,
-            store.clone(),
-            Arc::new(SharedLimiter::new(store.clone())),
-            &products,
-        )
-    };
-    let nodes = [node().await, node().await];
+    let [first, second] = limiters;
+    let nodes = [
+        carehub_gateway::testing::node(&platform, store.clone(), first, &products).await,
+        carehub_gateway::testing::node(&platform, store.clone(), second, &products).await,
+    ];
     let (_, key) = Apps::new(store.clone())
         .create("Clustered", "int", "AAA01")
         .await

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use carehub_gateway::apps::Apps;
 use carehub_gateway::config::PlatformConfig;
 use carehub_gateway::identity::{self, Identity, NewSmartcard, RoleProfile};
-use carehub_gateway::limits::{LocalLimiter, RateLimiter, SharedLimiter};
+use carehub_gateway::limits::{LocalLimiter, RateLimiter, RedisLimiter, SharedLimiter};
 use carehub_gateway::tls::{LocalCa, TlsSettings};
 use carehub_server::ServerConfig;
 use carehub_store::{COMPOSITE_INDEX_SCHEMA, Store, StoreConfig};
@@ -326,6 +326,11 @@ struct Listen {
     /// exporter and sampling. Off when unset.
     #[arg(long, env = "CAREHUB_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Count quotas and spike arrests in this Redis server (redis://HOST:PORT/DB), so that
+    /// they hold across every node that uses it. Without it they are counted in the database
+    /// on PostgreSQL (shared by its nodes), and in memory on SQLite (one node).
+    #[arg(long, env = "CAREHUB_REDIS_URL")]
+    redis_url: Option<String>,
     /// A TOML file of environments, APIs and products (see docs/platform.md); without it,
     /// `sandbox`, `int` and `admin`, with the FHIR APIs in `int`.
     #[arg(long, env = "CAREHUB_PLATFORM")]
@@ -1151,11 +1156,16 @@ async fn run(
     products
         .check_settings(&platform)
         .map_err(|e| anyhow::anyhow!("invalid platform configuration: {e}"))?;
-    // On PostgreSQL other nodes may serve the same database, so limits are counted there; one
-    // SQLite node counts in memory.
-    let limiter: Arc<dyn RateLimiter> = match store.dialect() {
-        carehub_store::Dialect::Postgres => Arc::new(SharedLimiter::new(store.clone())),
-        carehub_store::Dialect::Sqlite => Arc::new(LocalLimiter::default()),
+    // Limits are counted in Redis when given one; otherwise, on PostgreSQL, where other nodes
+    // may serve the same database, in the database; one SQLite node counts in memory.
+    let limiter: Arc<dyn RateLimiter> = match (&listen.redis_url, store.dialect()) {
+        (Some(url), _) => Arc::new(
+            RedisLimiter::connect(url, "carehub")
+                .await
+                .with_context(|| format!("connecting to Redis at {url} for the rate limits"))?,
+        ),
+        (None, carehub_store::Dialect::Postgres) => Arc::new(SharedLimiter::new(store.clone())),
+        (None, carehub_store::Dialect::Sqlite) => Arc::new(LocalLimiter::default()),
     };
     let app = carehub_gateway::router(
         &platform,
