@@ -88,6 +88,15 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// Admitted, with nothing to report (a spike arrest, or counters that failed).
+    pub const ADMITTED: Decision = Decision::Allowed {
+        limit: None,
+        remaining: None,
+        reset: None,
+    };
+}
+
 /// Counts requests against limits. Time is milliseconds since the Unix epoch, passed in so that
 /// tests and a shared implementation agree on it.
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
@@ -155,11 +164,7 @@ impl LocalLimiter {
                     };
                 }
                 *next = now_ms + interval_ms;
-                Decision::Allowed {
-                    limit: None,
-                    remaining: None,
-                    reset: None,
-                }
+                Decision::ADMITTED
             }
         }
     }
@@ -189,50 +194,51 @@ impl RateLimiter for SharedLimiter {
                     self.store
                         .count_request(key, now, window_ms)
                         .await
-                        .map(|(start, count)| {
-                            let reset = ((start + window_ms - now).max(0) as u64).div_ceil(1000);
-                            let count = count.max(0) as u64;
-                            if count > *limit {
-                                Decision::Throttled {
-                                    retry_after: reset.max(1),
-                                }
-                            } else {
-                                Decision::Allowed {
-                                    limit: Some(*limit),
-                                    remaining: Some(limit - count),
-                                    reset: Some(reset),
-                                }
-                            }
-                        })
+                        .map(|(start, count)| counted_quota(*limit, window_ms, now, start, count))
                 }
                 Limit::SpikeArrest { interval, .. } => {
                     let interval_ms = (interval.as_millis() as i64).max(1);
                     self.store
                         .take_slot(key, now, interval_ms)
                         .await
-                        .map(|next| match next {
-                            None => Decision::Allowed {
-                                limit: None,
-                                remaining: None,
-                                reset: None,
-                            },
-                            Some(next) => Decision::Throttled {
-                                retry_after: ((next - now).max(0) as u64).div_ceil(1000).max(1),
-                            },
-                        })
+                        .map(|next| spike_slot(now, next))
                 }
             };
             // A limit that cannot be counted does not take the API down with it: the request
             // goes through and the failure is logged.
             counted.unwrap_or_else(|error| {
                 tracing::error!(%error, key, "the shared rate-limit counters failed; admitting");
-                Decision::Allowed {
-                    limit: None,
-                    remaining: None,
-                    reset: None,
-                }
+                Decision::ADMITTED
             })
         })
+    }
+}
+
+/// The decision on a request that a shared quota counted as the `count`th of the window that
+/// started at `start`.
+fn counted_quota(limit: u64, window_ms: i64, now: i64, start: i64, count: i64) -> Decision {
+    let reset = ((start + window_ms - now).max(0) as u64).div_ceil(1000);
+    let count = count.max(0) as u64;
+    if count > limit {
+        Decision::Throttled {
+            retry_after: reset.max(1),
+        }
+    } else {
+        Decision::Allowed {
+            limit: Some(limit),
+            remaining: Some(limit - count),
+            reset: Some(reset),
+        }
+    }
+}
+
+/// The decision on a spike-arrest slot: taken (`None`), or not before `next`.
+fn spike_slot(now: i64, next: Option<i64>) -> Decision {
+    match next {
+        None => Decision::ADMITTED,
+        Some(next) => Decision::Throttled {
+            retry_after: ((next - now).max(0) as u64).div_ceil(1000).max(1),
+        },
     }
 }
 
@@ -313,19 +319,7 @@ impl RedisLimiter {
                     .arg(window_ms)
                     .invoke_async(&mut connection)
                     .await?;
-                let reset = ((start + window_ms - now).max(0) as u64).div_ceil(1000);
-                let count = count.max(0) as u64;
-                Ok(if count > *limit {
-                    Decision::Throttled {
-                        retry_after: reset.max(1),
-                    }
-                } else {
-                    Decision::Allowed {
-                        limit: Some(*limit),
-                        remaining: Some(limit - count),
-                        reset: Some(reset),
-                    }
-                })
+                Ok(counted_quota(*limit, window_ms, now, start, count))
             }
             Limit::SpikeArrest { interval, .. } => {
                 let interval_ms = (interval.as_millis() as i64).max(1);
@@ -336,17 +330,7 @@ impl RedisLimiter {
                     .arg(interval_ms)
                     .invoke_async(&mut connection)
                     .await?;
-                Ok(if next < 0 {
-                    Decision::Allowed {
-                        limit: None,
-                        remaining: None,
-                        reset: None,
-                    }
-                } else {
-                    Decision::Throttled {
-                        retry_after: ((next - now).max(0) as u64).div_ceil(1000).max(1),
-                    }
-                })
+                Ok(spike_slot(now, (next >= 0).then_some(next)))
             }
         }
     }
@@ -361,11 +345,7 @@ impl RateLimiter for RedisLimiter {
                 .await
                 .unwrap_or_else(|error| {
                     tracing::error!(%error, key, "the Redis rate-limit counters failed; admitting");
-                    Decision::Allowed {
-                        limit: None,
-                        remaining: None,
-                        reset: None,
-                    }
+                    Decision::ADMITTED
                 })
         })
     }
