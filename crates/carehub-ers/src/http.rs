@@ -190,8 +190,8 @@ impl From<RepoError> for Failure {
         match err {
             RepoError::Ers(error) => error.into(),
             // The unit of work read the record at the version the caller named, and another
-            // request (on another node: one node's writes never overlap) wrote it before this
-            // one could: what e-RS answers with 423 Locked while it holds a record for an update.
+            // request wrote it before this one could: what e-RS answers with 423 Locked while it
+            // holds a record for an update.
             RepoError::Store(
                 StoreError::VersionConflict {
                     resource_type, id, ..
@@ -204,6 +204,13 @@ impl From<RepoError> for Failure {
                     "{resource_type} {id} was changed by another request while this one was being \
                      worked out, and nothing was changed by this one. Read it again and retry"
                 ),
+            )
+            .into(),
+            RepoError::Store(StoreError::Contended) => ErsError::new(
+                Class::Locked,
+                "INVALID_STATE",
+                "The records this request changes were being changed by another request at the \
+                 same moment, and nothing was changed by this one. Retry",
             )
             .into(),
             RepoError::Store(store) => match carehub_server::error::ApiError::from(store) {

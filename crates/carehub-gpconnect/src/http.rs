@@ -153,11 +153,13 @@ impl From<RepoError> for Failure {
                 "The patient was registered by another request just now",
             )
             .into(),
-            RepoError::Store(StoreError::VersionConflict { .. }) => GpcError::new(
-                SpineCode::FhirConstraintViolation,
-                "The record changed while this request was processed; read it again and retry",
-            )
-            .into(),
+            RepoError::Store(StoreError::VersionConflict { .. } | StoreError::Contended) => {
+                GpcError::new(
+                    SpineCode::FhirConstraintViolation,
+                    "The record changed while this request was processed; read it again and retry",
+                )
+                .into()
+            }
             other => {
                 tracing::error!(error = %other, "GP Connect request failed");
                 GpcError::new(

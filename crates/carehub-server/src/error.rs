@@ -165,6 +165,12 @@ impl From<StoreError> for ApiError {
                 IssueType::Duplicate,
                 format!("Resource {resource_type}/{id} already exists"),
             ),
+            StoreError::Contended => ApiError::new(
+                Category::Conflict,
+                IssueType::Conflict,
+                "Another request changed the same resources at the same moment; nothing was \
+                 changed by this one. Send it again",
+            ),
             StoreError::BadCursor(why) => ApiError::invalid(format!("The paging link is not valid: {why}")).at("_cursor"),
             StoreError::Closed | StoreError::Unavailable => ApiError::new(
                 Category::Unavailable,

@@ -3,7 +3,8 @@
 //! `cargo bench -p carehub-store --bench ingest` (SQLite in a temporary file; set DATABASE_URL to
 //! a PostgreSQL server to measure that instead). For each number of concurrent writers it
 //! reports resources written per second, each write acknowledged only after its commit; the
-//! fsync probe gives the ceiling a one-fsync-per-write design would hit.
+//! fsync probe gives the ceiling a one-fsync-per-write design would hit. PostgreSQL is measured
+//! with 1, 2, 4 and 8 writer tasks.
 
 use std::time::{Duration, Instant};
 
@@ -30,15 +31,18 @@ fn fsync_rate(dir: &std::path::Path) -> f64 {
     f64::from(count) / started.elapsed().as_secs_f64()
 }
 
-async fn run(store: &Store, writers: usize) -> f64 {
+/// Writes new Patients from `writers` concurrent tasks for [`RUN`]; ids start with `run`, so that
+/// every run creates rather than updates.
+async fn run(store: &Store, writers: usize, run_name: &str) -> f64 {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let store = store.clone();
+        let run_name = run_name.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut written = 0u64;
             while started.elapsed() < RUN {
-                let id = format!("w{writer}-{written}");
+                let id = format!("{run_name}-w{writer}-{written}");
                 store
                     .write(move |tx| {
                         Box::pin(async move {
@@ -64,7 +68,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let database = fresh_database().await;
-        let store = Store::open(&database.config).await.expect("store");
+        let postgres = !database.config.url.starts_with("sqlite:");
         println!(
             "database: {}",
             database.config.url.split('?').next().unwrap_or_default()
@@ -74,10 +78,19 @@ fn main() {
             std::env::temp_dir().display(),
             fsync_rate(&std::env::temp_dir())
         );
-        for writers in [1, 16, 64, 256] {
-            let rate = run(&store, writers).await;
-            println!("{writers:>4} concurrent writers: {rate:>8.0} durable writes/s");
+        // SQLite has one writer whatever the setting; PostgreSQL is measured with each.
+        let writer_counts: &[u32] = if postgres { &[1, 2, 4, 8] } else { &[1] };
+        for &writer_tasks in writer_counts {
+            let mut config = database.config.clone();
+            config.writers = writer_tasks;
+            let store = Store::open(&config).await.expect("store");
+            for writers in [1, 16, 64, 256] {
+                let rate = run(&store, writers, &format!("t{writer_tasks}c{writers}")).await;
+                println!(
+                    "{writer_tasks} writer task(s), {writers:>4} concurrent writers: {rate:>8.0} durable writes/s"
+                );
+            }
+            store.close().await;
         }
-        store.close().await;
     });
 }

@@ -112,6 +112,14 @@ impl ReadCache {
             let Ok(mut map) = self.shard(&key).write() else {
                 continue;
             };
+            // Writers on PostgreSQL may report their commits out of order; a newer version of
+            // this resource already here stays.
+            if map
+                .get(&key)
+                .is_some_and(|(held, _)| held.version > version.version)
+            {
+                continue;
+            }
             if map.len() >= self.per_shard {
                 map.clear();
             }

@@ -47,6 +47,7 @@ pub async fn fresh_database() -> TestDatabase {
                 config: StoreConfig {
                     url: format!("{server}/{name}"),
                     max_connections: 4,
+                    writers: 4,
                     cache_capacity: 1000,
                 },
                 file: None,
@@ -58,6 +59,7 @@ pub async fn fresh_database() -> TestDatabase {
                 config: StoreConfig {
                     url: format!("sqlite://{}?mode=rwc", file.display()),
                     max_connections: 4,
+                    writers: 4,
                     cache_capacity: 1000,
                 },
                 file: Some(file),

@@ -1,27 +1,33 @@
-//! The single writer with group commit.
+//! The writers, each with group commit.
 //!
-//! Callers send units of work (closures over a [`Tx`]) on a channel. The writer takes whatever is
+//! Callers send units of work (closures over a [`Tx`]) on a channel. A writer takes whatever is
 //! queued (up to [`MAX_BATCH`]), opens one database transaction, runs each unit inside its own
 //! savepoint (rolling back only that unit if it fails), commits once, and only then tells each
 //! caller its result. Under load many requests share one fsync; with one client it is an ordinary
 //! transaction per request. Appends (new records with fresh ids that no unit reads, such as the
 //! AuditEvents of reads) skip the savepoints: all those queued for one commit are written
-//! together in a few multi-row statements. One writer also serialises conflicting writes on
-//! SQLite, which allows only one writer at a time anyway; on PostgreSQL, where several carehub
-//! nodes may write, correctness rests on the version checks and unique keys below, not on the
-//! single writer.
+//! together in a few multi-row statements.
+//!
+//! SQLite allows one writer at a time, so it gets one writer task, which also serialises
+//! conflicting writes. PostgreSQL gets several, taking batches from the same queue: while one
+//! waits on its commit's round trips and fsync, the next batch is already running, and the
+//! server's own group commit shares fsyncs between them. There, as between carehub nodes,
+//! correctness rests on row locks, version checks and unique keys: a unit reads a current row
+//! `FOR UPDATE`, so two units on one resource take turns (the second sees the first's version),
+//! and the version check and unique keys catch what no lock covers (a create racing a create).
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use carehub_fhir::search::{IndexEntry, IndexValue, SearchQuery, component_param};
 use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::cache::ReadCache;
 use crate::schema::Dialect;
@@ -73,8 +79,9 @@ pub struct Tx<'c> {
     dialect: Dialect,
     /// What this batch wrote, for the read cache once it commits.
     written: &'c mut Vec<(String, Versioned)>,
-    /// The last `last_updated` given out, so timestamps strictly increase within a store.
-    clock: &'c mut i64,
+    /// The last `last_updated` given out, shared by the writers, so timestamps strictly increase
+    /// within a store.
+    clock: &'c AtomicI64,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -137,9 +144,29 @@ impl Handle {
     }
 }
 
-pub(crate) fn spawn(pool: AnyPool, dialect: Dialect, cache: Option<Arc<ReadCache>>) -> Handle {
+/// Starts the writers: one on SQLite, `writers` (at least one) on PostgreSQL.
+pub(crate) fn spawn(
+    pool: AnyPool,
+    dialect: Dialect,
+    cache: Option<Arc<ReadCache>>,
+    writers: u32,
+) -> Handle {
     let (jobs, queue) = mpsc::channel::<Work>(4 * MAX_BATCH);
-    tokio::spawn(run_writer(pool, dialect, cache, queue));
+    let queue = Arc::new(Mutex::new(queue));
+    let clock = Arc::new(AtomicI64::new(0));
+    let writers = match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => writers.max(1),
+    };
+    for _ in 0..writers {
+        tokio::spawn(run_writer(
+            pool.clone(),
+            dialect,
+            cache.clone(),
+            Arc::clone(&queue),
+            Arc::clone(&clock),
+        ));
+    }
     Handle { jobs }
 }
 
@@ -147,17 +174,25 @@ async fn run_writer(
     pool: AnyPool,
     dialect: Dialect,
     cache: Option<Arc<ReadCache>>,
-    mut queue: mpsc::Receiver<Work>,
+    queue: Arc<Mutex<mpsc::Receiver<Work>>>,
+    clock: Arc<AtomicI64>,
 ) {
-    let mut clock = 0i64;
     let mut connection: Option<PoolConnection<Any>> = None;
     let mut batch: Vec<Work> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    loop {
+        // One writer at a time waits on the queue and takes a batch; the others are running
+        // theirs meanwhile, or waiting for their turn at the queue.
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                break;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
         }
         let conn = match connection.take() {
@@ -173,10 +208,13 @@ async fn run_writer(
                 continue;
             }
         };
-        match run_batch(&mut conn, dialect, &mut clock, cache.as_deref(), &mut batch).await {
+        match run_batch(&mut conn, dialect, &clock, cache.as_deref(), &mut batch).await {
             // Keep the connection while work is queued; give it back to the pool when idle, so
-            // that closing the pool does not wait on a writer that has nothing to do.
-            Ok(()) if !queue.is_empty() => connection = Some(conn),
+            // that closing the pool does not wait on a writer that has nothing to do. (A queue
+            // another writer holds is one it is waiting on: empty.)
+            Ok(()) if queue.try_lock().is_ok_and(|queue| !queue.is_empty()) => {
+                connection = Some(conn);
+            }
             Ok(()) => drop(conn),
             // A connection that failed mid-transaction is dropped rather than reused.
             Err(err) => tracing::error!(error = %err, "store commit failed"),
@@ -187,7 +225,7 @@ async fn run_writer(
 async fn run_batch(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    clock: &mut i64,
+    clock: &AtomicI64,
     cache: Option<&ReadCache>,
     batch: &mut Vec<Work>,
 ) -> std::result::Result<(), sqlx::Error> {
@@ -224,7 +262,7 @@ async fn run_batch(
             conn: &mut *conn,
             dialect,
             written: &mut written,
-            clock: &mut *clock,
+            clock,
         };
         let mut outcome = Ok(());
         // One bulk write per partition for all the appends of this commit.
@@ -319,7 +357,7 @@ async fn run_batch(
             conn: &mut *conn,
             dialect,
             written: &mut written,
-            clock: &mut *clock,
+            clock,
         };
         let (keep, finish) = job(&mut tx).await;
         if !keep {
@@ -399,8 +437,13 @@ impl Tx<'_> {
             .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         // Strictly increasing, so `_since` and history order never tie or go backwards.
-        *self.clock = wall.max(*self.clock + 1);
-        *self.clock
+        let previous = self
+            .clock
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(wall.max(last + 1))
+            })
+            .unwrap_or_else(|last| last);
+        wall.max(previous + 1)
     }
 
     async fn current_row(
@@ -409,14 +452,24 @@ impl Tx<'_> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<CurrentRow>> {
-        let row = sqlx::query(
-            "SELECT rid, version, deleted FROM current WHERE base = $1 AND rtype = $2 AND id = $3",
-        )
-        .bind(base)
-        .bind(resource_type)
-        .bind(id)
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        // On PostgreSQL the row stays locked until the commit: another writer's unit on the same
+        // resource waits, then reads what this one wrote instead of failing on the version
+        // check. (SQLite has one writer; its transaction locks the whole database.)
+        let select = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT rid, version, deleted FROM current WHERE base = $1 AND rtype = $2 AND id = $3"
+            }
+            Dialect::Postgres => {
+                "SELECT rid, version, deleted FROM current WHERE base = $1 AND rtype = $2 AND id = $3 \
+                 FOR UPDATE"
+            }
+        };
+        let row = sqlx::query(select)
+            .bind(base)
+            .bind(resource_type)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
         Ok(match row {
             Some(row) => Some(CurrentRow {
                 rid: row.try_get(0)?,
@@ -434,15 +487,35 @@ impl Tx<'_> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<Versioned>> {
-        let row = sqlx::query(
-            "SELECT c.version, c.last_updated, h.body FROM current c JOIN history h ON h.rid = c.rid AND h.version = c.version \
-             WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
-        )
-        .bind(base)
-        .bind(resource_type)
-        .bind(id)
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let row = match self.dialect {
+            Dialect::Sqlite => {
+                sqlx::query(
+                    "SELECT c.version, c.last_updated, h.body FROM current c JOIN history h \
+                     ON h.rid = c.rid AND h.version = c.version \
+                     WHERE c.base = $1 AND c.rtype = $2 AND c.id = $3",
+                )
+                .bind(base)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+                .await?
+            }
+            // Lock the current row first, then read its version's body in a statement of its
+            // own: a locking join that waited on another writer would recheck the new current
+            // row against the old history row, find they no longer match and return nothing.
+            Dialect::Postgres => {
+                let Some(current) = self.current_row(base, resource_type, id).await? else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "SELECT version, last_updated, body FROM history WHERE rid = $1 AND version = $2",
+                )
+                .bind(current.rid)
+                .bind(current.version)
+                .fetch_optional(&mut *self.conn)
+                .await?
+            }
+        };
         row.map(|row| crate::versioned_from_row(&row, resource_type, id, 0))
             .transpose()
     }

@@ -309,9 +309,14 @@ struct Listen {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "CAREHUB_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     body_limit: usize,
-    /// Database connections for reads (the writer uses one more).
+    /// Database connections for reads (the writers use theirs on top).
     #[arg(long, env = "CAREHUB_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
+    /// Writers on PostgreSQL, each a connection committing its own batches of writes, so that
+    /// one batch runs while another waits on its commit. SQLite allows one writer at a time and
+    /// always has one.
+    #[arg(long, env = "CAREHUB_DB_WRITERS", default_value_t = 4)]
+    db_writers: u32,
     /// Resources whose current version is kept in memory: for every read on SQLite (where
     /// carehub is the only writer), and for credentials (copies at most a second old) on both
     /// databases; 0 turns the cache off.
@@ -577,6 +582,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url,
         max_connections: args.listen.db_connections,
+        writers: args.listen.db_writers,
         cache_capacity: args.listen.cache_capacity,
     })
     .await
@@ -739,6 +745,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url: args.database_url.clone(),
         max_connections: args.listen.db_connections,
+        writers: args.listen.db_writers,
         cache_capacity: args.listen.cache_capacity,
     })
     .await
@@ -847,6 +854,7 @@ async fn open_database(database: &Database) -> Result<Store> {
     Store::open(&StoreConfig {
         url,
         max_connections: 2,
+        writers: 1,
         cache_capacity: 0,
     })
     .await
@@ -1093,6 +1101,7 @@ async fn seed_command(args: SeedArgs) -> Result<()> {
     let store = Store::open(&StoreConfig {
         url,
         max_connections: 4,
+        writers: 4,
         // Seeding only writes; a cache would hold nothing anyone reads.
         cache_capacity: 0,
     })
