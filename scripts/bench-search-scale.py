@@ -3,11 +3,13 @@
 compare: for each database in turn (and again, `--rounds` times, alternating, so that neither
 size always runs first), starts `carehub serve` on it read-only, takes `--ids` NHS numbers at
 random from it, and drives `GET /fhir/R4/Patient?identifier=...|<n>` with `wrk`, a different
-number per request, at each connection count.
+number per request, at each connection count, after `--warmup` seconds of the same searches
+unmeasured (a fresh process has none of the database's pages mapped yet; the larger the
+database, the more first touches a short run would count).
 
     python3 scripts/bench-search-scale.py --carehub target/release/carehub \
         --databases /tmp/bench10k/carehub.db,/tmp/bench900k/carehub.db [--duration 8] \
-        [--connections 1,16] [--rounds 2] [--ids 5000]
+        [--connections 1,16] [--rounds 2] [--ids 5000] [--warmup 4]
 
 The databases come from `carehub seed --patients N --data-dir DIR`. Requires `wrk`. Prints
 Markdown table rows.
@@ -68,6 +70,9 @@ def main():
     parser.add_argument("--connections", default="1,16")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ids", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=4,
+                        help="seconds of unmeasured searches first, so that each size is "
+                             "measured with its pages mapped, as a running server has them")
     args = parser.parse_args()
     databases = args.databases.split(",")
     print("| patients (R4) | connections | throughput | p50 ms | p90 ms | p99 ms |")
@@ -84,6 +89,8 @@ def main():
                 base = f"http://127.0.0.1:{port}/fhir/R4"
                 wait_ready(f"{base}/metadata")
                 script = identifier_search_script(base, ids)
+                if args.warmup > 0:
+                    wrk(f"{base}/Patient", 16, args.warmup, script)
                 for connections in [int(c) for c in args.connections.split(",")]:
                     row(f"{patients:,}", connections,
                         *wrk(f"{base}/Patient", connections, args.duration, script))
