@@ -6,8 +6,9 @@
 //! as JSON values and their search index entries already extracted; it knows FHIR only as far as
 //! ids, versions and the search data model of `carehub_fhir::search`.
 //!
-//! Writes go through one writer task per store ([`writer`]), which runs many callers' units of
-//! work in one database transaction, each inside its own savepoint, and commits them together:
+//! Writes go through writer tasks ([`writer`]: one on SQLite, several on PostgreSQL), each of
+//! which runs many callers' units of work in one database transaction, each inside its own
+//! savepoint, and commits them together:
 //! group commit, so durable throughput is bounded by the disk's fsync rate divided by the batch,
 //! not by one fsync per request. A caller hears back only after the commit.
 
